@@ -1,0 +1,38 @@
+# The two commands of the README:
+#   make site   set up venv + sandbox (built on first use) and run playbooks/site.yml on inventories/local
+#   make test   every quality gate and test tier (what .ci/run runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+
+help:
+	@echo "make site | make test | make sandbox-up | make sandbox-down | make lint | make unit | make integration | make bench"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+sandbox-up: bootstrap
+	@$(VENV)/python sandbox/sandbox.py up
+
+sandbox-down:
+	@$(VENV)/python sandbox/sandbox.py down
+
+site: sandbox-up
+	@source .sandbox/env.sh && $(VENV)/ansible-playbook -i inventories/local playbooks/site.yml
+
+test: bootstrap
+	@scripts/test.sh all
+
+lint: bootstrap
+	@scripts/test.sh lint
+
+unit: bootstrap
+	@scripts/test.sh unit
+
+integration: bootstrap
+	@scripts/test.sh integration
+
+bench: sandbox-up
+	@source .sandbox/env.sh && $(VENV)/python bench/run.py
+
+.PHONY: help bootstrap sandbox-up sandbox-down site test lint unit integration bench

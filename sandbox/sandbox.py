@@ -1,0 +1,695 @@
+#!/usr/bin/env python3
+"""Local sandbox: a real Kubernetes control plane, Karpenter (KWOK provider) and moto, on loopback.
+
+    sandbox/sandbox.py up [--no-aws] [--quiet]   build if needed, start everything, wait until ready
+    sandbox/sandbox.py down                      stop every sandbox process (none is left behind)
+    sandbox/sandbox.py status                    one line per component (exit 1 if any is down)
+    sandbox/sandbox.py env [--format shell|json] environment for inventories/local and tests
+    sandbox/sandbox.py reset                     down + wipe the state (etcd data, PKI)
+
+Components, in start order (each waits for the previous one to be healthy): etcd, kube-apiserver,
+CRDs (Established), kube-controller-manager, kube-scheduler, kwok (nodes Ready, pods Running),
+system nodes + KWOKNodeClass, karpenter-kwok (the real Karpenter controllers on a fake cloud), moto.
+Everything binds 127.0.0.1. Binaries come from sandbox/build.sh (a cache outside the repository).
+State lives in $SANDBOX_STATE (default <repo>/.sandbox). Ports can be moved with SANDBOX_PORT_<NAME>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STATE = Path(os.environ.get("SANDBOX_STATE", ROOT / ".sandbox")).resolve()
+MARK = "KARPENTER_EKS_SANDBOX"  # env marker on every process we start, used by `down` to find strays
+REGION = "us-east-1"
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(f"SANDBOX_PORT_{name.upper()}", default))
+
+
+PORTS = {
+    "etcd": _port("etcd", 23790),
+    "etcd_peer": _port("etcd_peer", 23800),
+    "etcd_metrics": _port("etcd_metrics", 23810),
+    "apiserver": _port("apiserver", 26443),
+    "kcm": _port("kcm", 20257),
+    "scheduler": _port("scheduler", 20259),
+    "kwok": _port("kwok", 20247),
+    "karpenter_metrics": _port("karpenter_metrics", 28080),
+    "karpenter_health": _port("karpenter_health", 28081),
+    "moto": _port("moto", 25055),
+}
+
+
+class SandboxError(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    if not os.environ.get("SANDBOX_QUIET"):
+        print(f"[sandbox {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- build + paths
+def build() -> Path:
+    """Run build.sh (a no-op when the cache is warm) and return the cache dir (bin/, data/)."""
+    if not shutil.which("go"):
+        raise SandboxError("the Go toolchain is not on PATH: install Go >= 1.26.6 (sandbox/build.sh builds from source)")
+    res = subprocess.run([str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        raise SandboxError(f"sandbox/build.sh failed (exit {res.returncode}); its log names the failing component")
+    out = Path(res.stdout.strip().splitlines()[-1])
+    link = STATE / "cache"
+    STATE.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(out)
+    return out
+
+
+def cache_dir() -> Path:
+    link = STATE / "cache"
+    if not link.exists():
+        raise SandboxError("the sandbox has not been built yet: run `sandbox/sandbox.py up`")
+    return link.resolve()
+
+
+def binp(name: str) -> str:
+    return str(cache_dir() / "bin" / name)
+
+
+def datap(*parts: str) -> Path:
+    return cache_dir().joinpath("data", *parts)
+
+
+# --------------------------------------------------------------------------- PKI
+def ensure_pki() -> None:
+    pki = STATE / "pki"
+    if (pki / "admin.crt").exists():
+        return
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    pki.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    later = now + dt.timedelta(days=3650)
+
+    def write_key(key, name):
+        (pki / name).write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        os.chmod(pki / name, 0o600)
+
+    def name(cn, org=None):
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if org:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        return x509.Name(attrs)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("karpenter-eks-sandbox-ca"))
+        .issuer_name(name("karpenter-eks-sandbox-ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(later)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    write_key(ca_key, "ca.key")
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+    def leaf(fname, subject, sans=None, server=False):
+        key = ec.generate_private_key(ec.SECP256R1())
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(later)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+        )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = b.sign(ca_key, hashes.SHA256())
+        write_key(key, f"{fname}.key")
+        (pki / f"{fname}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    leaf(
+        "apiserver",
+        name("kube-apiserver"),
+        [
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes"),
+            x509.DNSName("kubernetes.default"),
+            x509.DNSName("kubernetes.default.svc"),
+            x509.DNSName("kubernetes.default.svc.cluster.local"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+        ],
+        server=True,
+    )
+    leaf("admin", name("sandbox-admin", "system:masters"))
+    sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    write_key(sa, "sa.key")
+    (pki / "sa.pub").write_bytes(
+        sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def kubeconfig_path() -> Path:
+    return STATE / "admin.kubeconfig"
+
+
+def write_kubeconfig() -> None:
+    import base64
+
+    pki = STATE / "pki"
+
+    def b64(f):
+        return base64.b64encode((pki / f).read_bytes()).decode()
+
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "sandbox",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{PORTS['apiserver']}",
+                    "certificate-authority-data": b64("ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {"name": "sandbox-admin", "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}
+        ],
+        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox-admin"}}],
+        "current-context": "sandbox",
+    }
+    kubeconfig_path().write_text(json.dumps(cfg, indent=2))
+    os.chmod(kubeconfig_path(), 0o600)
+
+
+# --------------------------------------------------------------------------- processes
+def _pidfile(name: str) -> Path:
+    return STATE / "run" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def running_pid(name: str) -> int | None:
+    try:
+        pid = int(_pidfile(name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    return pid if f"{MARK}={STATE}".encode() in environ else None
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # also catch listeners on 0.0.0.0
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start(name: str, argv: list[str], ports: list[int], env: dict | None = None) -> int:
+    pid = running_pid(name)
+    if pid:
+        return pid
+    for p in ports:
+        if not port_free(p):
+            raise SandboxError(
+                f"{name}: port 127.0.0.1:{p} is already in use by another process; stop it "
+                f"(`ss -ltnp sport = :{p}`) or move the sandbox with SANDBOX_PORT_<NAME>=<port>"
+            )
+    (STATE / "run").mkdir(parents=True, exist_ok=True)
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    penv = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
+    penv.update(env or {})
+    penv[MARK] = str(STATE)
+    logf = open(STATE / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(
+        argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=penv, start_new_session=True, cwd=STATE
+    )
+    _pidfile(name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def _https_ctx(client: bool = True, verify: bool = True) -> ssl.SSLContext:
+    pki = STATE / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt")) if verify else ssl._create_unverified_context()
+    if client:
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return ctx
+
+
+def probe(url: str, ctx: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def wait_for(name: str, check, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if name in COMPONENT_NAMES and not running_pid(name):
+            tail = _log_tail(name)
+            raise SandboxError(f"{name} exited during start-up; last log lines:\n{tail}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+    raise SandboxError(f"{name} not ready after {timeout:.0f}s; see {STATE / 'logs' / (name + '.log')}\n{_log_tail(name)}")
+
+
+def _log_tail(name: str, n: int = 15) -> str:
+    try:
+        return "\n".join((STATE / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        [binp("kubectl"), "--kubeconfig", str(kubeconfig_path()), *args],
+        input=input,
+        text=True,
+        capture_output=True,
+    )
+    if check and res.returncode != 0:
+        raise SandboxError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
+    return res
+
+
+# --------------------------------------------------------------------------- components
+def _kube_common() -> list[str]:
+    kc = str(kubeconfig_path())
+    return [
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--bind-address=127.0.0.1",
+        "--leader-elect=false",
+        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+    ]
+
+
+def start_etcd() -> None:
+    p = PORTS
+    start(
+        "etcd",
+        [
+            binp("etcd"),
+            "--name=s0",
+            f"--data-dir={STATE / 'etcd'}",
+            "--unsafe-no-fsync=true",
+            f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-cluster=s0=http://127.0.0.1:{p['etcd_peer']}",
+            f"--listen-metrics-urls=http://127.0.0.1:{p['etcd_metrics']}",
+            "--quota-backend-bytes=4294967296",
+            "--log-level=warn",
+        ],
+        [p["etcd"], p["etcd_peer"], p["etcd_metrics"]],
+    )
+    wait_for("etcd", lambda: probe(f"http://127.0.0.1:{p['etcd']}/health"), 60)
+
+
+def start_apiserver() -> None:
+    pki = STATE / "pki"
+    start(
+        "kube-apiserver",
+        [
+            binp("kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={PORTS['apiserver']}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--max-requests-inflight=800",
+            "--max-mutating-requests-inflight=400",
+        ],
+        [PORTS["apiserver"]],
+    )
+    ctx = _https_ctx()
+    wait_for("kube-apiserver", lambda: probe(f"https://127.0.0.1:{PORTS['apiserver']}/readyz", ctx), 120)
+
+
+CRD_DIRS = ("crds/karpenter", "crds/aws", "crds/extra")
+
+
+def install_crds() -> None:
+    names = []
+    for d in CRD_DIRS:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(datap(d)))
+        for f in sorted(datap(d).glob("*.yaml")):
+            names.append("crd/" + f.stem.split("_", 1)[1] + "." + f.stem.split("_", 1)[0])
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
+
+def start_kcm() -> None:
+    pki = STATE / "pki"
+    start(
+        "kube-controller-manager",
+        [
+            binp("kube-controller-manager"),
+            *_kube_common(),
+            f"--secure-port={PORTS['kcm']}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            "--use-service-account-credentials=true",
+            "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--kube-api-qps=100",
+            "--kube-api-burst=200",
+        ],
+        [PORTS["kcm"]],
+    )
+
+
+def start_scheduler() -> None:
+    start(
+        "kube-scheduler",
+        [binp("kube-scheduler"), *_kube_common(), f"--secure-port={PORTS['scheduler']}", "--kube-api-qps=200",
+         "--kube-api-burst=400"],
+        [PORTS["scheduler"]],
+    )
+
+
+def start_kwok() -> None:
+    s = datap("kwok-stages")
+    start(
+        "kwok",
+        [
+            binp("kwok"),
+            f"--kubeconfig={kubeconfig_path()}",
+            "-c", str(s / "node/fast/node-initialize.yaml"),
+            "-c", str(s / "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"),
+            "-c", str(s / "pod/fast/pod-ready.yaml"),
+            "-c", str(s / "pod/fast/pod-complete.yaml"),
+            "-c", str(s / "pod/fast/pod-delete.yaml"),
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-ip=127.0.0.1",
+            f"--node-port={PORTS['kwok']}",
+            f"--server-address=127.0.0.1:{PORTS['kwok']}",
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.128.0.0/12",
+        ],
+        [PORTS["kwok"]],
+    )
+    wait_for("kwok", lambda: probe(f"http://127.0.0.1:{PORTS['kwok']}/healthz"), 60)
+
+
+SYSTEM_NODE_TYPE = {"cpu": "4", "memory": "16Gi", "pods": "58", "ephemeral-storage": "80Gi"}
+
+
+def system_objects() -> str:
+    docs = []
+    for i, zone in enumerate(ZONES[:2]):
+        name = f"sandbox-system-{zone[-1]}"
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "node.kubernetes.io/instance-type": "m6i.xlarge",
+                        "topology.kubernetes.io/region": REGION,
+                        "topology.kubernetes.io/zone": zone,
+                        "eks.amazonaws.com/nodegroup": "system",
+                        "eks.amazonaws.com/capacityType": "ON_DEMAND",
+                        "type": "kwok",
+                    },
+                },
+                "spec": {"providerID": f"aws:///{zone}/i-0sandbox{i:08d}"},
+                "status": {"allocatable": SYSTEM_NODE_TYPE, "capacity": SYSTEM_NODE_TYPE},
+            }
+        )
+    docs.append({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
+    return "\n---\n".join(json.dumps(d) for d in docs)
+
+
+def create_system_objects() -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=system_objects())
+    kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "-l", "eks.amazonaws.com/nodegroup=system")
+
+
+def start_karpenter() -> None:
+    itypes = HERE / "data" / "instance-types.json"
+    res = subprocess.run([sys.executable, str(HERE / "instance_types.py"), "validate", "--out", str(itypes)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SandboxError(f"instance-type file {itypes} is invalid (Karpenter would start with none):\n{res.stdout}{res.stderr}")
+    start(
+        "karpenter",
+        [binp("karpenter-kwok")],
+        [PORTS["karpenter_metrics"], PORTS["karpenter_health"]],
+        env={
+            "KUBECONFIG": str(kubeconfig_path()),
+            "DISABLE_LEADER_ELECTION": "true",
+            "INSTANCE_TYPES_FILE_PATH": str(itypes),
+            "METRICS_PORT": str(PORTS["karpenter_metrics"]),
+            "HEALTH_PROBE_PORT": str(PORTS["karpenter_health"]),
+            "LOG_LEVEL": os.environ.get("SANDBOX_KARPENTER_LOG_LEVEL", "info"),
+            "FEATURE_GATES": "NodeRepair=true,SpotToSpotConsolidation=true",
+            "BATCH_IDLE_DURATION": "1s",
+            "BATCH_MAX_DURATION": "5s",
+            "CLUSTER_NAME": "sandbox",
+        },
+    )
+    wait_for("karpenter", lambda: probe(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 120)
+
+
+def start_moto() -> None:
+    ready = STATE / "run" / "moto.ready"
+    if not running_pid("moto"):
+        ready.unlink(missing_ok=True)
+    start(
+        "moto",
+        [sys.executable, str(HERE / "aws_emulator.py"), "--port", str(PORTS["moto"]), "--ready-file", str(ready)],
+        [PORTS["moto"]],
+    )
+    wait_for("moto", ready.exists, 90)
+
+
+COMPONENT_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "karpenter", "moto")
+
+
+def health() -> dict[str, bool]:
+    ctx = _https_ctx() if (STATE / "pki" / "ca.crt").exists() else None
+    insecure = ssl._create_unverified_context()
+    checks = {
+        "etcd": lambda: probe(f"http://127.0.0.1:{PORTS['etcd']}/health"),
+        "kube-apiserver": lambda: ctx is not None and probe(f"https://127.0.0.1:{PORTS['apiserver']}/readyz", ctx),
+        "kube-controller-manager": lambda: probe(f"https://127.0.0.1:{PORTS['kcm']}/healthz", insecure),
+        "kube-scheduler": lambda: probe(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", insecure),
+        "kwok": lambda: probe(f"http://127.0.0.1:{PORTS['kwok']}/healthz"),
+        "karpenter": lambda: probe(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"),
+        "moto": lambda: (STATE / "run" / "moto.ready").exists() and probe(f"http://127.0.0.1:{PORTS['moto']}/moto-api/"),
+    }
+    return {n: bool(running_pid(n)) and checks[n]() for n in COMPONENT_NAMES}
+
+
+def env_vars() -> dict[str, str]:
+    kc = str(kubeconfig_path())
+    bindir = str(cache_dir() / "bin") if (STATE / "cache").exists() else ""
+    return {
+        "KUBECONFIG": kc,
+        "K8S_AUTH_KUBECONFIG": kc,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['moto']}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "SANDBOX_BIN": bindir,
+        "SANDBOX_STATE": str(STATE),
+        "KARPENTER_METRICS_URL": f"http://127.0.0.1:{PORTS['karpenter_metrics']}/metrics",
+    }
+
+
+def up(with_aws: bool = True) -> None:
+    t0 = time.monotonic()
+    STATE.mkdir(parents=True, exist_ok=True)
+    build()
+    ensure_pki()
+    write_kubeconfig()
+    log("etcd")
+    start_etcd()
+    log("kube-apiserver")
+    start_apiserver()
+    log("CRDs")
+    install_crds()
+    log("kube-controller-manager, kube-scheduler")
+    start_kcm()
+    start_scheduler()
+    insecure = ssl._create_unverified_context()
+    wait_for("kube-controller-manager", lambda: probe(f"https://127.0.0.1:{PORTS['kcm']}/healthz", insecure), 90)
+    wait_for("kube-scheduler", lambda: probe(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", insecure), 90)
+    log("kwok + system nodes")
+    start_kwok()
+    create_system_objects()
+    log("karpenter (KWOK provider)")
+    start_karpenter()
+    if with_aws:
+        log("moto (AWS emulator)")
+        start_moto()
+    envs = env_vars()
+    (STATE / "env.json").write_text(json.dumps(envs, indent=2))
+    (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in envs.items()))
+    log(f"ready in {time.monotonic() - t0:.1f}s; `eval \"$(sandbox/sandbox.py env)\"` to use it")
+
+
+def _stray_pids() -> list[int]:
+    found = []
+    marker = f"{MARK}={STATE}".encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if marker in (d / "environ").read_bytes().split(b"\0"):
+                found.append(int(d.name))
+        except OSError:
+            continue
+    return found
+
+
+def down() -> None:
+    for name in reversed(COMPONENT_NAMES):
+        pid = running_pid(name)
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
+                pass
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and [p for p in _stray_pids() if _alive(p)]:
+        time.sleep(0.2)
+    for pid in _stray_pids():
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for f in (STATE / "run").glob("*") if (STATE / "run").exists() else []:
+        f.unlink(missing_ok=True)
+    left = [p for p in _stray_pids() if _alive(p)]
+    if left:
+        raise SandboxError(f"processes still running after SIGKILL: {left}")
+    log("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up")
+    u.add_argument("--no-aws", action="store_true", help="do not start moto")
+    sub.add_parser("down")
+    sub.add_parser("status")
+    e = sub.add_parser("env")
+    e.add_argument("--format", choices=("shell", "json"), default="shell")
+    sub.add_parser("reset")
+    sub.add_parser("build")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "up":
+            up(with_aws=not args.no_aws)
+        elif args.cmd == "down":
+            down()
+        elif args.cmd == "reset":
+            down()
+            for d in ("etcd", "pki", "logs", "run"):
+                shutil.rmtree(STATE / d, ignore_errors=True)
+            log("state wiped")
+        elif args.cmd == "build":
+            print(build())
+        elif args.cmd == "status":
+            h = health()
+            for n, ok in h.items():
+                print(f"{n:26s} {'ready' if ok else 'down'}")
+            return 0 if all(h.values()) else 1
+        elif args.cmd == "env":
+            envs = env_vars()
+            if args.format == "json":
+                print(json.dumps(envs, indent=2))
+            else:
+                print("".join(f"export {k}={v!r}\n" for k, v in envs.items()), end="")
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

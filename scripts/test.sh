@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Every quality gate and test tier. Usage: scripts/test.sh [all|lint|sanity|unit|integration]
+# A tier that runs no test fails (pytest exit 5 is an error here), and the whole run fails if it
+# executed no test at all. Timings per tier are printed at the end.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
+export PATH="$ROOT/.venv/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg" PYTHONDONTWRITEBYTECODE=1
+export ANSIBLE_LOCAL_TEMP="${TMPDIR:-/tmp}/karpenter-eks-ansible-tmp"
+WHAT=${1:-all}
+OUT="$ROOT/build/test-results"; rm -rf "$OUT"; mkdir -p "$OUT"
+declare -a SUMMARY=()
+FAILED=0
+TOTAL_TESTS=0
+
+step(){ # name command...
+  local name=$1; shift; local t0=$SECONDS
+  echo "=== $name"
+  if "$@"; then SUMMARY+=("PASS  $name ($((SECONDS-t0)) s)"); else SUMMARY+=("FAIL  $name ($((SECONDS-t0)) s)"); FAILED=1; fi
+}
+
+count_junit(){ python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+suites = [r] if r.tag == "testsuite" else r.findall("testsuite")
+print(sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites))
+PY
+}
+
+pytest_tier(){ # tier path [extra pytest args]  -- exit 5 (nothing collected) is a failure
+  local tier=$1 path=$2; shift 2
+  python -m pytest "$path" -p no:cacheprovider --junitxml="$OUT/$tier.xml" "$@"
+  local rc=$?
+  if [[ $rc -eq 5 ]]; then echo "ERROR: tier '$tier' collected no tests ($path) - refusing to pass silently"; return 1; fi
+  [[ -f "$OUT/$tier.xml" ]] && TOTAL_TESTS=$((TOTAL_TESTS + $(count_junit "$OUT/$tier.xml")))
+  return $rc
+}
+
+lint(){
+  step "ruff check" ruff check .
+  step "ruff format --check" ruff format --check .
+  step "ansible-lint (production profile)" ansible-lint --profile production
+}
+
+sanity(){
+  local dst="${TMPDIR:-/tmp}/karpenter-eks-sanity/ansible_collections/karpenter_eks/platform"
+  rm -rf "$dst"; mkdir -p "$dst"
+  git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$dst"/ 2>/dev/null
+  ( cd "$dst" && ansible-test sanity --python "$(python -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" \
+      --requirements --venv --color no --skip-test shebang -v )
+}
+
+unit(){ step "unit tests (pytest tests/unit)" pytest_tier unit tests/unit -q; }
+
+integration(){
+  step "sandbox up" python sandbox/sandbox.py up
+  # shellcheck disable=SC1091
+  source .sandbox/env.sh
+  step "integration tests (pytest tests/integration)" pytest_tier integration tests/integration -q
+  step "ansible integration (site.yml + idempotence on inventories/local)" tests/integration/run-playbooks.sh
+}
+
+case $WHAT in
+  lint) lint ;;
+  sanity) step "ansible-test sanity" sanity ;;
+  unit) unit ;;
+  integration) integration ;;
+  all) lint; step "ansible-test sanity" sanity; unit; integration ;;
+  *) echo "usage: $0 [all|lint|sanity|unit|integration]"; exit 2 ;;
+esac
+
+echo; echo "=== summary ($WHAT)"; printf '%s\n' "${SUMMARY[@]}"
+echo "pytest tests executed: $TOTAL_TESTS"
+if [[ $WHAT != lint && $WHAT != sanity && $TOTAL_TESTS -eq 0 ]]; then
+  echo "ERROR: no test was executed at all"; exit 1
+fi
+exit $FAILED
