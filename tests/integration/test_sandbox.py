@@ -1,0 +1,177 @@
+"""The sandbox is real: Karpenter provisions and consolidates nodes, the apiserver enforces the CRDs."""
+
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CURATED = {t["name"] for t in json.load(open(os.path.join(ROOT, "sandbox", "data", "instance-types.json")))}
+
+
+def nodepool(name, **disruption):
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"example.com/pool": name}},
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+                    "requirements": [
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                    ],
+                },
+            },
+            "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "2s", **disruption},
+            "limits": {"cpu": "500"},
+        },
+    }
+
+
+def deployment(name, replicas, pool):
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "nodeSelector": {"example.com/pool": pool},
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def test_control_plane_version_and_system_nodes(sandbox):
+    v = sandbox.kubectl("version", "-o", "json").stdout
+    assert json.loads(v)["serverVersion"]["gitVersion"].startswith("v1.36.")
+    nodes = sandbox.core.list_node(label_selector="eks.amazonaws.com/nodegroup=system").items
+    zones = {n.metadata.labels["topology.kubernetes.io/zone"] for n in nodes}
+    assert len(zones) >= 2
+    assert all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions) for n in nodes)
+
+
+def test_karpenter_provisions_and_consolidates(sandbox, uid):
+    pool, app = f"it-{uid}", f"inflate-{uid}"
+    sandbox.apply([nodepool(pool), deployment(app, 12, pool)])
+    try:
+
+        def running():
+            pods = sandbox.core.list_namespaced_pod("default", label_selector=f"app={app}").items
+            return len([p for p in pods if p.status.phase == "Running"]) == 12
+
+        sandbox.wait_until("12 pods Running", running, 90)
+        claims = sandbox.custom.list_cluster_custom_object("karpenter.sh", "v1", "nodeclaims")["items"]
+        claims = [c for c in claims if c["metadata"]["labels"].get("karpenter.sh/nodepool") == pool]
+        assert claims, "Karpenter created no NodeClaim"
+        for c in claims:
+            itype = c["metadata"]["labels"]["node.kubernetes.io/instance-type"]
+            assert itype in CURATED
+            assert c["metadata"]["labels"]["karpenter.sh/capacity-type"] == "on-demand"
+        nodes = sandbox.core.list_node(label_selector=f"karpenter.sh/nodepool={pool}").items
+        assert nodes and all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions) for n in nodes)
+        assert {n.metadata.labels["kubernetes.io/arch"] for n in nodes} == {"amd64"}
+        # every pod runs on a Karpenter node of this pool
+        pods = sandbox.core.list_namespaced_pod("default", label_selector=f"app={app}").items
+        assert {p.spec.node_name for p in pods} <= {n.metadata.name for n in nodes}
+
+        sandbox.apps.patch_namespaced_deployment_scale(app, "default", {"spec": {"replicas": 0}})
+        sandbox.wait_until(
+            "nodes of the pool consolidated away",
+            lambda: not sandbox.core.list_node(label_selector=f"karpenter.sh/nodepool={pool}").items,
+            120,
+        )
+    finally:
+        sandbox.kubectl("delete", "deployment", app, "-n", "default", "--ignore-not-found", "--wait=false")
+        sandbox.kubectl("delete", "nodepool", pool, "--ignore-not-found", "--wait=false")
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (
+            {
+                "apiVersion": "karpenter.sh/v1",
+                "kind": "NodePool",
+                "metadata": {"name": "bad-weight"},
+                "spec": {
+                    "weight": 0,
+                    "template": {
+                        "spec": {
+                            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"},
+                            "requirements": [],
+                        }
+                    },
+                },
+            },
+            "spec.weight",
+        ),
+        (
+            {
+                "apiVersion": "karpenter.sh/v1",
+                "kind": "NodePool",
+                "metadata": {"name": "bad-label"},
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": {"karpenter.sh/nodepool": "x"}},
+                        "spec": {
+                            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"},
+                            "requirements": [],
+                        },
+                    }
+                },
+            },
+            'label "karpenter.sh/nodepool" is restricted',
+        ),
+        (
+            {
+                "apiVersion": "karpenter.k8s.aws/v1",
+                "kind": "EC2NodeClass",
+                "metadata": {"name": "bad-role"},
+                "spec": {
+                    "role": "r",
+                    "instanceProfile": "p",
+                    "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                    "subnetSelectorTerms": [{"tags": {"a": "b"}}],
+                    "securityGroupSelectorTerms": [{"tags": {"a": "b"}}],
+                },
+            },
+            "must specify exactly one of ['role', 'instanceProfile']",
+        ),
+        (
+            {
+                "apiVersion": "karpenter.k8s.aws/v1",
+                "kind": "EC2NodeClass",
+                "metadata": {"name": "bad-alias"},
+                "spec": {
+                    "role": "r",
+                    "amiSelectorTerms": [{"alias": "al2023@latest", "id": "ami-123"}],
+                    "subnetSelectorTerms": [{"tags": {"a": "b"}}],
+                    "securityGroupSelectorTerms": [{"tags": {"a": "b"}}],
+                },
+            },
+            "'alias' is mutually exclusive",
+        ),
+    ],
+    ids=["nodepool-weight", "nodepool-restricted-label", "ec2nc-role-and-profile", "ec2nc-alias-with-id"],
+)
+def test_apiserver_rejects_invalid_objects_with_crd_message(sandbox, doc, message):
+    res = sandbox.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(doc), check=False)
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+    got = sandbox.kubectl("get", doc["kind"].lower(), doc["metadata"]["name"], check=False)
+    assert got.returncode != 0  # nothing was stored
