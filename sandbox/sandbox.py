@@ -11,7 +11,8 @@ Components, in start order (each waits for the previous one to be healthy): etcd
 CRDs (Established), kube-controller-manager, kube-scheduler, kwok (nodes Ready, pods Running),
 system nodes + KWOKNodeClass, karpenter-kwok (the real Karpenter controllers on a fake cloud), moto.
 Everything binds 127.0.0.1. Binaries come from sandbox/build.sh (a cache outside the repository).
-State lives in $SANDBOX_STATE (default <repo>/.sandbox). Ports can be moved with SANDBOX_PORT_<NAME>.
+State lives in $SANDBOX_STATE (default <repo>/.sandbox). Ports can be moved with SANDBOX_PORT_<NAME>
+or all at once with SANDBOX_PORT_OFFSET (e.g. a second sandbox: SANDBOX_STATE=/tmp/sb2 SANDBOX_PORT_OFFSET=100).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
 def _port(name: str, default: int) -> int:
-    return int(os.environ.get(f"SANDBOX_PORT_{name.upper()}", default))
+    """SANDBOX_PORT_<NAME> moves one port; SANDBOX_PORT_OFFSET moves all (a second sandbox beside the first)."""
+    return int(os.environ.get(f"SANDBOX_PORT_{name.upper()}", default + int(os.environ.get("SANDBOX_PORT_OFFSET", 0))))
 
 
 PORTS = {
@@ -71,7 +73,9 @@ def log(msg: str) -> None:
 def build() -> Path:
     """Run build.sh (a no-op when the cache is warm) and return the cache dir (bin/, data/)."""
     if not shutil.which("go"):
-        raise SandboxError("the Go toolchain is not on PATH: install Go >= 1.26.6 (sandbox/build.sh builds from source)")
+        raise SandboxError(
+            "the Go toolchain is not on PATH: install Go >= 1.26.6 (sandbox/build.sh builds from source)"
+        )
     res = subprocess.run([str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True)
     if res.returncode != 0:
         raise SandboxError(f"sandbox/build.sh failed (exit {res.returncode}); its log names the failing component")
@@ -110,12 +114,14 @@ def ensure_pki() -> None:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     pki.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     later = now + dt.timedelta(days=3650)
 
     def write_key(key, name):
         (pki / name).write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
         os.chmod(pki / name, 0o600)
 
@@ -209,7 +215,10 @@ def write_kubeconfig() -> None:
             }
         ],
         "users": [
-            {"name": "sandbox-admin", "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}
+            {
+                "name": "sandbox-admin",
+                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+            }
         ],
         "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox-admin"}}],
         "current-context": "sandbox",
@@ -276,8 +285,16 @@ def start(name: str, argv: list[str], ports: list[int], env: dict | None = None)
     penv.update(env or {})
     penv[MARK] = str(STATE)
     logf = open(STATE / "logs" / f"{name}.log", "ab")
+    logf.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {argv[0]}\n".encode())
+    logf.flush()
     proc = subprocess.Popen(
-        argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=penv, start_new_session=True, cwd=STATE
+        argv,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=penv,
+        start_new_session=True,
+        cwd=STATE,
     )
     _pidfile(name).write_text(str(proc.pid))
     return proc.pid
@@ -310,12 +327,16 @@ def wait_for(name: str, check, timeout: float = 120.0) -> None:
             raise SandboxError(f"{name} exited during start-up; last log lines:\n{tail}")
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
-    raise SandboxError(f"{name} not ready after {timeout:.0f}s; see {STATE / 'logs' / (name + '.log')}\n{_log_tail(name)}")
+    raise SandboxError(
+        f"{name} not ready after {timeout:.0f}s; see {STATE / 'logs' / (name + '.log')}\n{_log_tail(name)}"
+    )
 
 
 def _log_tail(name: str, n: int = 15) -> str:
+    """The last lines written by the latest start of ``name``."""
     try:
-        return "\n".join((STATE / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-n:])
+        text = (STATE / "logs" / f"{name}.log").read_text(errors="replace")
+        return "\n".join(text.rsplit("\n=== ", 1)[-1].splitlines()[-n:])
     except OSError:
         return "(no log)"
 
@@ -436,8 +457,13 @@ def start_kcm() -> None:
 def start_scheduler() -> None:
     start(
         "kube-scheduler",
-        [binp("kube-scheduler"), *_kube_common(), f"--secure-port={PORTS['scheduler']}", "--kube-api-qps=200",
-         "--kube-api-burst=400"],
+        [
+            binp("kube-scheduler"),
+            *_kube_common(),
+            f"--secure-port={PORTS['scheduler']}",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+        ],
         [PORTS["scheduler"]],
     )
 
@@ -449,11 +475,16 @@ def start_kwok() -> None:
         [
             binp("kwok"),
             f"--kubeconfig={kubeconfig_path()}",
-            "-c", str(s / "node/fast/node-initialize.yaml"),
-            "-c", str(s / "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"),
-            "-c", str(s / "pod/fast/pod-ready.yaml"),
-            "-c", str(s / "pod/fast/pod-complete.yaml"),
-            "-c", str(s / "pod/fast/pod-delete.yaml"),
+            "-c",
+            str(s / "node/fast/node-initialize.yaml"),
+            "-c",
+            str(s / "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"),
+            "-c",
+            str(s / "pod/fast/pod-ready.yaml"),
+            "-c",
+            str(s / "pod/fast/pod-complete.yaml"),
+            "-c",
+            str(s / "pod/fast/pod-delete.yaml"),
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
@@ -508,10 +539,15 @@ def create_system_objects() -> None:
 
 def start_karpenter() -> None:
     itypes = HERE / "data" / "instance-types.json"
-    res = subprocess.run([sys.executable, str(HERE / "instance_types.py"), "validate", "--out", str(itypes)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, str(HERE / "instance_types.py"), "validate", "--out", str(itypes)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
-        raise SandboxError(f"instance-type file {itypes} is invalid (Karpenter would start with none):\n{res.stdout}{res.stderr}")
+        raise SandboxError(
+            f"instance-type file {itypes} is invalid (Karpenter would start with none):\n{res.stdout}{res.stderr}"
+        )
     start(
         "karpenter",
         [binp("karpenter-kwok")],
@@ -557,7 +593,9 @@ def health() -> dict[str, bool]:
         "kube-scheduler": lambda: probe(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", insecure),
         "kwok": lambda: probe(f"http://127.0.0.1:{PORTS['kwok']}/healthz"),
         "karpenter": lambda: probe(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"),
-        "moto": lambda: (STATE / "run" / "moto.ready").exists() and probe(f"http://127.0.0.1:{PORTS['moto']}/moto-api/"),
+        "moto": lambda: (
+            (STATE / "run" / "moto.ready").exists() and probe(f"http://127.0.0.1:{PORTS['moto']}/moto-api/")
+        ),
     }
     return {n: bool(running_pid(n)) and checks[n]() for n in COMPONENT_NAMES}
 
@@ -608,7 +646,7 @@ def up(with_aws: bool = True) -> None:
     envs = env_vars()
     (STATE / "env.json").write_text(json.dumps(envs, indent=2))
     (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in envs.items()))
-    log(f"ready in {time.monotonic() - t0:.1f}s; `eval \"$(sandbox/sandbox.py env)\"` to use it")
+    log(f'ready in {time.monotonic() - t0:.1f}s; `eval "$(sandbox/sandbox.py env)"` to use it')
 
 
 def _stray_pids() -> list[int]:

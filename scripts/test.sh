@@ -42,11 +42,20 @@ lint(){
 }
 
 sanity(){
+  # ansible-test bootstraps pip in its venvs with a script it downloads from a host that is not
+  # reachable here; it documents pre-seeding its cache, which is what this does (see the script).
+  local pipver; pipver=$(python -c 'import re,inspect; from ansible_test._internal import python_requirements as p; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(p.get_venv_packages)).group(1))')
+  mkdir -p ~/.ansible/test/cache && cp scripts/get_pip_offline.py ~/.ansible/test/cache/get_pip_${pipver//./_}.py
   local dst="${TMPDIR:-/tmp}/karpenter-eks-sanity/ansible_collections/karpenter_eks/platform"
   rm -rf "$dst"; mkdir -p "$dst"
   git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$dst"/ 2>/dev/null
+  # dependencies beside it, as ansible-galaxy would install them (from the PyPI ansible bundle)
+  local site; site=$(python -c 'import ansible_collections.kubernetes.core as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(list(m.__path__)[0]))))')
+  for c in kubernetes/core amazon/aws community/aws; do
+    mkdir -p "$(dirname "$dst")/../${c%/*}"; ln -sfn "$site/ansible_collections/$c" "$(dirname "$dst")/../$c"
+  done
   ( cd "$dst" && ansible-test sanity --python "$(python -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" \
-      --requirements --venv --color no --skip-test shebang -v )
+      --requirements --local --color no -v )
 }
 
 unit(){ step "unit tests (pytest tests/unit)" pytest_tier unit tests/unit -q; }

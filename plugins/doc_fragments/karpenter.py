@@ -1,0 +1,77 @@
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r"""
+options:
+  definitions:
+    description:
+      - List of manifests to manage (a list of mappings, or a list of lists as produced by
+        C(lookup('template', ...) | from_yaml_all)).
+      - Objects are validated offline against the pinned Karpenter CRD (OpenAPI schema, defaults and
+        the CRD's own CEL rules) and linted before anything is written; if any object of the batch
+        fails, nothing is applied and every problem is reported with its field path and rule.
+      - Legacy shapes are accepted and converted to v1, with a C(conversion_report) of everything
+        that could not be converted.
+    type: list
+    elements: raw
+    default: []
+  name:
+    description:
+      - Name of a single object, used with O(spec) instead of O(definitions).
+    type: str
+  spec:
+    description:
+      - The C(spec) of a single object named O(name).
+    type: dict
+  labels:
+    description:
+      - Labels of the single object named O(name).
+    type: dict
+  state:
+    description:
+      - V(present) creates or updates (server-side apply, field manager C(karpenter-eks-platform)),
+        V(absent) deletes.
+    type: str
+    choices: [present, absent]
+    default: present
+  prune:
+    description:
+      - Also delete objects of this kind labelled C(app.kubernetes.io/managed-by=karpenter_eks.platform)
+        that are not in O(definitions).
+    type: bool
+    default: false
+  strict:
+    description:
+      - Treat lint warnings as errors.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until every managed object reports condition C(Ready=True) for its current generation
+        (one watch request; no polling).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait with O(wait).
+    type: int
+    default: 120
+  request_timeout:
+    description:
+      - Seconds before a single API request times out (transient errors and HTTP 429/5xx are retried
+        with jittered exponential backoff, honouring C(Retry-After)).
+    type: int
+    default: 30
+notes:
+  - Check mode sends no write request (not even a dry-run); the plan comes from one LIST per kind and
+    an offline prediction of server-side apply, so C(--check --diff) shows exactly what a real run
+    changes.
+  - A second run with the same input sends no write request and reports C(changed=false).
+requirements:
+  - kubernetes >= 24.2.0
+  - cel-python >= 0.5.0
+"""

@@ -1,0 +1,149 @@
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""The one path every Karpenter object takes (no Ansible import; the modules only wire params):
+
+input -> convert legacy shapes -> validate + lint the WHOLE batch (nothing written on any error)
+      -> one LIST -> exact plan -> only the needed writes (none in check mode) -> wait -> report
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import copy
+
+from .karpenter import convert as convert_mod
+from .karpenter import validate as validate_mod
+from .kube import engine
+
+
+class InputError(Exception):
+    """Bad input: nothing was written. ``details`` carries the per-object issues."""
+
+    def __init__(self, msg, details=None):
+        super(InputError, self).__init__(msg)
+        self.details = details or []
+
+
+def _as_list(definitions):
+    out = []
+    for d in definitions or []:
+        if isinstance(d, list):
+            out.extend(d)
+        elif d is not None:
+            out.append(d)
+    return out
+
+
+def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
+    """Convert legacy objects, keep those of ``kind``; returns (objects, conversion_report, others)."""
+    objs, report, others = [], [], []
+    for i, d in enumerate(_as_list(definitions)):
+        if not isinstance(d, dict):
+            raise InputError(
+                "definitions[%d]: must be a mapping (a Kubernetes manifest), got %s" % (i, type(d).__name__)
+            )
+        api_version, k = d.get("apiVersion"), d.get("kind")
+        if (api_version, k) in validate_mod.LEGACY:
+            converted, rep = convert_mod.convert(d)
+            report.extend(r if isinstance(r, dict) else r.to_dict() for r in rep)
+        else:
+            converted = [d]
+        for c in converted:
+            if c.get("kind") == kind.kind:
+                objs.append(copy.deepcopy(c))
+            else:
+                others.append(c)
+    if node_class_ref and kind is engine.NODEPOOL:
+        for o in objs:
+            o.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})["nodeClassRef"] = dict(
+                node_class_ref
+            )
+    for o in objs:
+        o.setdefault("apiVersion", kind.api_version)
+        o.setdefault("kind", kind.kind)
+    return objs, report, others
+
+
+def known_nodeclasses(api, objs):
+    """Names of the node classes the NodePools reference that exist in the cluster (1 LIST per kind)."""
+    names = set()
+    kinds = set()
+    for o in objs:
+        ref = ((o.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeClassRef") or {}
+        k = engine.NODECLASS_KINDS.get((ref.get("group"), ref.get("kind")))
+        if k is not None:
+            kinds.add(k)
+    for k in kinds:
+        live, _ = engine.list_live(api, k)
+        names.update(live)
+    return sorted(names)
+
+
+def run(
+    api,
+    kind,
+    definitions,
+    state="present",
+    prune=False,
+    node_class_ref=None,
+    wait=False,
+    wait_timeout=120,
+    check_mode=False,
+    strict=False,
+    extra_nodeclasses=None,
+):
+    objs, conversion_report, others = prepare(kind, definitions, node_class_ref)
+    if not objs and not prune:
+        raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))
+    names = [((o.get("metadata") or {}).get("name")) for o in objs]
+    dupes = sorted(set(n for n in names if names.count(n) > 1 and n))
+    if dupes:
+        raise InputError("%s defined more than once: %s" % (kind.kind, ", ".join(dupes)))
+
+    live, list_version = engine.list_live(api, kind)
+    batch = None
+    if state == "present":
+        known = None
+        if kind is engine.NODEPOOL:
+            known = sorted(set(known_nodeclasses(api, objs)) | set(extra_nodeclasses or []))
+        old = {"%s/%s" % (kind.kind, n): live[n] for n in names if n in live}
+        batch = validate_mod.validate_batch(objs, known_nodeclasses=known, old_objects=old)
+        problems = batch.errors + (batch.warnings if strict else [])
+        if problems:
+            raise InputError(
+                "%d invalid %s definition(s), nothing was applied:\n  %s"
+                % (len(set(p.object_ref for p in problems)), kind.kind, "\n  ".join(str(p) for p in problems)),
+                details=[p.to_dict() for p in problems],
+            )
+        desired = [engine.add_managed_by(r.defaulted) for r in batch.results]
+    else:
+        for i, o in enumerate(objs):
+            if not (o.get("metadata") or {}).get("name"):
+                raise InputError("definitions[%d].metadata.name: Required value" % i)
+        desired = objs
+
+    plan = engine.make_plan(kind, desired, live, state=state, prune=prune)
+    engine.execute(api, kind, plan, check_mode=check_mode)
+    not_ready = []
+    if wait and state == "present" and not check_mode:
+        not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)
+
+    result = {
+        "changed": any(i.changed for i in plan),
+        "results": [i.to_dict(kind) for i in plan],
+        "warnings": [str(w) for w in batch.warnings] if batch else [],
+        "conversion_report": conversion_report,
+        "converted_other_kinds": others,
+        "requests": api.request_summary(),
+        "diff": [
+            {
+                "before": i.before,
+                "after": i.after,
+                "before_header": "%s/%s" % (kind.kind, i.name),
+                "after_header": "%s/%s" % (kind.kind, i.name),
+            }
+            for i in plan
+            if i.changed
+        ],
+        "not_ready": not_ready,
+    }
+    return result

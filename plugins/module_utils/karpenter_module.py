@@ -1,0 +1,99 @@
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""Ansible glue shared by karpenter_provisioner and node_template: argument spec, client, errors."""
+
+from __future__ import absolute_import, division, print_function
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+from .kube import client as kclient
+
+try:
+    from . import karpenter_apply
+
+    IMPORT_ERROR = None
+except ImportError:  # cel-python missing
+    karpenter_apply = None
+    IMPORT_ERROR = traceback.format_exc()
+
+ARG_SPEC = dict(
+    definitions=dict(type="list", elements="raw", default=[]),
+    name=dict(type="str"),
+    spec=dict(type="dict"),
+    labels=dict(type="dict"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    prune=dict(type="bool", default=False),
+    strict=dict(type="bool", default=False),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=120),
+    request_timeout=dict(type="int", default=30),
+)
+
+
+def argument_spec(**extra):
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(ARG_SPEC)
+    spec.update(extra)
+    return spec
+
+
+def build_module(**extra):
+    return AnsibleModule(
+        argument_spec=argument_spec(**extra),
+        supports_check_mode=True,
+        mutually_exclusive=[("definitions", "name"), ("definitions", "spec")],
+        required_by={"spec": "name", "labels": "name"},
+    )
+
+
+def run_module(module, kind_name, **run_args):
+    if not kclient.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
+    if karpenter_apply is None:
+        module.fail_json(msg=missing_required_lib("cel-python"), exception=IMPORT_ERROR)
+    from .kube import engine
+
+    kind = {"NodePool": engine.NODEPOOL, "EC2NodeClass": engine.EC2NODECLASS}[kind_name]
+    p = module.params
+    definitions = p["definitions"]
+    if p["name"]:
+        meta = {"name": p["name"]}
+        if p["labels"]:
+            meta["labels"] = p["labels"]
+        definitions = [{"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta, "spec": p["spec"] or {}}]
+    if not definitions and not p["prune"]:
+        module.fail_json(msg="one of definitions or name is required")
+    try:
+        configuration, headers = kclient.configuration_from_params(p)
+        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"])
+    except Exception as exc:  # kubeconfig missing/unreadable
+        module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+    try:
+        result = karpenter_apply.run(
+            api,
+            kind,
+            definitions,
+            state=p["state"],
+            prune=p["prune"],
+            wait=p["wait"],
+            wait_timeout=p["wait_timeout"],
+            check_mode=module.check_mode,
+            strict=p["strict"],
+            **run_args,
+        )
+    except karpenter_apply.InputError as exc:
+        module.fail_json(msg=str(exc), errors=exc.details, requests=api.request_summary(), changed=False)
+    except kclient.KubeError as exc:
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, requests=api.request_summary())
+    for w in result.pop("warnings"):
+        module.warn(w)
+    if result["not_ready"]:
+        module.fail_json(
+            msg="%s not Ready after %ss: %s" % (kind.kind, p["wait_timeout"], ", ".join(result["not_ready"])), **result
+        )
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)

@@ -1,0 +1,228 @@
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""A small REST client over ``kubernetes.client.ApiClient`` that counts its requests and retries.
+
+Connection settings are resolved by kubernetes.core's own helpers (module params, then ``K8S_AUTH_*``
+environment variables, then in-cluster config, then the kubeconfig chain), so users configure this
+collection exactly like ``kubernetes.core.k8s``. Unlike the DynamicClient it does no discovery: the
+paths of the kinds we manage are known, which saves requests on every run.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import json
+import random
+import time
+
+try:
+    import kubernetes
+    from kubernetes.client.rest import ApiException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as e:  # pragma: no cover - reported by the module
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = e
+    ApiException = Exception
+
+RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+def _rest_encodes_apply_patch():
+    """kubernetes >= 30's REST layer JSON-encodes apply-patch bodies itself; older ones want a string."""
+    try:
+        from kubernetes.client import rest
+
+        with open(rest.__file__) as f:
+            return "apply-patch+yaml" in f.read()
+    except Exception:  # pragma: no cover
+        return False
+
+
+REST_ENCODES_APPLY_PATCH = HAS_KUBERNETES and _rest_encodes_apply_patch()
+WRITE_VERBS = ("create", "patch", "update", "delete")
+
+
+class KubeError(Exception):
+    """An API error with the status code and the apiserver's message."""
+
+    def __init__(self, msg, status=None, body=None):
+        super(KubeError, self).__init__(msg)
+        self.status = status
+        self.body = body
+
+
+def configuration_from_params(params):
+    """Build a kubernetes ``Configuration`` + headers the way kubernetes.core does."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+        _create_auth_spec,
+        _create_configuration,
+        _create_headers,
+    )
+
+    auth = _create_auth_spec(**{k: v for k, v in params.items() if v is not None})
+    return _create_configuration(auth), _create_headers(**{k: v for k, v in params.items() if v is not None})
+
+
+class KubeApi(object):
+    """Raw JSON REST calls with request accounting, backoff on throttling/transient errors."""
+
+    def __init__(self, configuration, headers=None, timeout=30, retries=5, backoff=0.5, sleep=time.sleep):
+        self.client = kubernetes.client.ApiClient(configuration)
+        for name, value in (headers or {}).items():
+            for v in value if isinstance(value, list) else [value]:
+                self.client.set_default_header(name, v)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self.counts = {}
+
+    # ------------------------------------------------------------------ accounting
+    def _count(self, verb):
+        self.counts[verb] = self.counts.get(verb, 0) + 1
+
+    @property
+    def writes(self):
+        return sum(n for verb, n in self.counts.items() if verb in WRITE_VERBS)
+
+    def request_summary(self):
+        return dict(self.counts, total=sum(self.counts.values()), writes=self.writes)
+
+    # ------------------------------------------------------------------ transport
+    def call(self, verb, method, path, query=None, body=None, content_type=None, timeout=None):
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+            if content_type == "application/apply-patch+yaml" and not REST_ENCODES_APPLY_PATCH:
+                body = json.dumps(body)  # JSON is YAML; old clients send strings as they are
+        attempt = 0
+        while True:
+            self._count(verb)
+            try:
+                resp = self.client.call_api(
+                    path,
+                    method,
+                    query_params=list((query or {}).items()),
+                    header_params=headers,
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _request_timeout=timeout or self.timeout,
+                )
+                data = resp[0].data if isinstance(resp, tuple) else resp.data
+                return json.loads(data) if data else {}
+            except ApiException as exc:
+                status = getattr(exc, "status", None)
+                if status in RETRY_STATUS and attempt < self.retries:
+                    attempt += 1
+                    self._sleep(self._delay(attempt, exc))
+                    continue
+                raise KubeError(self._message(exc), status=status, body=getattr(exc, "body", None))
+            except Exception as exc:  # urllib3 connection errors, timeouts
+                if _transient(exc) and attempt < self.retries:
+                    attempt += 1
+                    self._sleep(self._delay(attempt, None))
+                    continue
+                raise KubeError("cannot reach the Kubernetes API: %s" % exc)
+
+    def _delay(self, attempt, exc):
+        retry_after = None
+        try:
+            retry_after = float((getattr(exc, "headers", None) or {}).get("Retry-After"))
+        except (TypeError, ValueError):
+            pass
+        if retry_after is not None:
+            return min(retry_after, 30.0)
+        return min(self.backoff * (2 ** (attempt - 1)), 10.0) * (0.5 + random.random() / 2)
+
+    @staticmethod
+    def _message(exc):
+        try:
+            body = json.loads(exc.body)
+            return "%s (HTTP %s)" % (body.get("message") or exc.reason, exc.status)
+        except (TypeError, ValueError, AttributeError):
+            return "%s (HTTP %s)" % (getattr(exc, "reason", exc), getattr(exc, "status", "?"))
+
+    # ------------------------------------------------------------------ verbs
+    def list(self, path, label_selector=None):
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self.call("list", "GET", path, query=query)
+
+    def get(self, path):
+        return self.call("get", "GET", path)
+
+    def apply(self, path, obj, field_manager, force=True, dry_run=False):
+        query = {"fieldManager": field_manager, "force": "true" if force else "false", "fieldValidation": "Strict"}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.call("patch", "PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
+
+    def delete(self, path, propagation="Background"):
+        return self.call("delete", "DELETE", path, body={"propagationPolicy": propagation})
+
+    def watch_until(self, path, predicate, resource_version, timeout):
+        """Watch ``path`` (a collection) from ``resource_version`` until predicate(events) is true.
+
+        ``predicate`` gets each object as it changes and returns True when the wait is over. One
+        request per watch window; re-lists only when the server says the version is too old.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            query = {
+                "watch": "true",
+                "resourceVersion": resource_version,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": str(max(1, int(remaining))),
+            }
+            self._count("watch")
+            try:
+                resp = self.client.call_api(
+                    path,
+                    "GET",
+                    query_params=list(query.items()),
+                    header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _request_timeout=remaining + 5,
+                )
+            except ApiException as exc:
+                raise KubeError(self._message(exc), status=getattr(exc, "status", None))
+            resp = resp[0] if isinstance(resp, tuple) else resp
+            buf = b""
+            try:
+                for chunk in resp.stream(4096, decode_content=True):
+                    buf += chunk
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        obj = event.get("object") or {}
+                        if event.get("type") == "ERROR":
+                            if obj.get("code") == 410:  # expired: re-list for a fresh version
+                                resource_version = self.list(path).get("metadata", {}).get("resourceVersion")
+                                break
+                            raise KubeError("watch failed: %s" % obj.get("message"))
+                        resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
+                        if event.get("type") != "BOOKMARK" and predicate(event.get("type"), obj):
+                            return True
+            finally:
+                resp.release_conn()
+
+
+def _transient(exc):
+    name = type(exc).__name__
+    return name in (
+        "MaxRetryError",
+        "ProtocolError",
+        "ReadTimeoutError",
+        "NewConnectionError",
+        "ConnectionError",
+        "RemoteDisconnected",
+        "ConnectionResetError",
+        "TimeoutError",
+    )

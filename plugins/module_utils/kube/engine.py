@@ -1,0 +1,204 @@
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""Apply engine: one LIST per kind, an exact plan, then only the writes the plan needs.
+
+    kind = Kind("karpenter.sh", "v1", "nodepools", "NodePool")
+    live = list_live(api, kind)                     # 1 request
+    plan = make_plan(kind, desired, live, ...)      # no request: SSA predicted offline (ssa.py)
+    execute(api, kind, plan, check_mode=...)        # 0 requests in check mode or when nothing changed
+    wait_ready(api, kind, plan, timeout, rv)        # one watch, conditions (never sleeps)
+
+``desired`` objects arrive validated and defaulted (as the apiserver would store them), so "no
+change" is exact: an object is changed iff server-side apply would store something different.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import copy
+
+from .ssa import owned_paths, predict, removed_paths
+
+FIELD_MANAGER = "karpenter-eks-platform"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "karpenter_eks.platform"
+
+# metadata the server owns, and annotations the controllers write; never part of a comparison
+SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "finalizers",
+    "ownerReferences",
+)
+SERVER_ANNOTATION_PREFIXES = (
+    "karpenter.sh/nodepool-hash",
+    "karpenter.k8s.aws/ec2nodeclass-hash",
+    "kubectl.kubernetes.io/last-applied-configuration",
+)
+
+
+class Kind(object):
+    def __init__(self, group, version, plural, kind, namespaced=False):
+        self.group, self.version, self.plural, self.kind, self.namespaced = group, version, plural, kind, namespaced
+
+    @property
+    def api_version(self):
+        return "%s/%s" % (self.group, self.version) if self.group else self.version
+
+    def path(self, name=None):
+        base = "/apis/%s/%s/%s" % (self.group, self.version, self.plural)
+        return base + ("/" + name if name else "")
+
+
+NODEPOOL = Kind("karpenter.sh", "v1", "nodepools", "NodePool")
+EC2NODECLASS = Kind("karpenter.k8s.aws", "v1", "ec2nodeclasses", "EC2NodeClass")
+NODECLAIM = Kind("karpenter.sh", "v1", "nodeclaims", "NodeClaim")
+KWOKNODECLASS = Kind("karpenter.kwok.sh", "v1alpha1", "kwoknodeclasses", "KWOKNodeClass")
+NODECLASS_KINDS = {
+    ("karpenter.k8s.aws", "EC2NodeClass"): EC2NODECLASS,
+    ("karpenter.kwok.sh", "KWOKNodeClass"): KWOKNODECLASS,
+}
+
+
+def normalize(obj):
+    """A copy without status, server metadata and controller annotations (for compare and diff)."""
+    if not obj:
+        return {}
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.setdefault("metadata", {})
+    for k in SERVER_METADATA:
+        meta.pop(k, None)
+    ann = meta.get("annotations")
+    if ann:
+        for k in list(ann):
+            if k.startswith(SERVER_ANNOTATION_PREFIXES):
+                del ann[k]
+        if not ann:
+            del meta["annotations"]
+    return out
+
+
+def list_live(api, kind, label_selector=None):
+    """Return ({name: object}, resourceVersion) with one LIST request."""
+    data = api.list(kind.path(), label_selector=label_selector)
+    items = {i["metadata"]["name"]: i for i in data.get("items", [])}
+    return items, data.get("metadata", {}).get("resourceVersion")
+
+
+def add_managed_by(obj):
+    obj = copy.deepcopy(obj)
+    obj.setdefault("metadata", {}).setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+    return obj
+
+
+class PlanItem(object):
+    def __init__(self, name, action, desired=None, live=None, before=None, after=None, removed=None):
+        self.name, self.action, self.desired, self.live = name, action, desired, live
+        self.before, self.after, self.removed = before or {}, after or {}, removed or []
+        self.result = None  # object returned by the apiserver after the write
+
+    @property
+    def changed(self):
+        return self.action in ("create", "update", "delete")
+
+    def to_dict(self, kind):
+        out = {"kind": kind.kind, "name": self.name, "action": self.action, "changed": self.changed}
+        if self.removed:
+            out["removed_fields"] = [".".join(p) for p in self.removed]
+        return out
+
+
+def make_plan(kind, desired, live, state="present", prune=False, manager=FIELD_MANAGER):
+    """Plan create/update/unchanged/delete for ``desired`` (validated + defaulted objects)."""
+    plan = []
+    wanted = set()
+    for obj in desired:
+        name = obj["metadata"]["name"]
+        wanted.add(name)
+        cur = live.get(name)
+        if state == "absent":
+            if cur is not None:
+                plan.append(PlanItem(name, "delete", live=cur, before=normalize(cur), after={}))
+            else:
+                plan.append(PlanItem(name, "unchanged", before={}, after={}))
+            continue
+        if cur is None:
+            plan.append(PlanItem(name, "create", desired=obj, before={}, after=normalize(obj)))
+            continue
+        before = normalize(cur)
+        owned = owned_paths(cur, manager)
+        after = predict(before, obj, owned)
+        removed = [p for p in removed_paths(owned, obj) if p[0] != "metadata" or p[1:2] != ("managedFields",)]
+        action = "update" if after != before else "unchanged"
+        plan.append(
+            PlanItem(
+                name,
+                action,
+                desired=obj,
+                live=cur,
+                before=before,
+                after=after,
+                removed=removed if action == "update" else [],
+            )
+        )
+    if prune and state == "present":
+        for name, cur in sorted(live.items()):
+            labels = cur.get("metadata", {}).get("labels") or {}
+            if name not in wanted and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+                plan.append(PlanItem(name, "delete", live=cur, before=normalize(cur), after={}))
+    return plan
+
+
+def execute(api, kind, plan, check_mode=False, manager=FIELD_MANAGER):
+    """Run the writes of ``plan``; none in check mode. Sets ``item.result`` and the final ``after``."""
+    for item in plan:
+        if not item.changed or check_mode:
+            continue
+        if item.action == "delete":
+            api.delete(kind.path(item.name))
+            continue
+        body = copy.deepcopy(item.desired)
+        body["apiVersion"], body["kind"] = kind.api_version, kind.kind
+        item.result = api.apply(kind.path(item.name), body, manager)
+        item.after = normalize(item.result)
+
+
+def is_ready(obj):
+    """Karpenter's Ready condition, for the current generation."""
+    gen = (obj.get("metadata") or {}).get("generation")
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            observed = c.get("observedGeneration")
+            return c.get("status") == "True" and (observed is None or gen is None or observed >= gen)
+    return False
+
+
+def wait_ready(api, kind, plan, timeout, list_version):
+    """Wait until every created/updated/kept object is Ready; returns the names still not ready.
+
+    One watch from the LIST's resourceVersion: it replays our own writes and every status update
+    after them, so nothing between the LIST and the watch is missed. No polling, no sleeps.
+    """
+    pending = set()
+    for item in plan:
+        if item.action in ("create", "update", "unchanged"):
+            obj = item.result or item.live
+            if obj is not None and not is_ready(obj):
+                pending.add(item.name)
+    if not pending:
+        return []
+
+    def done(_type, obj):
+        name = obj.get("metadata", {}).get("name")
+        if name in pending and is_ready(obj):
+            pending.discard(name)
+        return not pending
+
+    api.watch_until(kind.path(), done, list_version, timeout)
+    return sorted(pending)

@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+DOCUMENTATION = r"""
+module: karpenter_provisioner
+short_description: Manage Karpenter v1 NodePools (karpenter.sh/v1 NodePool)
+version_added: 0.1.0
+description:
+  - Creates, updates and deletes Karpenter C(karpenter.sh/v1) C(NodePool) objects in batches.
+  - The name is historical; the module manages v1 B(NodePools). Karpenter stopped serving
+    C(karpenter.sh/v1alpha5 Provisioner) in v0.33 and C(karpenter.sh/v1beta1 NodePool) in v1.1; both
+    shapes are accepted as input and converted to v1 (see RV(conversion_report)).
+  - One LIST request per run; writes only for objects whose stored state would change.
+author:
+  - karpenter_eks.platform contributors
+extends_documentation_fragment:
+  - karpenter_eks.platform.karpenter
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  node_class_ref:
+    description:
+      - Overrides C(spec.template.spec.nodeClassRef) on every NodePool, for example
+        C(group=karpenter.kwok.sh kind=KWOKNodeClass name=default) in the local sandbox, whose
+        Karpenter KWOK provider only manages NodePools that reference a KWOKNodeClass.
+    type: dict
+    suboptions:
+      group:
+        description: API group of the node class (no version, no slash).
+        type: str
+        required: true
+      kind:
+        description: Kind of the node class.
+        type: str
+        required: true
+      name:
+        description: Name of the node class.
+        type: str
+        required: true
+"""
+
+EXAMPLES = r"""
+- name: General-purpose and GPU NodePools
+  karpenter_eks.platform.karpenter_provisioner:
+    definitions:
+      - apiVersion: karpenter.sh/v1
+        kind: NodePool
+        metadata:
+          name: general
+        spec:
+          template:
+            spec:
+              nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}
+              requirements:
+                - {key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m, r]}
+                - {key: karpenter.sh/capacity-type, operator: In, values: [spot, on-demand]}
+          disruption:
+            consolidationPolicy: WhenEmptyOrUnderutilized
+            consolidateAfter: 1m
+          limits:
+            cpu: "1000"
+    wait: true
+
+- name: Convert and apply an old v1alpha5 Provisioner
+  karpenter_eks.platform.karpenter_provisioner:
+    definitions: "{{ lookup('file', 'provisioner.yaml') | from_yaml_all }}"
+  register: converted
+
+- name: Remove a NodePool
+  karpenter_eks.platform.karpenter_provisioner:
+    name: gpu
+    state: absent
+"""
+
+RETURN = r"""
+results:
+  description: One entry per object with its action (create, update, unchanged, delete).
+  returned: always
+  type: list
+  elements: dict
+conversion_report:
+  description: Fields of legacy input that could not be converted or were converted lossily.
+  returned: always
+  type: list
+  elements: dict
+converted_other_kinds:
+  description: Objects of other kinds produced by conversion (for example an EC2NodeClass from a
+    Provisioner's inline C(spec.provider)); apply them with M(karpenter_eks.platform.node_template).
+  returned: always
+  type: list
+  elements: dict
+requests:
+  description: Number of API requests by verb (list, get, patch, delete, watch), total and writes.
+  returned: always
+  type: dict
+errors:
+  description: Validation problems (object, path, rule, message) when the input is invalid.
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import build_module, run_module
+
+
+def main():
+    node_class_ref = dict(
+        type="dict",
+        options=dict(
+            group=dict(type="str", required=True),
+            kind=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+        ),
+    )
+    module = build_module(node_class_ref=node_class_ref)
+    run_module(module, "NodePool", node_class_ref=module.params["node_class_ref"])
+
+
+if __name__ == "__main__":
+    main()

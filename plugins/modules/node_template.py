@@ -1,0 +1,76 @@
+#!/usr/bin/python
+# Copyright: karpenter_eks.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+DOCUMENTATION = r"""
+module: node_template
+short_description: Manage Karpenter v1 EC2NodeClasses (karpenter.k8s.aws/v1 EC2NodeClass)
+version_added: 0.1.0
+description:
+  - Creates, updates and deletes C(karpenter.k8s.aws/v1) C(EC2NodeClass) objects in batches.
+  - The name is historical; the module manages v1 B(EC2NodeClasses). Karpenter stopped serving
+    C(karpenter.k8s.aws/v1alpha1 AWSNodeTemplate) in v0.33 and C(v1beta1 EC2NodeClass) in v1.1; both
+    shapes are accepted as input and converted to v1 (see RV(conversion_report)).
+  - One LIST request per run; writes only for objects whose stored state would change.
+author:
+  - karpenter_eks.platform contributors
+extends_documentation_fragment:
+  - karpenter_eks.platform.karpenter
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Default EC2NodeClass (AL2023, discovery by tag)
+  karpenter_eks.platform.node_template:
+    name: default
+    spec:
+      role: KarpenterNodeRole-prod
+      amiSelectorTerms:
+        - alias: al2023@v20250505
+      subnetSelectorTerms:
+        - tags: {karpenter.sh/discovery: prod}
+      securityGroupSelectorTerms:
+        - tags: {karpenter.sh/discovery: prod}
+"""
+
+RETURN = r"""
+results:
+  description: One entry per object with its action (create, update, unchanged, delete).
+  returned: always
+  type: list
+  elements: dict
+conversion_report:
+  description: Fields of legacy input that could not be converted or were converted lossily.
+  returned: always
+  type: list
+  elements: dict
+requests:
+  description: Number of API requests by verb (list, get, patch, delete, watch), total and writes.
+  returned: always
+  type: dict
+errors:
+  description: Validation problems (object, path, rule, message) when the input is invalid.
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import build_module, run_module
+
+
+def main():
+    module = build_module()
+    run_module(module, "EC2NodeClass")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The apply engine against the real apiserver: request counts, exact check mode, atomic batches.
+
+These call plugins/module_utils/karpenter_apply.run() with a real KubeApi (the same code path the
+modules take), so the request accounting and the check-mode prediction are checked against what
+the apiserver actually stores.
+"""
+
+import copy
+
+import pytest
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+
+KWOK_REF = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
+
+
+def api_for(sandbox):
+    from kubernetes import config
+    from kubernetes.client import Configuration
+
+    cfg = Configuration()
+    config.load_kube_config(config_file=sandbox.env["KUBECONFIG"], client_configuration=cfg)
+    return kclient.KubeApi(cfg)
+
+
+def pool(name, **spec):
+    base = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeClassRef": dict(KWOK_REF),
+                    "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}],
+                }
+            },
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"},
+            "limits": {"cpu": "100"},
+            "weight": 10,
+        },
+    }
+    base["spec"].update(spec)
+    return base
+
+
+@pytest.fixture
+def names(sandbox, uid):
+    made = [f"eng-{uid}-{i}" for i in range(3)]
+    yield made
+    for n in made:
+        sandbox.kubectl("delete", "nodepool", n, "--ignore-not-found", "--wait=false")
+
+
+def test_create_then_noop_sends_no_write(sandbox, names):
+    api = api_for(sandbox)
+    res = karpenter_apply.run(api, engine.NODEPOOL, [pool(n) for n in names], wait=True, wait_timeout=60)
+    assert res["changed"] and [r["action"] for r in res["results"]] == ["create"] * 3
+    assert res["requests"]["patch"] == 3 and res["requests"]["writes"] == 3
+    assert res["not_ready"] == []
+
+    api2 = api_for(sandbox)
+    res2 = karpenter_apply.run(api2, engine.NODEPOOL, [pool(n) for n in names], wait=True)
+    assert not res2["changed"]
+    assert res2["requests"]["writes"] == 0
+    # one LIST of NodePools + one LIST of the referenced node class kind; nothing else
+    assert res2["requests"]["total"] == 2
+
+
+def test_check_mode_predicts_exactly_what_the_real_run_stores(sandbox, names):
+    api = api_for(sandbox)
+    karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0])])
+    changed = pool(names[0], limits={"cpu": "200", "memory": "800Gi"})
+    del changed["spec"]["weight"]  # a field we owned and now drop: SSA removes it
+    changed["spec"]["template"]["spec"]["taints"] = [{"key": "example.com/t", "value": "x", "effect": "NoSchedule"}]
+
+    check_api = api_for(sandbox)
+    predicted = karpenter_apply.run(check_api, engine.NODEPOOL, [copy.deepcopy(changed)], check_mode=True)
+    assert predicted["changed"] and check_api.writes == 0
+    assert predicted["results"][0]["removed_fields"] == ["spec.weight"]
+
+    real = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [changed])
+    assert real["changed"]
+    assert predicted["diff"][0]["after"] == real["diff"][0]["after"]
+    assert "weight" not in real["diff"][0]["after"]["spec"]
+    assert predicted["diff"][0]["before"] == real["diff"][0]["before"]
+
+
+def test_invalid_batch_writes_nothing(sandbox, names):
+    api = api_for(sandbox)
+    bad = pool(names[1], weight=0)
+    with pytest.raises(karpenter_apply.InputError) as err:
+        karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0]), bad])
+    assert f"NodePool/{names[1]}" in str(err.value) and "spec.weight" in str(err.value)
+    assert api.writes == 0
+    got = sandbox.kubectl("get", "nodepool", names[0], check=False)
+    assert got.returncode != 0, "the valid object of an invalid batch must not be applied"
+
+
+def test_prune_and_absent(sandbox, names):
+    api = api_for(sandbox)
+    karpenter_apply.run(api, engine.NODEPOOL, [pool(n) for n in names])
+    res = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [pool(names[0])], prune=True)
+    actions = {r["name"]: r["action"] for r in res["results"]}
+    assert actions[names[0]] == "unchanged"
+    assert actions[names[1]] == "delete" and actions[names[2]] == "delete"
+    gone = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [{"metadata": {"name": names[0]}}], state="absent")
+    assert gone["results"][0]["action"] == "delete"
+    again = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [{"metadata": {"name": names[0]}}], state="absent")
+    assert not again["changed"] and again["requests"]["writes"] == 0
+
+
+def test_legacy_provisioner_is_converted_and_applied(sandbox, uid):
+    name = f"legacy-{uid}"
+    prov = {
+        "apiVersion": "karpenter.sh/v1alpha5",
+        "kind": "Provisioner",
+        "metadata": {"name": name},
+        "spec": {
+            "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
+            "limits": {"resources": {"cpu": "50"}},
+            "ttlSecondsAfterEmpty": 30,
+            "providerRef": {"name": "default"},
+        },
+    }
+    try:
+        res = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [prov], node_class_ref=KWOK_REF)
+        assert res["results"][0]["action"] == "create"
+        live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", name)
+        assert live["spec"]["limits"] == {"cpu": "50"}
+        assert live["spec"]["disruption"]["consolidationPolicy"] == "WhenEmpty"
+        assert live["spec"]["disruption"]["consolidateAfter"] == "30s"
+    finally:
+        sandbox.kubectl("delete", "nodepool", name, "--ignore-not-found", "--wait=false")
