@@ -41,6 +41,8 @@ def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
             raise InputError(
                 "definitions[%d]: must be a mapping (a Kubernetes manifest), got %s" % (i, type(d).__name__)
             )
+        if "kind" not in d and "apiVersion" not in d:  # e.g. {metadata: {name: x}} with state=absent
+            d = dict(d, apiVersion=kind.api_version, kind=kind.kind)
         api_version, k = d.get("apiVersion"), d.get("kind")
         if (api_version, k) in validate_mod.LEGACY:
             converted, rep = convert_mod.convert(d)
@@ -57,9 +59,6 @@ def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
             o.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})["nodeClassRef"] = dict(
                 node_class_ref
             )
-    for o in objs:
-        o.setdefault("apiVersion", kind.api_version)
-        o.setdefault("kind", kind.kind)
     return objs, report, others
 
 

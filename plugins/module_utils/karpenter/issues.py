@@ -1,0 +1,118 @@
+"""Issue objects shared by the validators, the linter and the converter, and field-path helpers.
+
+An :class:`Issue` names the object (``NodePool/general``), the field path
+(``spec.template.spec.requirements[0].operator``), the rule that produced it (a schema keyword such
+as ``enum``, a CEL expression, a runtime check id or a lint id such as ``KPL001``), a message, a
+severity (``error``, ``warning`` or ``info``) and its source (``schema``, ``cel``, ``runtime``,
+``lint``, ``convert``).
+"""
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+SEVERITIES = (ERROR, WARNING, INFO)
+
+
+class Issue(object):
+    """One finding about one object."""
+
+    __slots__ = ("object_ref", "path", "rule", "message", "severity", "source", "hint")
+
+    def __init__(self, object_ref, path, rule, message, severity=ERROR, source="schema", hint=None):
+        if severity not in SEVERITIES:
+            raise ValueError("unknown severity %r" % (severity,))
+        self.object_ref = object_ref or ""
+        self.path = path or ""
+        self.rule = rule
+        self.message = message
+        self.severity = severity
+        self.source = source
+        self.hint = hint
+
+    @property
+    def is_error(self):
+        return self.severity == ERROR
+
+    def rule_label(self):
+        """Short rule name used in ``str()``: the CEL expression itself is too long to repeat."""
+        if self.source == "cel":
+            return "x-kubernetes-validations"
+        return self.rule
+
+    def __str__(self):
+        parts = [p for p in (self.object_ref, self.path) if p]
+        text = ": ".join(parts + [self.message])
+        label = self.rule_label()
+        if label:
+            text += " (%s)" % label
+        if self.hint:
+            text += "; hint: %s" % self.hint
+        return text
+
+    def __repr__(self):
+        return "Issue(%r, %r, %r, %r, severity=%r, source=%r)" % (
+            self.object_ref,
+            self.path,
+            self.rule,
+            self.message,
+            self.severity,
+            self.source,
+        )
+
+    def __eq__(self, other):
+        if not isinstance(other, Issue):
+            return NotImplemented
+        return all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __hash__(self):
+        return hash((self.object_ref, self.path, self.rule, self.message, self.severity))
+
+    def to_dict(self):
+        out = {
+            "object": self.object_ref,
+            "path": self.path,
+            "rule": self.rule,
+            "message": self.message,
+            "severity": self.severity,
+            "source": self.source,
+            "text": str(self),
+        }
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+def object_ref(obj, index=None):
+    """``Kind/name`` for an object (``Kind/#3`` when unnamed and an index is known)."""
+    if not isinstance(obj, dict):
+        return "#%s" % index if index is not None else "<not an object>"
+    kind = obj.get("kind") or "<no kind>"
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name = meta.get("name") or meta.get("generateName")
+    if not name:
+        name = "#%s" % index if index is not None else "<unnamed>"
+    return "%s/%s" % (kind, name)
+
+
+def join_path(path, segment):
+    """Append a property name (str), a list index (int) or a map key (tuple ``("key", k)``)."""
+    if isinstance(segment, int) and not isinstance(segment, bool):
+        return "%s[%d]" % (path, segment)
+    if isinstance(segment, tuple):
+        return "%s[%s]" % (path, segment[1])
+    if not path:
+        return segment
+    return "%s.%s" % (path, segment)
+
+
+def key(k):
+    """Path segment for a map key (rendered as ``[k]`` like the apiserver does)."""
+    return ("key", k)
+
+
+def errors(issues):
+    return [i for i in issues if i.severity == ERROR]
+
+
+def warnings(issues):
+    return [i for i in issues if i.severity == WARNING]

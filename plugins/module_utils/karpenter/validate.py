@@ -1,0 +1,453 @@
+"""Offline validation of Karpenter v1 objects: ``validate(obj, old=None)`` and ``validate_batch(objs)``.
+
+For NodePool (``karpenter.sh/v1``) and EC2NodeClass (``karpenter.k8s.aws/v1``) this runs, in the
+apiserver's order, unknown-field pruning, defaulting, structural schema validation, ObjectMeta
+checks and the CRD's CEL rules (``schema``, ``cel``), then the runtime validation Karpenter's
+controllers apply after admission (``RuntimeValidate``: restricted label domains, label-value
+syntax of requirement values, taint syntax and duplicates, well-known values, numeric operators),
+which the CRD alone does not catch but which make a NodePool ``NotReady``.
+
+``validate_batch`` adds the linter (``lint``) over the whole batch and reports ``ok`` when no
+object has an error.
+"""
+
+import copy
+
+from . import cel as cel_mod
+from . import schema as schema_mod
+from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
+from .labels import (
+    NODEPOOL_LABEL,
+    NORMALIZED_LABELS,
+    NUMERIC_OPERATORS,
+    SUPPORTED_OPERATORS,
+    WELL_KNOWN_VALUES,
+    is_qualified_name,
+    is_restricted_label,
+    is_restricted_tag,
+    is_valid_label_value,
+)
+
+NODEPOOL = ("karpenter.sh/v1", "NodePool")
+EC2NODECLASS = ("karpenter.k8s.aws/v1", "EC2NodeClass")
+SUPPORTED = (NODEPOOL, EC2NODECLASS)
+
+# apiVersion/kind pairs that Karpenter no longer serves, with the hint to use convert().
+LEGACY = {
+    ("karpenter.sh/v1alpha5", "Provisioner"): "not served since Karpenter v0.33",
+    ("karpenter.sh/v1alpha5", "Machine"): "not served since Karpenter v0.33",
+    ("karpenter.k8s.aws/v1alpha1", "AWSNodeTemplate"): "not served since Karpenter v0.33",
+    ("karpenter.sh/v1beta1", "NodePool"): "not served since Karpenter v1.1.0",
+    ("karpenter.sh/v1beta1", "NodeClaim"): "not served since Karpenter v1.1.0",
+    ("karpenter.k8s.aws/v1beta1", "EC2NodeClass"): "not served since Karpenter v1.1.0",
+}
+
+
+class ValidationResult(object):
+    """Outcome of validating one object."""
+
+    def __init__(self, obj, object_ref_, api_version, kind, defaulted, issues):
+        self.object = obj
+        self.object_ref = object_ref_
+        self.api_version = api_version
+        self.kind = kind
+        self.defaulted = defaulted
+        self.issues = list(issues)
+
+    @property
+    def errors(self):
+        return [i for i in self.issues if i.severity == ERROR]
+
+    @property
+    def warnings(self):
+        return [i for i in self.issues if i.severity == WARNING]
+
+    @property
+    def ok(self):
+        return not self.errors
+
+    def add(self, issues):
+        self.issues.extend(issues)
+
+    def to_dict(self):
+        return {
+            "object": self.object_ref,
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "ok": self.ok,
+            "errors": [i.to_dict() for i in self.errors],
+            "warnings": [i.to_dict() for i in self.warnings],
+            "defaulted": self.defaulted,
+        }
+
+    def __repr__(self):
+        return "ValidationResult(%s, errors=%d, warnings=%d)" % (self.object_ref, len(self.errors), len(self.warnings))
+
+
+class BatchResult(object):
+    """Outcome of ``validate_batch``: one ValidationResult per input object (same order)."""
+
+    def __init__(self, results):
+        self.results = list(results)
+
+    @property
+    def ok(self):
+        return all(r.ok for r in self.results)
+
+    @property
+    def errors(self):
+        return [i for r in self.results for i in r.errors]
+
+    @property
+    def warnings(self):
+        return [i for r in self.results for i in r.warnings]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self):
+        return len(self.results)
+
+    def to_dict(self):
+        return {
+            "ok": self.ok,
+            "error_count": len(self.errors),
+            "warning_count": len(self.warnings),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def kind_of(obj):
+    """``(apiVersion, kind)`` of an object; non-string values are returned as None."""
+    if not isinstance(obj, dict):
+        return None, None
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    return (api_version if isinstance(api_version, str) else None), (kind if isinstance(kind, str) else None)
+
+
+def default(obj):
+    """Return a pruned and defaulted copy of a v1 NodePool/EC2NodeClass (unchanged copy otherwise)."""
+    schema = schema_mod.schema_for(*kind_of(obj))
+    if schema is None:
+        return copy.deepcopy(obj)
+    pruned, _ = schema_mod.prune(obj, schema)
+    return schema_mod.apply_defaults(pruned, schema, copy_obj=False)
+
+
+def validate(obj, old=None, index=None):
+    """Validate one object; ``old`` (the live object) enables the CRDs' transition rules.
+
+    Returns a :class:`ValidationResult` with ``errors``, ``warnings`` and ``defaulted`` (the
+    object as the apiserver would store it: unknown fields pruned, defaults applied, no status).
+    """
+    ref = object_ref(obj, index)
+    api_version, kind = kind_of(obj)
+    if not isinstance(obj, dict):
+        issue = Issue(ref, "", "type", "Invalid value: an object (mapping) is required")
+        return ValidationResult(obj, ref, None, None, None, [issue])
+    schema = schema_mod.schema_for(api_version, kind)
+    if schema is None:
+        return ValidationResult(obj, ref, api_version, kind, None, [_unsupported_issue(ref, api_version, kind, obj)])
+
+    # status is reset by the apiserver (status subresource): neither pruned nor validated
+    pruned, issues = schema_mod.prune({k: v for k, v in obj.items() if k != "status"}, schema, ref)
+    defaulted = schema_mod.apply_defaults(pruned, schema, copy_obj=False)
+    issues.extend(schema_mod.validate_schema(defaulted, schema, ref))
+
+    old_defaulted = None
+    if old is not None:
+        if kind_of(old) == (api_version, kind):
+            old_defaulted = default(old)
+        else:
+            issues.append(
+                Issue(
+                    ref, "", "old", "old object is not a %s %s; transition rules skipped" % (api_version, kind), WARNING
+                )
+            )
+
+    error_paths = [i.path for i in issues if i.severity == ERROR]
+    if cel_mod.HAS_CELPY:
+        issues.extend(cel_mod.evaluate(defaulted, schema, old_defaulted, ref, error_paths))
+    else:
+        issues.append(
+            Issue(
+                ref,
+                "",
+                "cel-unavailable",
+                "the CRD's CEL rules were not evaluated: cel-python (import celpy) is not installed",
+                WARNING,
+                "validate",
+            )
+        )
+
+    if (api_version, kind) == NODEPOOL:
+        runtime = runtime_validate_nodepool(defaulted, ref)
+    else:
+        runtime = runtime_validate_ec2nodeclass(defaulted, ref)
+    error_paths = set(i.path for i in issues if i.severity == ERROR)
+    issues.extend(i for i in runtime if not _reported_by_apiserver(i, error_paths))
+    return ValidationResult(obj, ref, api_version, kind, defaulted, _dedupe(issues))
+
+
+# runtime rule -> apiserver error paths that already report the same problem ("." = the issue's
+# own path); the runtime check never runs on an object the apiserver rejected.
+_LABELS_PATH = "spec.template.metadata.labels"
+_REQUIREMENTS_PATH = "spec.template.spec.requirements"
+_SAME_PROBLEM = {
+    "operator": (".",),
+    "restricted-label": (".", _LABELS_PATH),
+    "label-key": (".",),
+    "label-value": (".",),
+    "values": (_REQUIREMENTS_PATH,),
+    "minValues": (_REQUIREMENTS_PATH,),
+    "numeric-operator": (_REQUIREMENTS_PATH,),
+    "taint-key": (".",),
+    "taint-value": (".",),
+    "taint-effect": (".",),
+}
+
+
+def _reported_by_apiserver(issue, error_paths):
+    for p in _SAME_PROBLEM.get(issue.rule, ()):
+        if (issue.path if p == "." else p) in error_paths:
+            return True
+    return False
+
+
+def _dedupe(issues):
+    seen = set()
+    out = []
+    for i in issues:
+        k = (i.path, i.rule, i.message, i.severity)
+        if k not in seen:
+            seen.add(k)
+            out.append(i)
+    return out
+
+
+def _unsupported_issue(ref, api_version, kind, obj):
+    legacy = LEGACY.get((api_version, kind))
+    if legacy:
+        msg = '%s %s is %s ("no matches for kind"); convert it to v1 first (convert() / karpenter_convert)' % (
+            api_version,
+            kind,
+            legacy,
+        )
+        return Issue(ref, "apiVersion", "unsupported-kind", msg)
+    if not api_version or not kind:
+        return Issue(
+            ref,
+            "apiVersion" if not api_version else "kind",
+            "required",
+            "Required value: apiVersion and kind are required",
+        )
+    return Issue(
+        ref,
+        "kind",
+        "unsupported-kind",
+        "%s %s is not a Karpenter v1 kind this validator knows (NodePool karpenter.sh/v1, EC2NodeClass "
+        "karpenter.k8s.aws/v1)" % (api_version, kind),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# runtime validation (kubernetes-sigs/karpenter pkg/apis/v1/nodepool_validation.go, nodeclaim_validation.go)
+
+
+def _runtime(ref, path, rule, message):
+    return Issue(ref, path, rule, message, source="runtime")
+
+
+def runtime_validate_nodepool(np, ref=""):
+    """Port of ``NodePool.RuntimeValidate()`` (condition ValidationSucceeded) for a defaulted NodePool."""
+    issues = []
+    spec = np.get("spec") if isinstance(np.get("spec"), dict) else {}
+    template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    tmeta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+    tspec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
+
+    labels = tmeta.get("labels")
+    if isinstance(labels, dict):
+        base = "spec.template.metadata.labels"
+        for k, v in labels.items():
+            if not isinstance(k, str):
+                continue
+            p = join_path(base, key(k))
+            if k == NODEPOOL_LABEL:
+                issues.append(_runtime(ref, p, "restricted-label", "invalid key name %s: restricted" % k))
+            for err in is_qualified_name(k):
+                issues.append(_runtime(ref, p, "label-key", "invalid key name %s: %s" % (k, err)))
+            if isinstance(v, str):
+                for err in is_valid_label_value(v):
+                    issues.append(_runtime(ref, p, "label-value", "invalid value: %s, %s" % (v, err)))
+            restricted = is_restricted_label(k)
+            if restricted:
+                issues.append(_runtime(ref, p, "restricted-label", restricted))
+
+    existing = set()
+    for field in ("taints", "startupTaints"):
+        taints = tspec.get(field)
+        if not isinstance(taints, list):
+            continue
+        for i, taint in enumerate(taints):
+            if not isinstance(taint, dict):
+                continue
+            p = join_path("spec.template.spec.%s" % field, i)
+            tkey = taint.get("key") if isinstance(taint.get("key"), str) else ""
+            tval = taint.get("value") if isinstance(taint.get("value"), str) else ""
+            effect = taint.get("effect") if isinstance(taint.get("effect"), str) else ""
+            if not tkey:
+                issues.append(_runtime(ref, join_path(p, "key"), "taint-key", "invalid value: taint key is required"))
+            else:
+                for err in is_qualified_name(tkey):
+                    issues.append(_runtime(ref, join_path(p, "key"), "taint-key", "invalid value: %s" % err))
+            if tval:
+                for err in is_qualified_name(tval):
+                    issues.append(_runtime(ref, join_path(p, "value"), "taint-value", "invalid value: %s" % err))
+            if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute", ""):
+                issues.append(_runtime(ref, join_path(p, "effect"), "taint-effect", "invalid value: %s" % effect))
+            pair = (tkey, effect)
+            if pair in existing:
+                issues.append(_runtime(ref, p, "duplicate-taint", "duplicate taint Key/Effect pair %s=%s" % pair))
+            existing.add(pair)
+
+    reqs = tspec.get("requirements")
+    if isinstance(reqs, list):
+        for i, req in enumerate(reqs):
+            if isinstance(req, dict):
+                p = join_path("spec.template.spec.requirements", i)
+                issues.extend(_runtime(ref, p + sub, rule, msg) for rule, sub, msg in validate_requirement(req))
+                if req.get("key") == NODEPOOL_LABEL:
+                    issues.append(_runtime(ref, p, "restricted-label", "%s is restricted" % NODEPOOL_LABEL))
+    return issues
+
+
+def validate_requirement(req):
+    """Port of ``ValidateRequirement``: list of ``(rule, sub_path, message)`` for one requirement
+    (``sub_path`` is relative to the requirement, e.g. ``.values[0]``)."""
+    out = []
+    rkey = req.get("key") if isinstance(req.get("key"), str) else ""
+    rkey = NORMALIZED_LABELS.get(rkey, rkey)
+    op = req.get("operator")
+    values = req.get("values") if isinstance(req.get("values"), list) else []
+    min_values = req.get("minValues")
+    if op not in SUPPORTED_OPERATORS:
+        out.append(
+            (
+                "operator",
+                ".operator",
+                "key %s has an unsupported operator %s not in %s" % (rkey, op, list(SUPPORTED_OPERATORS)),
+            )
+        )
+    restricted = is_restricted_label(rkey)
+    if restricted:
+        out.append(("restricted-label", ".key", restricted))
+    known = WELL_KNOWN_VALUES.get(rkey)
+    if known is not None and op == "In":
+        valid = [v for v in values if v in known]
+        if not valid:
+            out.append(
+                (
+                    "well-known-values",
+                    ".values",
+                    "no valid values found in %s for %s, expected one of: %s" % (values, rkey, list(known)),
+                )
+            )
+        elif isinstance(min_values, int) and len(valid) < min_values:
+            out.append(
+                (
+                    "well-known-values",
+                    ".values",
+                    "not enough valid values found in %s for %s with minValues %d, expected one of: %s"
+                    % (values, rkey, min_values, list(known)),
+                )
+            )
+    for err in is_qualified_name(rkey):
+        out.append(("label-key", ".key", "key %s is not a qualified name, %s" % (rkey, err)))
+    for j, value in enumerate(values):
+        sub = ".values[%d]" % j
+        if not isinstance(value, str):
+            out.append(("label-value", sub, "invalid value %r for key %s: must be a string" % (value, rkey)))
+            continue
+        for err in is_valid_label_value(value):
+            out.append(("label-value", sub, "invalid value %s for key %s, %s" % (value, rkey, err)))
+    if op == "In" and not values:
+        out.append(("values", "", "key %s with operator %s must have a value defined" % (rkey, op)))
+    if op == "In" and isinstance(min_values, int) and len(values) < min_values:
+        out.append(
+            (
+                "minValues",
+                "",
+                "key %s with operator %s must have at least minimum number of values defined in 'values' field"
+                % (rkey, op),
+            )
+        )
+    if op in NUMERIC_OPERATORS:
+        bad = len(values) != 1
+        if not bad:
+            try:
+                bad = int(str(values[0]), 10) < 0
+            except ValueError:
+                bad = True
+        if bad:
+            out.append(
+                (
+                    "numeric-operator",
+                    ".values",
+                    "key %s with operator %s must have a single positive integer value" % (rkey, op),
+                )
+            )
+    return out
+
+
+def runtime_validate_ec2nodeclass(nc, ref=""):
+    """Checks Karpenter applies to an EC2NodeClass that can be done offline (restricted tags)."""
+    issues = []
+    spec = nc.get("spec") if isinstance(nc.get("spec"), dict) else {}
+    tags = spec.get("tags")
+    if isinstance(tags, dict):
+        for k in tags:
+            if isinstance(k, str) and is_restricted_tag(k):
+                issues.append(
+                    _runtime(
+                        ref,
+                        join_path("spec.tags", key(k)),
+                        "restricted-tag",
+                        "tag %s is restricted (Karpenter sets it on instances)" % k,
+                    )
+                )
+    return issues
+
+
+# --------------------------------------------------------------------------------------------
+# batch
+
+
+def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True):
+    """Validate and lint a batch; returns a :class:`BatchResult` (``.ok``, ``.results``, ``.errors``).
+
+    ``known_nodeclasses``: names of EC2NodeClasses that exist outside the batch (e.g. in the
+    cluster); with it, a NodePool referencing a class in neither set is an error.
+    ``old_objects``: optional mapping ``"Kind/name" -> live object`` for transition rules.
+    """
+    from . import lint as lint_mod  # local import: lint imports this module
+
+    if isinstance(objs, dict):
+        objs = [objs]
+    objs = list(objs or [])
+    results = []
+    for i, obj in enumerate(objs):
+        ref = object_ref(obj, i)
+        old = (old_objects or {}).get(ref)
+        if isinstance(obj, dict) and schema_mod.schema_for(*kind_of(obj)) is None and kind_of(obj) not in LEGACY:
+            api_version, kind = kind_of(obj)
+            results.append(ValidationResult(obj, ref, api_version, kind, None, []))
+            continue
+        results.append(validate(obj, old=old, index=i))
+    if lint:
+        per_object = lint_mod.lint_batch(
+            objs, known_nodeclasses=known_nodeclasses, defaulted=[r.defaulted for r in results]
+        )
+        for i, result in enumerate(results):
+            result.add(per_object[i])
+    return BatchResult(results)
