@@ -389,6 +389,27 @@ def start_etcd() -> None:
     wait_for("etcd", lambda: probe(f"http://127.0.0.1:{p['etcd']}/health"), 60)
 
 
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
+
+
+def write_audit_policy() -> Path:
+    path = STATE / "audit-policy.json"
+    path.write_text(json.dumps(AUDIT_POLICY))
+    return path
+
+
+def audit_log_path() -> Path:
+    return STATE / "logs" / "audit.log"
+
+
 def start_apiserver() -> None:
     pki = STATE / "pki"
     start(
@@ -412,6 +433,12 @@ def start_apiserver() -> None:
             "--profiling=false",
             "--max-requests-inflight=800",
             "--max-mutating-requests-inflight=400",
+            # every write request is recorded, so tests can prove check mode and no-op runs write nothing
+            f"--audit-policy-file={write_audit_policy()}",
+            f"--audit-log-path={STATE / 'logs' / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
         ],
         [PORTS["apiserver"]],
     )
@@ -613,6 +640,7 @@ def env_vars() -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "SANDBOX_BIN": bindir,
         "SANDBOX_STATE": str(STATE),
+        "SANDBOX_AUDIT_LOG": str(audit_log_path()),
         "KARPENTER_METRICS_URL": f"http://127.0.0.1:{PORTS['karpenter_metrics']}/metrics",
     }
 

@@ -49,6 +49,46 @@ class Sandbox:
             "apply", "--server-side", "--force-conflicts", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs)
         )
 
+    # ---- audit log: every write request the apiserver accepted or rejected (sandbox/sandbox.py policy)
+    def audit_mark(self):
+        path = self.env["SANDBOX_AUDIT_LOG"]
+        return os.path.getsize(path) if os.path.exists(path) else 0
+
+    def writes_since(self, mark, user_agent=None):
+        """Write requests (create/update/patch/delete) logged after ``mark``; optionally by user agent."""
+        time.sleep(0.3)  # the audit backend writes synchronously, this only absorbs file buffering
+        with open(self.env["SANDBOX_AUDIT_LOG"]) as f:
+            f.seek(mark)
+            events = [json.loads(line) for line in f if line.strip()]
+        return [
+            e
+            for e in events
+            if e.get("stage") == "ResponseComplete"
+            and (user_agent is None or (e.get("userAgent") or "").startswith(user_agent))
+        ]
+
+    def playbook(self, playbook, *args, extra_vars=None, check=True):
+        """Run ansible-playbook with the JSON callback; returns (rc, parsed output)."""
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+        )
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, *args]
+        if extra_vars is not None:
+            cmd += ["-e", json.dumps(extra_vars)]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        try:
+            out = json.loads(res.stdout)
+        except ValueError:
+            raise AssertionError(
+                f"ansible-playbook output is not JSON (rc={res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+            )
+        if check and res.returncode != 0:
+            raise AssertionError(f"ansible-playbook failed (rc={res.returncode}):\n{json.dumps(out)[-4000:]}")
+        return res.returncode, out
+
     def wait_until(self, what, fn, timeout=60.0):
         """Poll a read-only condition (tests only); the product code uses watches."""
         deadline = time.monotonic() + timeout

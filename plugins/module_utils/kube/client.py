@@ -41,6 +41,7 @@ def _rest_encodes_apply_patch():
 
 REST_ENCODES_APPLY_PATCH = HAS_KUBERNETES and _rest_encodes_apply_patch()
 WRITE_VERBS = ("create", "patch", "update", "delete")
+USER_AGENT = "karpenter-eks-platform/0.1.0"
 
 
 class KubeError(Exception):
@@ -69,6 +70,7 @@ class KubeApi(object):
 
     def __init__(self, configuration, headers=None, timeout=30, retries=5, backoff=0.5, sleep=time.sleep):
         self.client = kubernetes.client.ApiClient(configuration)
+        self.client.user_agent = USER_AGENT
         for name, value in (headers or {}).items():
             for v in value if isinstance(value, list) else [value]:
                 self.client.set_default_header(name, v)
