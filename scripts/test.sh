@@ -48,7 +48,11 @@ sanity(){
   mkdir -p ~/.ansible/test/cache && cp scripts/get_pip_offline.py ~/.ansible/test/cache/get_pip_${pipver//./_}.py
   local dst="${TMPDIR:-/tmp}/karpenter-eks-sanity/ansible_collections/karpenter_eks/platform"
   rm -rf "$dst"; mkdir -p "$dst"
-  git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$dst"/ 2>/dev/null
+  # what ships (galaxy.yml build_ignore) plus tests/unit; the sandbox, benchmarks and pytest
+  # integration tests are tooling beside the collection, checked by ruff instead
+  git ls-files -co --exclude-standard -z \
+    | grep -zvE '^(sandbox|bench|hack|scripts|tests/integration|\.ci)/|^Makefile$' \
+    | xargs -0 -I{} cp --parents {} "$dst"/ 2>/dev/null
   # dependencies beside it, as ansible-galaxy would install them (from the PyPI ansible bundle)
   local site; site=$(python -c 'import ansible_collections.kubernetes.core as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(list(m.__path__)[0]))))')
   for c in kubernetes/core amazon/aws community/aws; do

@@ -1,5 +1,5 @@
 # Copyright: contributors to karpenter_eks.platform
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible filters over the Karpenter v1 domain core: ``karpenter_convert`` and ``karpenter_validate``.
 
 Documentation: ``karpenter_convert.yml`` and ``karpenter_validate.yml`` beside this file.

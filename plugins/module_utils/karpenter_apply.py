@@ -1,5 +1,5 @@
 # Copyright: karpenter_eks.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one path every Karpenter object takes (no Ansible import; the modules only wire params):
 
 input -> convert legacy shapes -> validate + lint the WHOLE batch (nothing written on any error)
@@ -72,7 +72,7 @@ def known_nodeclasses(api, objs):
         if k is not None:
             kinds.add(k)
     for k in kinds:
-        live, _ = engine.list_live(api, k)
+        live, unused = engine.list_live(api, k)
         names.update(live)
     return sorted(names)
 

@@ -1,5 +1,5 @@
 # Copyright: karpenter_eks.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible glue shared by karpenter_provisioner and node_template: argument spec, client, errors."""
 
 from __future__ import absolute_import, division, print_function

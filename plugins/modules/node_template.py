@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,16 +15,19 @@ description:
     shapes are accepted as input and converted to v1 (see RV(conversion_report)).
   - One LIST request per run; writes only for objects whose stored state would change.
 author:
-  - karpenter_eks.platform contributors
+  - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
   - karpenter_eks.platform.karpenter
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
+    description: Sends no write request; the plan and diff come from one LIST and an offline server-side-apply prediction.
     support: full
   diff_mode:
+    description: Returns the stored object before and after, exactly as a real run leaves it.
     support: full
   idempotent:
+    description: A second run with the same input sends no write request and reports no change.
     support: full
 """
 

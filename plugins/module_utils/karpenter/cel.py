@@ -37,7 +37,10 @@ try:
     CELPY_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised only without cel-python
     celpy = celtypes = None
-    CELEvalError = Exception
+
+    class CELEvalError(Exception):  # never raised: celpy is missing and nothing is evaluated
+        pass
+
     HAS_CELPY = False
     CELPY_IMPORT_ERROR = exc
 

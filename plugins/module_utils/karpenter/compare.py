@@ -67,7 +67,7 @@ def normalize(obj):
         return copy.deepcopy(obj)
     schema = schema_for(obj.get("apiVersion"), obj.get("kind"))
     if schema is not None:
-        out, _ = prune(obj, schema)
+        out, unused = prune(obj, schema)
         out = apply_defaults(out, schema, copy_obj=False)
     else:
         out = copy.deepcopy(obj)

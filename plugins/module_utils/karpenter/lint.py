@@ -120,7 +120,7 @@ _FAMILY_GLOB = re.compile(r"^([a-z][a-z0-9-]*[a-z0-9])\.\*$")
 
 def _rule_glob_values(np, ref):
     out = []
-    for i, rkey, op, values, _ in _requirements(np):
+    for i, rkey, op, values, _unused in _requirements(np):
         for j, v in enumerate(values):
             if not _GLOB_CHARS.search(v):
                 continue  # other invalid values are reported by the runtime validation
@@ -148,7 +148,7 @@ def _rule_zone_label(np, ref):
     zone = _template_labels(np).get(ZONE_LABEL)
     if zone is None:
         return []
-    for i, rkey, op, values, _ in _requirements(np):
+    for i, rkey, op, values, _unused in _requirements(np):
         if rkey == ZONE_LABEL and op == "In" and len(values) > 1 and zone in values:
             return [
                 _issue(
@@ -180,7 +180,7 @@ def _rule_unsatisfiable(np, ref):
             per_key.setdefault(NORMALIZED_LABELS.get(lkey, lkey), []).append(
                 (join_path(LABELS_PATH, key(lkey)), "In", [lval], "label")
             )
-    for i, rkey, op, values, _ in _requirements(np):
+    for i, rkey, op, values, _unused in _requirements(np):
         per_key.setdefault(rkey, []).append((join_path(REQ_PATH, i), op, values, "requirement"))
     for rkey, reqs in per_key.items():
         allowed = None  # None = any value
@@ -315,7 +315,7 @@ _GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-",)
 
 
 def _selects_gpu(np):
-    for _i, rkey, op, values, _ in _requirements(np):
+    for _i, rkey, op, values, _unused in _requirements(np):
         if rkey.startswith(_GPU_KEYS):
             if op in ("In", "Exists", "Gt", "Gte"):
                 if op == "In" and rkey.endswith("-count") and all(v == "0" for v in values):
@@ -351,7 +351,7 @@ def _rule_gpu_taint(np, ref):
 
 def _capacity_types(np):
     types = None
-    for _i, rkey, op, values, _ in _requirements(np):
+    for _i, rkey, op, values, _unused in _requirements(np):
         if rkey == CAPACITY_TYPE_LABEL and op == "In":
             types = set(values) if types is None else types & set(values)
     label = _template_labels(np).get(CAPACITY_TYPE_LABEL)
@@ -578,7 +578,7 @@ def _rule_kubernetes_labels(np, ref):
                     "use your own domain (example.com/...)",
                 )
             )
-    for i, rkey, _op, _values, _ in _requirements(np):
+    for i, rkey, _op, _values, _unused in _requirements(np):
         if is_kubernetes_domain_label(rkey):
             out.append(
                 _issue(
@@ -632,7 +632,7 @@ def _rule_name(obj, ref):
 
 def _rule_provisioner_name_key(np, ref):
     out = []
-    for i, rkey, _op, _values, _ in _requirements(np):
+    for i, rkey, _op, _values, _unused in _requirements(np):
         if rkey in ("karpenter.sh/provisioner-name", "node.kubernetes.io/instance-family"):
             hint = (
                 "karpenter.k8s.aws/instance-family"
@@ -908,7 +908,7 @@ def lint_controller_policy(doc, name="ControllerPolicy"):
     if "*" not in actions:
         missing = []
         for action in _V1_CONTROLLER_ACTIONS:
-            service = action.split(":")[0]
+            service = action.split(":", maxsplit=1)[0]
             if action not in actions and "%s:*" % service not in actions:
                 missing.append(action)
         if missing:

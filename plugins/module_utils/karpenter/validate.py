@@ -130,7 +130,7 @@ def default(obj):
     schema = schema_mod.schema_for(*kind_of(obj))
     if schema is None:
         return copy.deepcopy(obj)
-    pruned, _ = schema_mod.prune(obj, schema)
+    pruned, unused = schema_mod.prune(obj, schema)
     return schema_mod.apply_defaults(pruned, schema, copy_obj=False)
 
 

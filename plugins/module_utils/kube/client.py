@@ -1,5 +1,5 @@
 # Copyright: karpenter_eks.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small REST client over ``kubernetes.client.ApiClient`` that counts its requests and retries.
 
 Connection settings are resolved by kubernetes.core's own helpers (module params, then ``K8S_AUTH_*``
@@ -23,7 +23,10 @@ try:
 except ImportError as e:  # pragma: no cover - reported by the module
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = e
-    ApiException = Exception
+
+    class ApiException(Exception):  # never raised: the module fails early without kubernetes
+        pass
+
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
 

@@ -12,7 +12,9 @@ import sys
 import pytest
 
 try:
-    import ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter  # noqa: F401
+    import importlib
+
+    importlib.import_module("ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter")
 except ImportError:  # pragma: no cover - depends on how pytest is started
     _COLLECTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", ".collections")
     if os.path.isdir(_COLLECTIONS):

@@ -138,7 +138,7 @@ def test_ignore_alpha_defaults():
         "metadata": {"name": "p"},
         "spec": {"providerRef": {"name": "p"}},
     }
-    (np,), _ = convert(prov, ignore_alpha_defaults=True, validate=False)
+    (np,), unused = convert(prov, ignore_alpha_defaults=True, validate=False)
     assert np["spec"]["template"]["spec"]["requirements"] == []
 
 
@@ -424,7 +424,7 @@ def test_v1beta1_when_empty_keeps_consolidate_after():
             "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"},
         },
     }
-    (out,), _ = convert(np)
+    (out,), unused = convert(np)
     assert out["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"}
 
 
