@@ -44,6 +44,13 @@ options:
         that are not in O(definitions).
     type: bool
     default: false
+  allow_disruption:
+    description:
+      - Deleting a NodePool (O(state=absent) or O(prune)) drains and terminates every node it owns, and
+        deleting an EC2NodeClass does the same to the nodes launched from it. Unless this is V(true),
+        such a delete is refused (also in check mode) and the message lists the NodeClaims affected.
+    type: bool
+    default: false
   strict:
     description:
       - Treat lint warnings as errors.

@@ -89,6 +89,7 @@ def run(
     check_mode=False,
     strict=False,
     extra_nodeclasses=None,
+    allow_disruption=False,
 ):
     objs, conversion_report, others = prepare(kind, definitions, node_class_ref)
     if not objs and not prune:
@@ -121,6 +122,20 @@ def run(
         desired = objs
 
     plan = engine.make_plan(kind, desired, live, state=state, prune=prune)
+    affected = engine.disruption_of_deletes(api, kind, plan)
+    if affected and not allow_disruption:
+        raise InputError(
+            "refusing to delete %s that still own nodes (their nodes would be drained and terminated): %s. "
+            "Set allow_disruption: true to delete anyway."
+            % (
+                kind.kind,
+                "; ".join(
+                    "%s/%s owns %d node(s): %s" % (kind.kind, n, len(c), ", ".join(c))
+                    for n, c in sorted(affected.items())
+                ),
+            ),
+            details=[{"object": "%s/%s" % (kind.kind, n), "nodeclaims": c} for n, c in sorted(affected.items())],
+        )
     engine.execute(api, kind, plan, check_mode=check_mode)
     not_ready = []
     if wait and state == "present" and not check_mode:
@@ -144,5 +159,6 @@ def run(
             if i.changed
         ],
         "not_ready": not_ready,
+        "disrupted_nodeclaims": affected,
     }
     return result

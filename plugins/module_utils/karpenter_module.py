@@ -26,6 +26,7 @@ ARG_SPEC = dict(
     labels=dict(type="dict"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     prune=dict(type="bool", default=False),
+    allow_disruption=dict(type="bool", default=False),
     strict=dict(type="bool", default=False),
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=120),
@@ -82,6 +83,7 @@ def run_module(module, kind_name, **run_args):
             wait_timeout=p["wait_timeout"],
             check_mode=module.check_mode,
             strict=p["strict"],
+            allow_disruption=p["allow_disruption"],
             **run_args,
         )
     except karpenter_apply.InputError as exc:
@@ -97,3 +99,32 @@ def run_module(module, kind_name, **run_args):
     if not module._diff:
         result.pop("diff")
     module.exit_json(**result)
+
+
+def run_info_module():
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(
+        kinds=dict(
+            type="list",
+            elements="str",
+            choices=["NodePool", "EC2NodeClass", "NodeClaim"],
+            default=["NodePool", "EC2NodeClass", "NodeClaim"],
+        ),
+        names=dict(type="list", elements="str", default=[]),
+        request_timeout=dict(type="int", default=30),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not kclient.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
+    from .kube import info
+
+    p = module.params
+    try:
+        configuration, headers = kclient.configuration_from_params(p)
+        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"])
+        result = info.summarize(api, p["kinds"], p["names"])
+    except kclient.KubeError as exc:
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
+    except Exception as exc:  # kubeconfig missing/unreadable
+        module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+    module.exit_json(changed=False, requests=api.request_summary(), **result)

@@ -86,10 +86,27 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per object with its action (create, update, unchanged, delete).
+  description:
+    - One entry per object. C(action) is V(create), V(update), V(unchanged) or V(delete); C(method) is
+      V(server-side-apply), V(delete) or V(none); C(object) is the object as stored (after the write,
+      or the live one); C(conditions) and C(ready) come from its status; for NodePools C(usage) holds
+      C(nodes), C(resources) in use and C(limits); C(removed_fields) lists fields this collection
+      owned and no longer sets.
   returned: always
   type: list
   elements: dict
+  sample:
+    - kind: NodePool
+      name: general
+      action: update
+      changed: true
+      method: server-side-apply
+      ready: true
+      usage: {nodes: 3, resources: {cpu: "48"}, limits: {cpu: "1000"}}
+disrupted_nodeclaims:
+  description: For deletes allowed with O(allow_disruption), the NodeClaims of each deleted object.
+  returned: always
+  type: dict
 conversion_report:
   description: Fields of legacy input that could not be converted or were converted lossily.
   returned: always

@@ -133,3 +133,48 @@ def test_legacy_provisioner_is_converted_and_applied(sandbox, uid):
         assert live["spec"]["disruption"]["consolidateAfter"] == "30s"
     finally:
         sandbox.kubectl("delete", "nodepool", name, "--ignore-not-found", "--wait=false")
+
+
+def test_delete_of_a_pool_with_nodes_needs_allow_disruption(sandbox, uid):
+    name, app = f"dis-{uid}", f"dis-{uid}"
+    p = pool(name)
+    p["spec"]["template"]["metadata"] = {"labels": {"example.com/pool": name}}
+    karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [p])
+    sandbox.apply(
+        [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": app, "namespace": "default"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": app}},
+                    "template": {
+                        "metadata": {"labels": {"app": app}},
+                        "spec": {
+                            "nodeSelector": {"example.com/pool": name},
+                            "containers": [{"name": "c", "image": "pause", "resources": {"requests": {"cpu": "1"}}}],
+                        },
+                    },
+                },
+            }
+        ]
+    )
+    try:
+        sandbox.wait_until(
+            "a node of the pool",
+            lambda: sandbox.core.list_node(label_selector=f"karpenter.sh/nodepool={name}").items,
+            60,
+        )
+        api = api_for(sandbox)
+        with pytest.raises(karpenter_apply.InputError) as err:
+            karpenter_apply.run(api, engine.NODEPOOL, [{"metadata": {"name": name}}], state="absent", check_mode=True)
+        assert f"NodePool/{name} owns" in str(err.value) and "allow_disruption" in str(err.value)
+        assert api.writes == 0
+        res = karpenter_apply.run(
+            api_for(sandbox), engine.NODEPOOL, [{"metadata": {"name": name}}], state="absent", allow_disruption=True
+        )
+        assert res["results"][0]["action"] == "delete" and res["disrupted_nodeclaims"][name]
+    finally:
+        sandbox.kubectl("delete", "deployment", app, "-n", "default", "--ignore-not-found", "--wait=false")
+        sandbox.kubectl("delete", "nodepool", name, "--ignore-not-found", "--wait=false")

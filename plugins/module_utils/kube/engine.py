@@ -84,6 +84,12 @@ def normalize(obj):
     return out
 
 
+def strip_managed_fields(obj):
+    out = copy.deepcopy(obj)
+    (out.get("metadata") or {}).pop("managedFields", None)
+    return out
+
+
 def list_live(api, kind, label_selector=None):
     """Return ({name: object}, resourceVersion) with one LIST request."""
     data = api.list(kind.path(), label_selector=label_selector)
@@ -107,10 +113,34 @@ class PlanItem(object):
     def changed(self):
         return self.action in ("create", "update", "delete")
 
+    @property
+    def method(self):
+        return {"create": "server-side-apply", "update": "server-side-apply", "delete": "delete"}.get(
+            self.action, "none"
+        )
+
     def to_dict(self, kind):
-        out = {"kind": kind.kind, "name": self.name, "action": self.action, "changed": self.changed}
+        out = {
+            "kind": kind.kind,
+            "name": self.name,
+            "action": self.action,
+            "changed": self.changed,
+            "method": self.method,
+        }
         if self.removed:
             out["removed_fields"] = [".".join(p) for p in self.removed]
+        obj = self.result or (self.live if self.action != "delete" else None)
+        if obj:
+            out["object"] = strip_managed_fields(obj)
+            status = obj.get("status") or {}
+            out["conditions"] = status.get("conditions") or []
+            out["ready"] = is_ready(obj)
+            if kind.kind == "NodePool":
+                out["usage"] = {
+                    "nodes": status.get("nodes"),
+                    "resources": status.get("resources") or {},
+                    "limits": (obj.get("spec") or {}).get("limits") or {},
+                }
         return out
 
 
@@ -153,6 +183,24 @@ def make_plan(kind, desired, live, state="present", prune=False, manager=FIELD_M
             if name not in wanted and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
                 plan.append(PlanItem(name, "delete", live=cur, before=normalize(cur), after={}))
     return plan
+
+
+def disruption_of_deletes(api, kind, plan):
+    """For each planned delete: the NodeClaims (nodes) it would disrupt. One NodeClaim LIST at most."""
+    deletes = [i.name for i in plan if i.action == "delete"]
+    if not deletes or kind.kind not in ("NodePool", "EC2NodeClass"):
+        return {}
+    claims, _rv = list_live(api, NODECLAIM)
+    affected = {}
+    for cname, claim in sorted(claims.items()):
+        if kind.kind == "NodePool":
+            owner = (claim.get("metadata", {}).get("labels") or {}).get("karpenter.sh/nodepool")
+        else:
+            ref = (claim.get("spec") or {}).get("nodeClassRef") or {}
+            owner = ref.get("name") if ref.get("kind") == kind.kind else None
+        if owner in deletes:
+            affected.setdefault(owner, []).append(cname)
+    return affected
 
 
 def execute(api, kind, plan, check_mode=False, manager=FIELD_MANAGER):
