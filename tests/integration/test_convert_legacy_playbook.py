@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PLAY = os.path.join(ROOT, "playbooks", "convert_legacy.yml")
 
 
-def test_converts_folder_and_reports_unconvertible(sandbox, tmp_path):
+def test_converts_folder_and_reports_unconvertible(sandbox, tmp_path, uid):
     src = tmp_path / "old"
     shutil.copytree(os.path.join(HERE, "legacy"), src)
     dest = tmp_path / "v1"
@@ -27,5 +27,6 @@ def test_converts_folder_and_reports_unconvertible(sandbox, tmp_path):
 
     # the converted objects are accepted by the real apiserver (server-side dry run)
     for d in docs:
+        d["metadata"]["name"] += f"-{uid}"  # never collide with objects other tests or site.yml created
         res = sandbox.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=yaml.safe_dump(d))
         assert res.returncode == 0
