@@ -65,11 +65,14 @@ sanity(){
 unit(){ step "unit tests (pytest tests/unit)" pytest_tier unit tests/unit -q; }
 
 integration(){
-  step "sandbox up" python sandbox/sandbox.py up
+  local was_up=0
+  python sandbox/sandbox.py status >/dev/null 2>&1 && was_up=1
+  step "sandbox up (builds on first use)" python sandbox/sandbox.py up
   # shellcheck disable=SC1091
   source .sandbox/env.sh
   step "integration tests (pytest tests/integration)" pytest_tier integration tests/integration -q
   step "ansible integration (site.yml + idempotence on inventories/local)" tests/integration/run-playbooks.sh
+  if [[ $was_up -eq 0 && -z ${SANDBOX_KEEP:-} ]]; then python sandbox/sandbox.py down; fi
 }
 
 case $WHAT in

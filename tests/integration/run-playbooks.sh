@@ -4,12 +4,16 @@
 #   2. apply again                  -> must succeed with changed=0 (idempotence)
 #   3. --check --diff               -> must succeed with changed=0 (check mode agrees with the real run)
 # Called by scripts/test.sh with the sandbox env sourced (.sandbox/env.sh). Extra arguments are passed to every
-# ansible-playbook run (e.g. --skip-tags nodepools). Logs: build/test-results/site-run{1,2,check}.log
+# ansible-playbook run (e.g. --skip-tags nodepools). Logs: build/test-results/site-{run1,run2,check}.log
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
 export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$ROOT/ansible.cfg}" ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 PLAYBOOK=${ANSIBLE_PLAYBOOK:-$ROOT/.venv/bin/ansible-playbook}
-OUT="$ROOT/build/test-results"; mkdir -p "$OUT"
+OUT="$ROOT/build/test-results"
+# Logs are written to a private directory (scripts/test.sh wipes build/test-results at start, possibly from a
+# concurrent run) and copied to $OUT when each run ends.
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/site-playbooks.XXXXXX")
+trap 'rm -rf "$LOGDIR"' EXIT
 
 fail(){ echo "FAIL: $*" >&2; exit 1; }
 
@@ -28,17 +32,19 @@ recap(){
 
 run(){ # name expect_changed_zero args...
   local name=$1 expect_zero=$2; shift 2
-  local log="$OUT/site-$name.log" t0=$SECONDS rc
+  local log="$LOGDIR/site-$name.log" t0=$SECONDS rc
   echo "=== site.yml $name: ansible-playbook -i inventories/local playbooks/site.yml $*"
   "$PLAYBOOK" -i inventories/local playbooks/site.yml "$@" >"$log" 2>&1
   rc=$?
   local r; r=$(recap "$log")
-  echo "    rc=$rc recap(ok changed failed unreachable)=$r time=$((SECONDS - t0))s log=$log"
-  if [[ $rc -ne 0 || $r == none ]]; then
+  mkdir -p "$OUT" && cp "$log" "$OUT/" 2>/dev/null
+  echo "    rc=$rc recap(ok changed failed unreachable)=$r time=$((SECONDS - t0))s log=$OUT/site-$name.log"
+  if [[ $rc -ne 0 || -z $r || $r == none ]]; then
     tail -n 40 "$log" >&2
     fail "site.yml $name failed (rc=$rc)"
   fi
   read -r _ok changed failed unreachable <<<"$r"
+  [[ $changed =~ ^[0-9]+$ && $failed =~ ^[0-9]+$ && $unreachable =~ ^[0-9]+$ ]] || fail "site.yml $name: cannot parse PLAY RECAP ($r)"
   [[ $failed -eq 0 && $unreachable -eq 0 ]] || fail "site.yml $name: failed=$failed unreachable=$unreachable"
   if [[ $expect_zero == yes && $changed -ne 0 ]]; then
     echo "--- tasks reporting changed:" >&2
