@@ -15,15 +15,20 @@ pick_python(){
   echo "bootstrap: need Python >= 3.11 (3.12+ preferred); set PYTHON=/path/to/python3.12" >&2; return 1
 }
 PY=$(pick_python)
-STAMP=$( { "$PY" -c 'import sys; print(sys.version)'; cat requirements.txt requirements-dev.txt; } | sha256sum | cut -c1-16)
-if [[ ! -x .venv/bin/python || "$(cat .venv/.stamp 2>/dev/null)" != "$STAMP" ]]; then
+PYSTAMP=$("$PY" -c 'import sys; print(sys.version)' | sha256sum | cut -c1-16)
+REQSTAMP=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+if [[ ! -x .venv/bin/python || "$(cat .venv/.python-stamp 2>/dev/null)" != "$PYSTAMP" ]]; then
   echo "bootstrap: creating .venv with $PY ($("$PY" -V))" >&2
   rm -rf .venv
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
+  echo "$PYSTAMP" > .venv/.python-stamp
+fi
+if [[ "$(cat .venv/.requirements-stamp 2>/dev/null)" != "$REQSTAMP" ]]; then
+  echo "bootstrap: installing requirements-dev.txt into .venv" >&2
   .venv/bin/python -m pip install -q -r requirements-dev.txt
   .venv/bin/python -m pip check >&2
-  echo "$STAMP" > .venv/.stamp
+  echo "$REQSTAMP" > .venv/.requirements-stamp
 fi
 mkdir -p .collections/ansible_collections/karpenter_eks
 ln -sfn ../../.. .collections/ansible_collections/karpenter_eks/platform
