@@ -71,4 +71,18 @@ if [[ ! -d "$DATA" ]]; then
   chmod -R u+w "$T"; mv "$T" "$DATA"
 fi
 ln -sfn "$DATA" "$OUT/data"
+
+# Prometheus + promtool (optional component; Debian's package, unpacked into the cache without
+# installing it system-wide, so no service starts and no root-owned files change).
+PROM_DIR="$CACHE/prometheus-$PROMETHEUS_DEB_VERSION"
+if [[ ! -x "$PROM_DIR/usr/bin/promtool" ]] && command -v apt-get >/dev/null 2>&1; then
+  log "fetching Debian's prometheus $PROMETHEUS_DEB_VERSION (promtool for rule tests)"
+  T=$(mktemp -d); ( cd "$T" && apt-get download "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null 2>&1 ) \
+    && dpkg-deb -x "$T"/prometheus_*.deb "$PROM_DIR.tmp" && rm -rf "$PROM_DIR" && mv "$PROM_DIR.tmp" "$PROM_DIR" \
+    || log "WARNING: could not fetch prometheus (Debian package); promtool/prometheus will be unavailable"
+  rm -rf "$T"
+fi
+for b in prometheus promtool; do
+  [[ -x "$PROM_DIR/usr/bin/$b" ]] && ln -sfn "$PROM_DIR/usr/bin/$b" "$BIN/$b"
+done
 echo "$OUT"

@@ -57,6 +57,7 @@ PORTS = {
     "karpenter_metrics": _port("karpenter_metrics", 28080),
     "karpenter_health": _port("karpenter_health", 28081),
     "moto": _port("moto", 25055),
+    "prometheus": _port("prometheus", 29090),
 }
 
 
@@ -607,7 +608,54 @@ def start_moto() -> None:
     wait_for("moto", ready.exists, 90)
 
 
-COMPONENT_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "karpenter", "moto")
+def prometheus_config() -> Path:
+    """Scrape Karpenter's real /metrics; rule files dropped in <state>/prometheus-rules/ are loaded."""
+    rules = STATE / "prometheus-rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    cfg = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "rule_files": [str(rules / "*.yml")],
+        "scrape_configs": [
+            {"job_name": "karpenter", "static_configs": [{"targets": [f"127.0.0.1:{PORTS['karpenter_metrics']}"]}]},
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PORTS['prometheus']}"]}]},
+        ],
+    }
+    path = STATE / "prometheus.yml"
+    path.write_text(json.dumps(cfg, indent=2))  # JSON is valid YAML
+    return path
+
+
+def start_prometheus() -> bool:
+    if not Path(binp("prometheus")).exists():
+        log("prometheus not available (Debian package could not be fetched); skipping it")
+        return False
+    start(
+        "prometheus",
+        [
+            binp("prometheus"),
+            f"--config.file={prometheus_config()}",
+            f"--storage.tsdb.path={STATE / 'prometheus'}",
+            "--storage.tsdb.retention.time=2h",
+            f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}",
+            "--web.enable-lifecycle",
+        ],
+        [PORTS["prometheus"]],
+    )
+    wait_for("prometheus", lambda: probe(f"http://127.0.0.1:{PORTS['prometheus']}/-/ready"), 60)
+    return True
+
+
+COMPONENT_NAMES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "karpenter",
+    "moto",
+    "prometheus",
+)
+OPTIONAL = ("prometheus",)
 
 
 def health() -> dict[str, bool]:
@@ -623,6 +671,7 @@ def health() -> dict[str, bool]:
         "moto": lambda: (
             (STATE / "run" / "moto.ready").exists() and probe(f"http://127.0.0.1:{PORTS['moto']}/moto-api/")
         ),
+        "prometheus": lambda: probe(f"http://127.0.0.1:{PORTS['prometheus']}/-/ready"),
     }
     return {n: bool(running_pid(n)) and checks[n]() for n in COMPONENT_NAMES}
 
@@ -642,10 +691,11 @@ def env_vars() -> dict[str, str]:
         "SANDBOX_STATE": str(STATE),
         "SANDBOX_AUDIT_LOG": str(audit_log_path()),
         "KARPENTER_METRICS_URL": f"http://127.0.0.1:{PORTS['karpenter_metrics']}/metrics",
+        "PROMETHEUS_URL": f"http://127.0.0.1:{PORTS['prometheus']}",
     }
 
 
-def up(with_aws: bool = True) -> None:
+def up(with_aws: bool = True, with_prometheus: bool = True) -> None:
     t0 = time.monotonic()
     STATE.mkdir(parents=True, exist_ok=True)
     build()
@@ -671,6 +721,9 @@ def up(with_aws: bool = True) -> None:
     if with_aws:
         log("moto (AWS emulator)")
         start_moto()
+    if with_prometheus:
+        log("prometheus (scrapes Karpenter)")
+        start_prometheus()
     envs = env_vars()
     (STATE / "env.json").write_text(json.dumps(envs, indent=2))
     (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in envs.items()))
@@ -721,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up")
     u.add_argument("--no-aws", action="store_true", help="do not start moto")
+    u.add_argument("--no-prometheus", action="store_true", help="do not start prometheus")
     sub.add_parser("down")
     sub.add_parser("status")
     e = sub.add_parser("env")
@@ -730,12 +784,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
-            up(with_aws=not args.no_aws)
+            up(with_aws=not args.no_aws, with_prometheus=not args.no_prometheus)
         elif args.cmd == "down":
             down()
         elif args.cmd == "reset":
             down()
-            for d in ("etcd", "pki", "logs", "run"):
+            for d in ("etcd", "pki", "logs", "run", "prometheus"):
                 shutil.rmtree(STATE / d, ignore_errors=True)
             log("state wiped")
         elif args.cmd == "build":
@@ -743,8 +797,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "status":
             h = health()
             for n, ok in h.items():
-                print(f"{n:26s} {'ready' if ok else 'down'}")
-            return 0 if all(h.values()) else 1
+                print(f"{n:26s} {'ready' if ok else ('down (optional)' if n in OPTIONAL else 'down')}")
+            return 0 if all(ok for n, ok in h.items() if n not in OPTIONAL) else 1
         elif args.cmd == "env":
             envs = env_vars()
             if args.format == "json":
