@@ -456,7 +456,16 @@ def install_crds() -> None:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(datap(d)))
         for f in sorted(datap(d).glob("*.yaml")):
             names.append("crd/" + f.stem.split("_", 1)[1] + "." + f.stem.split("_", 1)[0])
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    # `kubectl wait` fails at once (".status.conditions accessor error") when it reads a CRD before the
+    # apiserver has written its first status; retry until the conditions exist, then it waits on them.
+    deadline = time.monotonic() + 60
+    while True:
+        res = kubectl("wait", "--for=condition=Established", "--timeout=30s", *names, check=False)
+        if res.returncode == 0:
+            return
+        if "accessor error" not in res.stderr or time.monotonic() > deadline:
+            raise SandboxError(f"CRDs not Established: {res.stderr.strip()}")
+        time.sleep(0.2)
 
 
 def start_kcm() -> None:
@@ -744,23 +753,37 @@ def _stray_pids() -> list[int]:
     return found
 
 
-def down() -> None:
-    for name in reversed(COMPONENT_NAMES):
-        pid = running_pid(name)
-        if pid:
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except OSError:
-                pass
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and [p for p in _stray_pids() if _alive(p)]:
-        time.sleep(0.2)
-    for pid in _stray_pids():
+def _signal(pid: int, sig: int) -> None:
+    """Signal the process group we started (pid is its leader), or the single process if it is not one."""
+    try:
+        os.killpg(pid, sig)
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _stop(pids: list[int], grace: float) -> None:
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
         if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+            _signal(pid, signal.SIGKILL)
+
+
+def down() -> None:
+    """Stop everything: the clients of etcd first (the apiserver's graceful drain of long watches can
+    take minutes, so it gets 3 s before SIGKILL), then etcd, then any stray process carrying our marker."""
+    others = [p for n in reversed(COMPONENT_NAMES) if n != "etcd" and (p := running_pid(n))]
+    _stop(others, 3.0)
+    etcd = running_pid("etcd")
+    if etcd:
+        _stop([etcd], 10.0)
+    _stop([p for p in _stray_pids() if _alive(p)], 2.0)
     for f in (STATE / "run").glob("*") if (STATE / "run").exists() else []:
         f.unlink(missing_ok=True)
     left = [p for p in _stray_pids() if _alive(p)]
