@@ -1,0 +1,182 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The four operations of karpenter_backup (present, restored, verified, listed) over the local and S3 stores.
+
+Plain Python: ``api`` is a kube.client.KubeApi (or None when not needed), ``store`` a backup_s3.S3Store
+(or None), ``p`` the module's parameters as a dict.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import tempfile
+
+from . import backup as bk
+
+
+def _iso(a):
+    return dict(a, created=a["created"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z")
+
+
+def do_backup(api, store, p, check_mode=False, now=None):
+    if not bk.CLUSTER_NAME_RE.match(p["cluster_name"] or ""):
+        raise bk.BackupError("cluster_name %r is not a valid EKS cluster name" % p["cluster_name"])
+    if not p.get("dest") and store is None:
+        raise bk.BackupError("a destination is required: dest (local directory) and/or s3_bucket")
+    now = now or bk.utcnow()
+    warnings = []
+    if store is not None:  # fail before reading the cluster: missing bucket, access denied, bad KMS key
+        versioning = store.check_bucket()
+        if versioning != "Enabled":
+            msg = "bucket %s has versioning %s; enable it so that a deleted or overwritten archive can be recovered" % (
+                store.bucket,
+                versioning,
+            )
+            if p.get("require_versioning"):
+                raise bk.BackupError(msg)
+            warnings.append(msg)
+        unused, warn = store.check_kms_key()
+        if warn:
+            warnings.append(warn)
+    staging = bk.stage_dir()
+    try:
+        manifest = bk.collect(
+            api,
+            staging,
+            p["cluster_name"],
+            namespace=p["namespace"],
+            release=p["helm_release"],
+            label_selector=p.get("label_selector"),
+            include_configmaps=p["include_configmaps"],
+            include_helm=p["include_helm"],
+            include_inventory=p["include_inventory"],
+            secret_policy=p["secret_policy"],
+            now=now,
+        )
+        name = bk.archive_name(p["cluster_name"], now)
+        result = {
+            "changed": True,
+            "archive": {"name": name},
+            "manifest": {k: v for k, v in manifest.items() if k not in ("files",)},
+            "files": [{k: f[k] for k in ("path", "kind", "count", "sha256", "size")} for f in manifest["files"]],
+            "retention": {"deleted": []},
+            "warnings": warnings,
+        }
+        for r in manifest["redactions"]:
+            warnings.append("redacted %s %s in %s (%s)" % (r["object"], r["path"], r["file"], r["reason"]))
+        if check_mode:  # nothing written; retention reports what it would delete
+            result["retention"] = retention(store, p, True, now=now)
+            return result
+        out_dir = p.get("dest") or tempfile.mkdtemp(prefix="karpenter-backup-out-")
+        try:
+            path, digest, size = bk.write_archive(staging, manifest, out_dir, name)
+            result["archive"].update(sha256=digest, size=size)
+            if p.get("dest"):
+                result["archive"]["path"] = path
+            if store is not None:
+                result["archive"]["s3"] = store.upload(path, name, digest, p["cluster_name"])
+        finally:
+            if not p.get("dest"):
+                bk.remove_dir(out_dir)
+    finally:
+        bk.remove_dir(staging)
+    result["retention"] = retention(store, p, check_mode, protect=(name,), now=now)
+    return result
+
+
+def retention(store, p, check_mode, protect=(), now=None):
+    keep_last, max_age = p.get("keep_last"), p.get("max_age_days")
+    out = {"keep_last": keep_last, "max_age_days": max_age, "deleted": []}
+    if keep_last is None and max_age is None:
+        return out
+    if keep_last is not None and keep_last < 1:
+        raise bk.BackupError("keep_last must be at least 1")
+    if p.get("dest"):
+        out["deleted"] += bk.apply_local_retention(
+            p["dest"], p["cluster_name"], keep_last, max_age, check_mode, protect, now
+        )
+    if store is not None:
+        out["deleted"] += store.retention(p["cluster_name"], keep_last, max_age, check_mode, protect, now)
+    return out
+
+
+def resolve(store, p):
+    """Where the archive to restore/verify is: (local path, source description, temp dir or None)."""
+    archive = p.get("archive") or "latest"
+    source_cluster = p.get("source_cluster_name") or p.get("cluster_name")
+    if archive == "latest":
+        candidates = []
+        if p.get("dest"):
+            candidates += [dict(a, where="local") for a in bk.list_local(p["dest"], source_cluster)]
+        if store is not None:
+            candidates += [dict(a, where="s3") for a in store.list(source_cluster)]
+        if not candidates:
+            raise bk.BackupError(
+                "no backup of cluster %r found in %s"
+                % (source_cluster, " or ".join(x for x in (p.get("dest"), store and store.uri(store.prefix)) if x))
+            )
+        best = max(candidates, key=lambda a: a["created"])
+        archive = best["path"] if best["where"] == "local" else best["uri"]
+    if archive.startswith("s3://"):
+        if store is None:
+            raise bk.BackupError("archive %s is in S3 but s3_bucket is not set" % archive)
+        bucket, unused, key = archive[5:].partition("/")
+        if bucket != store.bucket:
+            raise bk.BackupError("archive %s is not in s3_bucket %s" % (archive, store.bucket))
+        tmp = tempfile.mkdtemp(prefix="karpenter-restore-")
+        path = os.path.join(tmp, os.path.basename(key))
+        try:
+            info = store.download(key, path, expected_kms_key=p.get("kms_key_id"))
+        except Exception:
+            bk.remove_dir(tmp)
+            raise
+        return path, dict(info, location="s3"), tmp
+    if not os.path.isabs(archive) and p.get("dest") and not os.path.exists(archive):
+        archive = os.path.join(p["dest"], archive)
+    return archive, {"location": "local", "path": archive}, None
+
+
+def do_verify(store, p):
+    path, source, tmp = resolve(store, p)
+    try:
+        arc = bk.open_archive(path)
+    finally:
+        if tmp:
+            bk.remove_dir(tmp)
+    return {"changed": False, "archive": dict(arc.summary(), source=source), "verified": True}
+
+
+def do_restore(api, store, p, check_mode=False):
+    path, source, tmp = resolve(store, p)
+    try:
+        arc = bk.open_archive(path)  # every checksum, before anything else
+    finally:
+        if tmp:
+            bk.remove_dir(tmp)
+    kinds = p.get("kinds")
+    if kinds is None:
+        kinds = [k for k in arc.objects if k != "ConfigMap" or p.get("restore_configmaps")]
+    res = bk.restore(
+        api,
+        arc,
+        cluster_name=p.get("cluster_name"),
+        rewrites=p.get("rewrite"),
+        kinds=kinds,
+        exclude=p.get("exclude"),
+        conflict=p["conflict"],
+        namespace=p["namespace"],
+        check_mode=check_mode,
+    )
+    res["archive"]["source"] = source
+    return res
+
+
+def do_list(store, p):
+    cluster = p.get("source_cluster_name") or p.get("cluster_name")
+    out = []
+    if p.get("dest"):
+        out += [dict(_iso(a), location="local") for a in bk.list_local(p["dest"], cluster)]
+    if store is not None:
+        out += [dict(_iso(a), location="s3") for a in store.list(cluster)]
+    out.sort(key=lambda a: a["created"], reverse=True)
+    return {"changed": False, "backups": out}
