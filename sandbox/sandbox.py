@@ -704,7 +704,7 @@ def env_vars() -> dict[str, str]:
     }
 
 
-def up(with_aws: bool = True, with_prometheus: bool = True) -> None:
+def up(with_aws: bool = True, with_prometheus: bool = True, control_plane_only: bool = False) -> None:
     t0 = time.monotonic()
     STATE.mkdir(parents=True, exist_ok=True)
     build()
@@ -716,6 +716,11 @@ def up(with_aws: bool = True, with_prometheus: bool = True) -> None:
     start_apiserver()
     log("CRDs")
     install_crds()
+    if control_plane_only:  # e.g. benchmarks that create thousands of NodeClaims no controller may act on
+        (STATE / "env.json").write_text(json.dumps(env_vars(), indent=2))
+        (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in env_vars().items()))
+        log(f"apiserver + CRDs ready in {time.monotonic() - t0:.1f}s (no controllers)")
+        return
     log("kube-controller-manager, kube-scheduler")
     start_kcm()
     start_scheduler()
@@ -798,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     u = sub.add_parser("up")
     u.add_argument("--no-aws", action="store_true", help="do not start moto")
     u.add_argument("--no-prometheus", action="store_true", help="do not start prometheus")
+    u.add_argument("--control-plane-only", action="store_true", help="etcd + apiserver + CRDs, no controllers")
     sub.add_parser("down")
     sub.add_parser("status")
     e = sub.add_parser("env")
@@ -807,7 +813,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
-            up(with_aws=not args.no_aws, with_prometheus=not args.no_prometheus)
+            up(
+                with_aws=not args.no_aws,
+                with_prometheus=not args.no_prometheus,
+                control_plane_only=args.control_plane_only,
+            )
         elif args.cmd == "down":
             down()
         elif args.cmd == "reset":

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Backup benchmark (issue 5): 200 NodePools + 200 EC2NodeClasses + 5,000 NodeClaims.
+
+Compares, in one run on the same cluster, `karpenter_backup` (through ansible-playbook, as users run it)
+with the original design's kubectl script (v1 kind names: one `kubectl get <kind> -o yaml` per kind plus
+the loop over every Karpenter CRD), then times a restore into the emptied cluster. Request counts come
+from the apiserver's `apiserver_request_total` metric (all clients), peak memory from GNU time.
+
+It uses its own control-plane-only sandbox (no Karpenter would act on the 5,000 NodeClaims):
+
+    .venv/bin/python bench/backup_bench.py [--nodeclaims 5000]   # writes bench/results/backup_bench.json
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANDBOX = os.path.join(ROOT, "sandbox", "sandbox.py")
+VENV = os.path.dirname(sys.executable)
+STATE = os.path.join(tempfile.gettempdir(), "karpenter-eks-bench-backup")
+ENV = dict(os.environ, SANDBOX_STATE=STATE, SANDBOX_PORT_OFFSET="500")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=kw.pop("env", ENV), **kw)
+
+
+def kubectl(env, *args, input=None):
+    return sh([os.path.join(env["SANDBOX_BIN"], "kubectl"), "--kubeconfig", env["KUBECONFIG"], *args], input=input)
+
+
+def metrics_total(env):
+    """Sum of apiserver_request_total by verb (every client), read with the admin client cert."""
+    pki = os.path.join(STATE, "pki")
+    ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(pki, "admin.crt"), os.path.join(pki, "admin.key"))
+    port = json.load(open(env["KUBECONFIG"]))["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1]
+    text = urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=ctx, timeout=30).read().decode()
+    out = {}
+    for m in re.finditer(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+        verb = re.search(r'verb="([^"]+)"', m.group(1)).group(1)
+        out[verb] = out.get(verb, 0) + float(m.group(2))
+    return out
+
+
+def delta(a, b):
+    return {k: int(b.get(k, 0) - a.get(k, 0)) for k in sorted(set(a) | set(b)) if b.get(k, 0) - a.get(k, 0)}
+
+
+def objects(n_pools, n_classes, n_claims):
+    for i in range(n_classes):
+        yield {
+            "apiVersion": "karpenter.k8s.aws/v1",
+            "kind": "EC2NodeClass",
+            "metadata": {"name": f"bench-{i}"},
+            "spec": {
+                "role": f"KarpenterNodeRole-{i}",
+                "amiSelectorTerms": [{"alias": "al2023@v20250505"}],
+                "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "bench"}}],
+                "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "bench"}}],
+            },
+        }
+    for i in range(n_pools):
+        yield {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": f"bench-{i}"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "nodeClassRef": {
+                            "group": "karpenter.k8s.aws",
+                            "kind": "EC2NodeClass",
+                            "name": f"bench-{i % n_classes}",
+                        },
+                        "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
+                    }
+                },
+                "limits": {"cpu": "1000"},
+            },
+        }
+    for i in range(n_claims):
+        yield {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodeClaim",
+            "metadata": {"name": f"bench-{i}", "labels": {"karpenter.sh/nodepool": f"bench-{i % n_pools}"}},
+            "spec": {
+                "nodeClassRef": {
+                    "group": "karpenter.k8s.aws",
+                    "kind": "EC2NodeClass",
+                    "name": f"bench-{i % n_classes}",
+                },
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
+            },
+        }
+
+
+def populate(env, docs):
+    chunks = [docs[i : i + 250] for i in range(0, len(docs), 250)]
+
+    def apply(chunk):
+        kubectl(
+            env,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": chunk}),
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(apply, chunks))
+
+
+def timed(cmd, env):
+    """Run cmd under GNU time; returns (seconds, max RSS MB)."""
+    t0 = time.monotonic()
+    res = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return time.monotonic() - t0, int(res.stderr.strip().splitlines()[-1]) / 1024
+
+
+DESIGN_SCRIPT = r"""set -e
+D="$1"; mkdir -p "$D"
+kubectl get nodepools -A -o yaml > "$D/nodepools.yaml"
+kubectl get ec2nodeclasses -A -o yaml > "$D/ec2nodeclasses.yaml"
+kubectl get configmap -n karpenter -o yaml > "$D/configmaps.yaml"
+kubectl get crd | grep karpenter | awk '{print $1}' | while read crd; do
+  kubectl get "$crd" -A -o yaml > "$D/${crd}.yaml"
+done
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodepools", type=int, default=200)
+    ap.add_argument("--ec2nodeclasses", type=int, default=200)
+    ap.add_argument("--nodeclaims", type=int, default=5000)
+    a = ap.parse_args()
+    sh([sys.executable, SANDBOX, "reset"])
+    sh([sys.executable, SANDBOX, "up", "--control-plane-only"])
+    env = dict(ENV, **json.loads(sh([sys.executable, SANDBOX, "env", "--format", "json"]).stdout))
+    env["PATH"] = env["SANDBOX_BIN"] + os.pathsep + env["PATH"]
+    out = {"objects": {"nodepools": a.nodepools, "ec2nodeclasses": a.ec2nodeclasses, "nodeclaims": a.nodeclaims}}
+    try:
+        kubectl(env, "create", "namespace", "karpenter")
+        t0 = time.monotonic()
+        populate(env, list(objects(a.nodepools, a.ec2nodeclasses, a.nodeclaims)))
+        out["populate_seconds"] = round(time.monotonic() - t0, 1)
+        work = tempfile.mkdtemp(prefix="backup-bench-")
+        inv = os.path.join(work, "inventory.yml")
+        with open(inv, "w") as f:
+            json.dump(
+                {
+                    "eks_clusters": {
+                        "hosts": {
+                            "bench": {
+                                "ansible_connection": "local",
+                                "ansible_python_interpreter": sys.executable,
+                                "karpenter_eks_cluster_name": "bench",
+                                "karpenter_eks_kubeconfig": env["KUBECONFIG"],
+                            }
+                        }
+                    }
+                },
+                f,
+            )
+        ansible_env = dict(env, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+
+        m0 = metrics_total(env)
+        secs, rss = timed(["bash", "-c", DESIGN_SCRIPT, "design", os.path.join(work, "design")], env)
+        m1 = metrics_total(env)
+        out["design_kubectl_script"] = {"seconds": round(secs, 2), "max_rss_mb": round(rss), "requests": delta(m0, m1)}
+
+        dest = os.path.join(work, "archives")
+        secs, rss = timed(
+            [
+                os.path.join(VENV, "ansible-playbook"),
+                "-i",
+                inv,
+                os.path.join(ROOT, "playbooks", "backup.yml"),
+                "-e",
+                json.dumps({"karpenter_backup_dest": dest}),
+            ],
+            ansible_env,
+        )
+        m2 = metrics_total(env)
+        out["karpenter_backup"] = {"seconds": round(secs, 2), "max_rss_mb": round(rss), "requests": delta(m1, m2)}
+        out["speedup"] = round(out["design_kubectl_script"]["seconds"] / out["karpenter_backup"]["seconds"], 2)
+
+        kubectl(env, "delete", "nodepools,ec2nodeclasses", "--all", "--wait=false")
+        m3 = metrics_total(env)
+        secs, rss = timed(
+            [
+                os.path.join(VENV, "ansible-playbook"),
+                "-i",
+                inv,
+                os.path.join(ROOT, "playbooks", "restore.yml"),
+                "-e",
+                json.dumps({"karpenter_backup_dest": dest}),
+            ],
+            ansible_env,
+        )
+        m4 = metrics_total(env)
+        out["restore"] = {"seconds": round(secs, 2), "max_rss_mb": round(rss), "requests": delta(m3, m4)}
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        sh([sys.executable, SANDBOX, "down"])
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "backup_bench.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
