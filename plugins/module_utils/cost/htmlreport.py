@@ -1,0 +1,309 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Self-contained HTML for a cost report: inline SVG charts generated here, no JavaScript, no CDN.
+
+Every chart is an ``<svg class="chart" id="chart-...">`` with a ``<title>`` and one ``<rect>`` per bar
+segment carrying ``data-series``/``data-value`` attributes, so tests (and screen readers) can read them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from html import escape
+
+PALETTE = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795", "#b7791f", "#718096", "#e53e3e")
+CT_COLOURS = {"on-demand": "#2b6cb0", "spot": "#38a169", "reserved": "#805ad5", "savings-plans": "#b7791f"}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1a202c;max-width:1100px}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #e2e8f0}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #e2e8f0;padding:.25rem .5rem;text-align:right}th{background:#f7fafc}
+td.l,th.l{text-align:left}.kpi{display:inline-block;margin:0 2rem 1rem 0}.kpi b{display:block;font-size:1.4rem}
+.note{color:#744210;background:#fffbeb;padding:.25rem .5rem;margin:.25rem 0}.rec{margin:.4rem 0}
+svg.chart{display:block;margin:.5rem 0;font-size:11px}
+"""
+
+
+def _money(v):
+    return "-" if v is None else "$%.2f" % v
+
+
+def _pct(v):
+    return "-" if v is None else "%.0f%%" % (v * 100)
+
+
+def _colour(name, i):
+    return CT_COLOURS.get(name, PALETTE[i % len(PALETTE)])
+
+
+def _legend(names, x, y):
+    out = []
+    for i, n in enumerate(names):
+        out.append(
+            '<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>'
+            % (x, y + i * 16, _colour(n, i), x + 14, y + i * 16 + 9, escape(str(n)))
+        )
+    return "".join(out)
+
+
+def stacked_bars(chart_id, title, categories, series, unit="$"):
+    """Vertical stacked bars: categories on x, one stack segment per series (dict name -> values)."""
+    width, height, left, bottom, top = 760, 260, 60, 40, 30
+    names = list(series)
+    totals = [sum(series[n][i] for n in names) for i in range(len(categories))]
+    peak = max(totals + [0.0]) or 1.0
+    plot_w = width - left - 170
+    plot_h = height - bottom - top
+    bw = plot_w / max(len(categories), 1)
+    parts = [
+        '<svg class="chart" id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">'
+        % (escape(chart_id), width, height),
+        "<title>%s</title>" % escape(title),
+        '<text x="%d" y="18" font-weight="bold">%s</text>' % (left, escape(title)),
+        '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#a0aec0"/>' % (left, top + plot_h, left + plot_w, top + plot_h),
+        '<text x="4" y="%d">%s%.2f</text>' % (top + 8, unit, peak),
+        '<text x="4" y="%d">%s0</text>' % (top + plot_h, unit),
+    ]
+    for i, cat in enumerate(categories):
+        y = top + plot_h
+        for j, n in enumerate(names):
+            v = series[n][i]
+            if v <= 0:
+                continue
+            h = plot_h * v / peak
+            y -= h
+            parts.append(
+                '<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" data-series="%s" data-category="%s" '
+                'data-value="%s"><title>%s %s: %s%.2f</title></rect>'
+                % (
+                    left + i * bw + bw * 0.1,
+                    y,
+                    bw * 0.8,
+                    h,
+                    _colour(n, j),
+                    escape(str(n)),
+                    escape(str(cat)),
+                    round(v, 6),
+                    escape(str(n)),
+                    escape(str(cat)),
+                    unit,
+                    v,
+                )
+            )
+        if len(categories) <= 16 or i % max(1, len(categories) // 8) == 0:
+            parts.append(
+                '<text x="%.1f" y="%d" text-anchor="middle">%s</text>'
+                % (left + i * bw + bw / 2, top + plot_h + 14, escape(str(cat)[5:] if len(str(cat)) == 10 else cat))
+            )
+    parts.append(_legend(names, left + plot_w + 20, top))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def hbars(chart_id, title, rows, series_names, fmt=_money, max_value=None):
+    """Horizontal bars: rows = [(label, {series: value})]; stacked when several series are given."""
+    row_h, left, width = 22, 170, 760
+    height = 40 + row_h * max(len(rows), 1) + 16 * len(series_names)
+    peak = max_value or max([sum(v for v in vals.values() if v) for _l, vals in rows] + [0.0]) or 1.0
+    plot_w = width - left - 120
+    parts = [
+        '<svg class="chart" id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">'
+        % (escape(chart_id), width, height),
+        "<title>%s</title>" % escape(title),
+        '<text x="4" y="18" font-weight="bold">%s</text>' % escape(title),
+    ]
+    for i, (label, vals) in enumerate(rows):
+        y = 30 + i * row_h
+        x = left
+        parts.append('<text x="4" y="%d">%s</text>' % (y + 14, escape(str(label))))
+        for j, n in enumerate(series_names):
+            v = vals.get(n) or 0.0
+            if v <= 0:
+                continue
+            w = plot_w * min(v, peak) / peak
+            parts.append(
+                '<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" data-series="%s" data-category="%s" '
+                'data-value="%s"><title>%s %s: %s</title></rect>'
+                % (x, y, w, row_h - 6, _colour(n, j), escape(str(n)), escape(str(label)), round(v, 6), escape(str(label)),
+                   escape(str(n)), escape(fmt(v)))
+            )  # fmt: skip
+            x += w
+        total = sum(v for v in vals.values() if v)
+        parts.append('<text x="%.1f" y="%d">%s</text>' % (x + 4, y + 13, escape(fmt(total))))
+    parts.append(_legend(series_names, 4, 30 + len(rows) * row_h + 4))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def grouped_util(chart_id, title, pools):
+    """Utilisation per NodePool: one bar per resource (CPU, memory), 0..100 %."""
+    width, row_h, left = 760, 34, 170
+    plot_w = width - left - 80
+    height = 50 + row_h * max(len(pools), 1)
+    parts = [
+        '<svg class="chart" id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">'
+        % (escape(chart_id), width, height),
+        "<title>%s</title>" % escape(title),
+        '<text x="4" y="18" font-weight="bold">%s</text>' % escape(title),
+    ]
+    for i, p in enumerate(pools):
+        y = 30 + i * row_h
+        parts.append('<text x="4" y="%d">%s</text>' % (y + 16, escape(str(p["nodepool"]))))
+        for j, (res, colour) in enumerate((("cpu", "#2b6cb0"), ("memory", "#dd6b20"))):
+            u = p.get(res + "_utilization")
+            w = plot_w * min(u or 0.0, 1.0)
+            parts.append(
+                '<rect x="%d" y="%d" width="%.1f" height="12" fill="%s" data-series="%s" data-category="%s" '
+                'data-value="%s"><title>%s %s requested/allocatable: %s</title></rect>'
+                '<text x="%.1f" y="%d">%s</text>'
+                % (left, y + j * 14, w, colour, res, escape(str(p["nodepool"])), u, escape(str(p["nodepool"])),
+                   res, _pct(u), left + w + 4, y + j * 14 + 10, _pct(u))
+            )  # fmt: skip
+    parts.append(
+        '<line x1="%d" y1="26" x2="%d" y2="%d" stroke="#a0aec0" stroke-dasharray="3"/>'
+        % (left + plot_w, left + plot_w, height - 20)
+    )
+    parts.append(_legend(["cpu", "memory"], width - 70, 30))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(headers, rows, left_cols=1):
+    out = ["<table><tr>"]
+    out += ['<th class="%s">%s</th>' % ("l" if i < left_cols else "", escape(h)) for i, h in enumerate(headers)]
+    out.append("</tr>")
+    for r in rows:
+        out.append("<tr>")
+        out += ['<td class="%s">%s</td>' % ("l" if i < left_cols else "", escape(str(c))) for i, c in enumerate(r)]
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _time_series(report):
+    """(dates, {pool: values}, {capacity type: values}, source) from Cost Explorer, else the run-rate."""
+    ce = (report.get("cost_explorer") or {}).get("by_nodepool")
+    if ce and ce.get("dates"):
+        return ce["dates"], ce["nodepool_series"], ce["capacity_type_series"], "Cost Explorer (daily)"
+    label = ["now (x24h)"]
+    pools = dict((p["nodepool"], [p["hourly"] * 24]) for p in report["nodepools"])
+    cts = dict((c["capacity_type"], [c["hourly"] * 24]) for c in report["capacity_types"])
+    return label, pools, cts, "cluster run-rate (no Cost Explorer data)"
+
+
+def render(report, title=None):
+    """The whole report as one HTML document (str)."""
+    t = report["totals"]
+    title = title or "Karpenter cost report - %s" % (report.get("cluster_name") or "cluster")
+    period = report.get("period") or {}
+    dates, pool_series, ct_series, series_source = _time_series(report)
+    pools = report["nodepools"]
+    h = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>%s</title><style>%s</style></head><body>'
+        % (escape(title), CSS),
+        "<h1>%s</h1>" % escape(title),
+        "<p>Generated %s; period %s to %s; prices in USD; month = %s hours.</p>"
+        % (
+            escape(str(report.get("generated_at") or "-")),
+            escape(str(period.get("start", "-"))),
+            escape(str(period.get("end", "-"))),
+            report.get("hours_per_month"),
+        ),
+        '<div id="kpis">',
+        '<span class="kpi">Hourly<b>%s</b></span>' % _money(t["hourly"]),
+        '<span class="kpi">Monthly run-rate<b>%s</b></span>' % _money(t["monthly"]),
+        '<span class="kpi">Nodes<b>%d</b></span>' % t["nodes"],
+        '<span class="kpi">CPU requested<b>%s</b></span>' % _pct(t["cpu_utilization"]),
+        '<span class="kpi">Memory requested<b>%s</b></span>' % _pct(t["memory_utilization"]),
+        '<span class="kpi">Spot share (cost)<b>%s</b></span>' % _pct(report["spot_share"]["cost"]),
+    ]
+    ce_total = ((report.get("cost_explorer") or {}).get("by_type") or {}).get("total")
+    if ce_total is not None:
+        h.append('<span class="kpi">Cost Explorer, period<b>%s</b></span>' % _money(ce_total))
+    h.append("</div>")
+    h.append('<h2 id="recommendations">Recommendations</h2>')
+    if report["recommendations"]:
+        h += ['<p class="rec">%s</p>' % escape(r["message"]) for r in report["recommendations"]]
+    else:
+        h.append("<p>No recommendation: no NodePool below the thresholds.</p>")
+    h.append('<h2 id="charts">Charts</h2><p>Time series source: %s.</p>' % escape(series_source))
+    h.append(stacked_bars("chart-cost-by-nodepool", "Cost by NodePool over time", dates, pool_series))
+    h.append(stacked_bars("chart-cost-by-capacity-type", "Cost by capacity type over time", dates, ct_series))
+    cts = sorted(set(ct for p in pools for ct in p["by_capacity_type"]))
+    h.append(
+        hbars(
+            "chart-monthly-by-nodepool",
+            "Monthly run-rate by NodePool and capacity type",
+            [(p["nodepool"], dict((ct, v["monthly"]) for ct, v in p["by_capacity_type"].items())) for p in pools],
+            cts,
+        )
+    )
+    h.append(grouped_util("chart-utilization", "Utilisation: requested / allocatable (CPU, memory)", pools))
+    by_type = ((report.get("cost_explorer") or {}).get("by_type") or {}).get("by_instance_type") or {}
+    if by_type:
+        top = list(by_type.items())[:12]
+        h.append(
+            hbars("chart-ce-instance-types", "Cost Explorer: cost by instance type", [(k, {"cost": v}) for k, v in top],
+                  ["cost"])
+        )  # fmt: skip
+    h.append('<h2 id="nodepools">NodePools</h2>')
+    h.append(
+        _table(
+            ["NodePool", "nodes", "hourly", "monthly", "CPU req/alloc", "CPU util", "mem util", "instance types"],
+            [
+                (
+                    p["nodepool"],
+                    p["nodes"],
+                    _money(p["hourly"]),
+                    _money(p["monthly"]),
+                    "%.2f / %.2f" % (p["cpu_requested"], p["cpu_allocatable"]),
+                    _pct(p["cpu_utilization"]),
+                    _pct(p["memory_utilization"]),
+                    ", ".join("%s x%d" % kv for kv in sorted(p["instance_types"].items())),
+                )
+                for p in pools
+            ],
+        )
+    )
+    h.append('<h2 id="capacity-types">Capacity types</h2>')
+    h.append(
+        _table(
+            ["capacity type", "nodes", "hourly", "monthly"],
+            [
+                (c["capacity_type"], c["nodes"], _money(c["hourly"]), _money(c["monthly"]))
+                for c in report["capacity_types"]
+            ],
+        )
+    )
+    h.append('<h2 id="nodes">Nodes</h2>')
+    h.append(
+        _table(
+            ["node", "NodePool", "instance type", "capacity", "zone", "hourly", "price source", "pods", "CPU req"],
+            [
+                (
+                    n["name"],
+                    n["nodepool"],
+                    n["instance_type"],
+                    n["capacity_type"],
+                    n["zone"],
+                    _money(n.get("hourly")),
+                    n.get("price_source"),
+                    n["pods"],
+                    "%.2f / %.2f" % (n["requested"]["cpu"], n["allocatable"]["cpu"]),
+                )
+                for n in report["nodes"]
+            ],
+            left_cols=5,
+        )
+    )
+    h.append('<h2 id="notes">Data sources and notes</h2>')
+    h += ['<p class="note">%s</p>' % escape(n) for n in report.get("notes") or []] or ["<p>All sources answered.</p>"]
+    a = report.get("assumptions") or {}
+    h.append(
+        "<p>Prices: %s (generated %s); spot estimate = on-demand x %s when no better source.</p>"
+        % (escape(str(a.get("price_table"))), escape(str(a.get("price_table_generated_at"))), a.get("spot_fraction"))
+    )
+    h.append("</body></html>")
+    return "\n".join(h)
