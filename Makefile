@@ -32,7 +32,10 @@ unit: bootstrap
 integration: bootstrap
 	@scripts/test.sh integration
 
+ee: bootstrap  ## execution-environment build context for AWX (build it with ansible-builder build where a container engine runs)
+	@rm -rf build/ee && $(VENV)/ansible-galaxy collection build --output-path build/ee && $(VENV)/ansible-builder create -f execution-environment.yml -c build/ee/context
+
 bench: sandbox-up
 	@source .sandbox/env.sh && $(VENV)/python bench/run.py
 
-.PHONY: help bootstrap sandbox-up sandbox-down site test lint unit integration bench
+.PHONY: ee help bootstrap sandbox-up sandbox-down site test lint unit integration bench

@@ -522,6 +522,8 @@ def start_kwok() -> None:
             str(s / "pod/fast/pod-complete.yaml"),
             "-c",
             str(s / "pod/fast/pod-delete.yaml"),
+            "-c",  # chaos: nodes labelled node-not-ready.stage.kwok.x-k8s.io=true go NotReady (drills)
+            str(s / "node/chaos/node-not-ready.yaml"),
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
@@ -701,6 +703,7 @@ def env_vars() -> dict[str, str]:
         "SANDBOX_AUDIT_LOG": str(audit_log_path()),
         "KARPENTER_METRICS_URL": f"http://127.0.0.1:{PORTS['karpenter_metrics']}/metrics",
         "PROMETHEUS_URL": f"http://127.0.0.1:{PORTS['prometheus']}",
+        "KARPENTER_HEALTH_URL": f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz",
     }
 
 

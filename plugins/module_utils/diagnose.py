@@ -1,0 +1,681 @@
+# -*- coding: utf-8 -*-
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read-only incident diagnosis for the runbooks (controller, provisioning, spot storm).
+
+Every gatherer appends what it looked at to ``checked`` and what it found to ``findings`` (with an
+``id`` the playbooks and tests branch on), and the scenario adds ``recommendations``. Remediations
+that change NodePools are computed here as complete NodePool definitions (live spec + the change),
+with the previous spec alongside, so the playbooks feed them to ``karpenter_provisioner`` (which
+gives exact ``--check --diff`` and sends no write in check mode).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+import json
+import re
+import time
+
+from .karpenter.quantity import format_quantity, parse_quantity
+from .kube import engine
+
+CAPACITY_TYPE = "karpenter.sh/capacity-type"
+SAVED_ANNOTATION = "karpenter-eks.platform/spot-storm-previous-requirements"
+CRDS = ("nodepools.karpenter.sh", "nodeclaims.karpenter.sh")
+INTERRUPTION_REASONS = (
+    "SpotInterrupted",
+    "SpotRebalanceRecommendation",
+    "InstanceTerminating",
+    "InstanceStopping",
+    "Interrupted",
+    "TerminatingOnInterruption",
+)
+WIDEN_KEYS = {
+    "capacity_types": CAPACITY_TYPE,
+    "zones": "topology.kubernetes.io/zone",
+    "instance_families": "karpenter.k8s.aws/instance-family",
+    "instance_categories": "karpenter.k8s.aws/instance-category",
+}
+# message patterns Karpenter (v1.x) writes in pod events / NodeClaim conditions
+CAUSES = (
+    ("nodepool_limit", re.compile(r"exceed(s|ed)? limits? for nodepool|limits? exceeded|limit.*exceed", re.I)),
+    ("insufficient_capacity", re.compile(r"InsufficientInstanceCapacity|insufficient.capacity|no capacity", re.I)),
+    ("iam_denied", re.compile(r"UnauthorizedOperation|AccessDenied|not authorized to perform", re.I)),
+    ("nodeclass_not_ready", re.compile(r"node ?class.*not (found|ready)|NodeClassNotReady", re.I)),
+    (
+        "no_instance_type",
+        re.compile(r"no instance type|incompatible with nodepool|did not tolerate|requirements", re.I),
+    ),
+)
+
+
+def _now():
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _ts(value):
+    if not value:
+        return None
+    try:
+        return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+
+
+def _age(value, now):
+    t = _ts(value)
+    return None if t is None else (now - t).total_seconds()
+
+
+def _cond(obj, ctype):
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def classify(message):
+    for cause, rx in CAUSES:
+        if message and rx.search(message):
+            return cause
+    return None
+
+
+def parse_metrics(text):
+    """Prometheus text format → {name: [(labels, value)]} (enough for counters and gauges)."""
+    out = {}
+    rx = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)")
+    lrx = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+    for line in (text or "").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = rx.match(line)
+        if not m:
+            continue
+        try:
+            value = float(m.group(4))
+        except ValueError:
+            continue
+        out.setdefault(m.group(1), []).append((dict(lrx.findall(m.group(3) or "")), value))
+    return out
+
+
+def metric_sum(metrics, name, by=None, **match):
+    """Sum of a metric's samples whose labels match; grouped by the ``by`` label when given."""
+    groups = {}
+    for labels, value in metrics.get(name, []):
+        if all(labels.get(k) == v for k, v in match.items()):
+            key = labels.get(by, "") if by else ""
+            groups[key] = groups.get(key, 0.0) + value
+    return groups if by else groups.get("", 0.0)
+
+
+class Diagnosis(object):
+    def __init__(self, api, scenario, http_get=None, now=None):
+        self.api = api
+        self.scenario = scenario
+        self.http_get = http_get
+        self.now = now or _now()
+        self.checked = []
+        self.findings = []
+        self.recommendations = []
+        self.observed = {}
+        self.remediation = {"nodepools": [], "previous": {}}
+        self._metrics = None
+
+    # ---------------------------------------------------------------- helpers
+    def find(self, fid, severity, summary, **detail):
+        self.findings.append(dict(id=fid, severity=severity, summary=summary, **detail))
+
+    def recommend(self, rid, action, why, **detail):
+        if not any(r["id"] == rid for r in self.recommendations):
+            self.recommendations.append(dict(id=rid, action=action, why=why, **detail))
+
+    def get(self, path):
+        try:
+            return self.api.get(path)
+        except Exception as exc:  # KubeError; 404 included
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+
+    def list(self, path, **query):
+        return self.api.call("list", "GET", path, query=query or None).get("items", [])
+
+    def metrics(self, url):
+        if self._metrics is None:
+            self._metrics = {}
+            if url and self.http_get:
+                ok, body = self.http_get(url)
+                self.checked.append("karpenter metrics %s" % url)
+                self.observed["metrics_reachable"] = ok
+                if ok:
+                    self._metrics = parse_metrics(body)
+        return self._metrics
+
+    # ---------------------------------------------------------------- controller
+    def controller(self, namespace, deployment, health_url=None, metrics_url=None, lease="karpenter-leader-election"):
+        api_ok = True
+        try:
+            version = self.api.get("/version")
+            self.observed["apiserver"] = version.get("gitVersion")
+        except Exception as exc:
+            api_ok = False
+            self.find("apiserver_unreachable", "critical", "Kubernetes API not reachable: %s" % exc)
+        self.checked.append("kube-apiserver /version")
+        if not api_ok:
+            return
+        dep = self.get("/apis/apps/v1/namespaces/%s/deployments/%s" % (namespace, deployment))
+        self.checked.append("Deployment %s/%s" % (namespace, deployment))
+        ctrl = {"deployment": None, "pods": []}
+        if dep is None:
+            self.find(
+                "deployment_missing",
+                "critical" if not health_url else "warning",
+                "Deployment %s/%s not found" % (namespace, deployment),
+            )
+        else:
+            st = dep.get("status") or {}
+            desired = (dep.get("spec") or {}).get("replicas", 1)
+            avail = _cond(dep, "Available") or {}
+            ctrl["deployment"] = {
+                "replicas": desired,
+                "ready": st.get("readyReplicas", 0),
+                "available": st.get("availableReplicas", 0),
+                "updated": st.get("updatedReplicas", 0),
+                "conditions": st.get("conditions") or [],
+            }
+            if desired == 0:
+                self.find("deployment_scaled_to_zero", "critical", "Deployment %s has 0 replicas" % deployment)
+            elif avail.get("status") != "True" or st.get("readyReplicas", 0) < desired:
+                self.find(
+                    "deployment_unavailable",
+                    "critical",
+                    "Deployment %s: %s/%s replicas ready (%s)"
+                    % (deployment, st.get("readyReplicas", 0), desired, avail.get("message", "")),
+                )
+        selector = "app.kubernetes.io/name=karpenter"
+        pods = self.list("/api/v1/namespaces/%s/pods" % namespace, labelSelector=selector)
+        self.checked.append("Pods %s in %s" % (selector, namespace))
+        for p in pods:
+            statuses = (p.get("status") or {}).get("containerStatuses") or []
+            restarts = sum(s.get("restartCount", 0) for s in statuses)
+            waiting = [((s.get("state") or {}).get("waiting") or {}).get("reason") for s in statuses]
+            last = [((s.get("lastState") or {}).get("terminated") or {}).get("reason") for s in statuses]
+            info = {
+                "name": p["metadata"]["name"],
+                "phase": (p.get("status") or {}).get("phase"),
+                "node": (p.get("spec") or {}).get("nodeName"),
+                "restarts": restarts,
+                "waiting": [w for w in waiting if w],
+                "last_terminated": [t for t in last if t],
+            }
+            ctrl["pods"].append(info)
+            if info["waiting"] or restarts >= 3 or "OOMKilled" in info["last_terminated"]:
+                self.find(
+                    "pod_crashing",
+                    "critical",
+                    "Pod %s: %d restarts, waiting %s, last terminated %s"
+                    % (info["name"], restarts, info["waiting"], info["last_terminated"]),
+                )
+        events = self.list("/api/v1/namespaces/%s/events" % namespace, fieldSelector="type=Warning")
+        self.checked.append("Warning events in %s" % namespace)
+        ctrl["events"] = self._recent_events(events, 3600)
+        for crd in CRDS:
+            obj = self.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s" % crd)
+            self.checked.append("CRD %s" % crd)
+            if obj is None or (_cond(obj, "Established") or {}).get("status") != "True":
+                self.find("crd_not_established", "critical", "CRD %s missing or not Established" % crd)
+        for kind in ("validating", "mutating"):
+            hooks = self.list("/apis/admissionregistration.k8s.io/v1/%swebhookconfigurations" % kind)
+            self.checked.append("%s webhook configurations" % kind)
+            stale = [h["metadata"]["name"] for h in hooks if "karpenter" in h["metadata"]["name"]]
+            if stale:
+                self.find(
+                    "stale_webhook",
+                    "critical",
+                    "%s webhook configurations %s: Karpenter v1.1+ serves no webhooks; API calls for its "
+                    "objects fail while these point at a missing service" % (kind, stale),
+                )
+        lease_obj = self.get("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s" % (namespace, lease))
+        self.checked.append("Lease %s/%s" % (namespace, lease))
+        if lease_obj:
+            spec = lease_obj.get("spec") or {}
+            age = _age((spec.get("renewTime") or "")[:19] + "Z", self.now)
+            ctrl["lease"] = {"holder": spec.get("holderIdentity"), "renewed_seconds_ago": age}
+            if age is not None and age > 2 * (spec.get("leaseDurationSeconds") or 15):
+                self.find("leader_lease_stale", "critical", "leader lease %s not renewed for %ds" % (lease, age))
+        else:
+            ctrl["lease"] = None
+        if health_url and self.http_get:
+            ok, body = self.http_get(health_url)
+            self.checked.append("controller health %s" % health_url)
+            ctrl["health"] = {"url": health_url, "ok": ok, "body": (body or "")[:300]}
+            if not ok:
+                self.find(
+                    "controller_unhealthy", "critical", "Karpenter health endpoint %s failed: %s" % (health_url, body)
+                )
+        m = self.metrics(metrics_url)
+        if metrics_url and not self.observed.get("metrics_reachable"):
+            self.find("metrics_unreachable", "warning", "Karpenter metrics %s not reachable" % metrics_url)
+        if m:
+            ctrl["cluster_state_synced"] = metric_sum(m, "karpenter_cluster_state_synced")
+            ctrl["reconcile_errors"] = metric_sum(m, "controller_runtime_reconcile_errors_total", by="controller")
+        self.observed["controller"] = ctrl
+        if any(f["severity"] == "critical" for f in self.findings):
+            self.recommend(
+                "rollout_restart",
+                "restart the Karpenter controller (rollout restart; the restart command for an out-of-cluster "
+                "controller), then redeploy with the karpenter role if it is still unhealthy",
+                "controller not healthy: %s" % ", ".join(sorted(set(f["id"] for f in self.findings))),
+                remediation_var="runbook_remediate=true",
+            )
+
+    def _recent_events(self, events, window):
+        out = []
+        for e in events:
+            age = _age(e.get("lastTimestamp") or (e.get("eventTime") or "")[:19] + "Z", self.now)
+            if age is None:
+                age = _age((e.get("metadata") or {}).get("creationTimestamp"), self.now)
+            if age is not None and age > window:
+                continue
+            io = e.get("involvedObject") or {}
+            out.append(
+                {
+                    "object": "%s/%s" % (io.get("kind"), io.get("name")),
+                    "namespace": io.get("namespace"),
+                    "reason": e.get("reason"),
+                    "message": (e.get("message") or "")[:500],
+                    "count": e.get("count", 1),
+                    "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
+                }
+            )
+        return out[-50:]
+
+    # ---------------------------------------------------------------- provisioning
+    def provisioning(
+        self, namespaces=None, metrics_url=None, stuck_seconds=300, limit_factor=2, widen=None, nodepools=None
+    ):
+        pending = []
+        for ns in namespaces or [None]:
+            path = "/api/v1/namespaces/%s/pods" % ns if ns else "/api/v1/pods"
+            pending += self.list(path, fieldSelector="status.phase=Pending")
+        self.checked.append("Pending pods in %s" % (", ".join(namespaces) if namespaces else "all namespaces"))
+        events = []
+        for ns in namespaces or [None]:
+            path = "/api/v1/namespaces/%s/events" % ns if ns else "/api/v1/events"
+            events += self.list(path, fieldSelector="involvedObject.kind=Pod,type=Warning")
+        self.checked.append("Warning events of pods")
+        by_pod = {}
+        for e in events:
+            io = e.get("involvedObject") or {}
+            by_pod.setdefault((io.get("namespace"), io.get("name")), []).append(e)
+        unsched = []
+        requests = {}
+        wanted = set()
+        for p in pending:
+            if (p.get("spec") or {}).get("nodeName"):
+                continue
+            cond = _cond(p, "PodScheduled") or {}
+            evs = sorted(
+                by_pod.get((p["metadata"]["namespace"], p["metadata"]["name"]), []),
+                key=lambda e: e.get("lastTimestamp") or "",
+            )
+            karp = [
+                e
+                for e in evs
+                if ((e.get("source") or {}).get("component") or e.get("reportingComponent")) == "karpenter"
+            ]
+            msg = (karp[-1] if karp else (evs[-1] if evs else {})).get("message") or cond.get("message") or ""
+            cause = classify(" ".join(e.get("message") or "" for e in karp)) or classify(msg)
+            unsched.append(
+                {
+                    "pod": "%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]),
+                    "reason": cond.get("reason"),
+                    "message": msg[:600],
+                    "karpenter_message": (karp[-1].get("message") or "")[:600] if karp else None,
+                    "cause": cause,
+                    "pending_seconds": _age(p["metadata"].get("creationTimestamp"), self.now),
+                }
+            )
+            sel = ((p.get("spec") or {}).get("nodeSelector") or {}).get("karpenter.sh/nodepool")
+            if sel:
+                wanted.add(sel)
+            for c in (p.get("spec") or {}).get("containers") or []:
+                for res, q in ((c.get("resources") or {}).get("requests") or {}).items():
+                    try:
+                        requests[res] = requests.get(res, 0) + parse_quantity(q)
+                    except ValueError:
+                        pass
+        self.observed["pending_pods"] = unsched
+        self.observed["pending_requests"] = dict((k, format_quantity(v)) for k, v in requests.items())
+        if unsched:
+            causes = sorted(set(u["cause"] or "unknown" for u in unsched))
+            self.find(
+                "pods_unschedulable",
+                "critical",
+                "%d pod(s) pending and unscheduled; causes: %s" % (len(unsched), ", ".join(causes)),
+                pods=[u["pod"] for u in unsched][:50],
+            )
+
+        pools, _rv = engine.list_live(self.api, engine.NODEPOOL)
+        claims, _rv = engine.list_live(self.api, engine.NODECLAIM)
+        self.checked.append("NodePools, NodeClaims")
+        self.observed["nodepools"] = []
+        at_limit = []
+        if nodepools:
+            pools = dict((n, np) for n, np in pools.items() if n in nodepools)
+        for name, np in sorted(pools.items()):
+            # a broken pool matters when pending pods could use it (their nodeSelector names it, or names none)
+            relevant = bool(unsched) and (
+                not wanted or name in wanted or any(name in (u["message"] or "") for u in unsched)
+            )
+            severity = "critical" if relevant else "warning"
+            spec = np.get("spec") or {}
+            used = (np.get("status") or {}).get("resources") or {}
+            limits = spec.get("limits") or {}
+            full = []
+            for res, lim in limits.items():
+                try:
+                    if parse_quantity(used.get(res, "0")) + requests.get(res, 0) > parse_quantity(lim) and unsched:
+                        full.append(res)
+                    elif parse_quantity(used.get(res, "0")) >= parse_quantity(lim):
+                        full.append(res)
+                except ValueError:
+                    continue
+            ready = engine.is_ready(np)
+            self.observed["nodepools"].append(
+                {"name": name, "ready": ready, "limits": limits, "usage": used, "at_limit": full}
+            )
+            if not ready:
+                c = _cond(np, "Ready") or {}
+                self.find(
+                    "nodepool_not_ready",
+                    severity,
+                    "NodePool %s not Ready: %s %s" % (name, c.get("reason"), c.get("message")),
+                    nodepool=name,
+                )
+            ref = ((spec.get("template") or {}).get("spec") or {}).get("nodeClassRef") or {}
+            kind = engine.NODECLASS_KINDS.get((ref.get("group"), ref.get("kind")))
+            if kind is not None:
+                nc = self.get(kind.path(ref.get("name")))
+                if nc is None or not engine.is_ready(nc):
+                    self.find(
+                        "nodeclass_not_ready",
+                        severity,
+                        "%s %s of NodePool %s is %s"
+                        % (ref.get("kind"), ref.get("name"), name, "missing" if nc is None else "not Ready"),
+                        nodepool=name,
+                    )
+            limit_hit = [
+                u for u in unsched if u["cause"] == "nodepool_limit" and name in (u["karpenter_message"] or "")
+            ]
+            if full and (limit_hit or any(u["cause"] == "nodepool_limit" for u in unsched)):
+                at_limit.append(name)
+                self.find(
+                    "nodepool_limit_reached",
+                    "critical",
+                    "NodePool %s at its limits for %s (usage %s, limits %s, pending requests %s)"
+                    % (name, ", ".join(full), used, limits, self.observed["pending_requests"]),
+                    nodepool=name,
+                )
+                new_limits = {}
+                for res in full:
+                    # pending requests twice: nodes come in instance sizes and carry overhead
+                    need = parse_quantity(used.get(res, "0")) + 2 * requests.get(res, 0)
+                    new = max(parse_quantity(limits[res]) * limit_factor, need)
+                    if res == "cpu":
+                        new = -(-new.numerator // new.denominator)
+                    new_limits[res] = format_quantity(new)
+                self._update_pool(np, "raise_limit", limits=new_limits)
+        if at_limit:
+            self.recommend(
+                "raise_limit",
+                "raise spec.limits of NodePool(s) %s" % ", ".join(at_limit),
+                "pods are unschedulable because the pool's limits are reached",
+                remediation_var="runbook_remediate=true (runbook_limit_factor=%s)" % limit_factor,
+            )
+        stuck = []
+        for name, c in sorted(claims.items()):
+            age = _age(c["metadata"].get("creationTimestamp"), self.now) or 0
+            for ctype in ("Launched", "Registered", "Initialized"):
+                cond = _cond(c, ctype) or {}
+                if cond.get("status") != "True":
+                    if age > stuck_seconds or cond.get("status") == "False":
+                        stuck.append(
+                            {
+                                "nodeclaim": name,
+                                "stuck_in": ctype,
+                                "age_seconds": int(age),
+                                "reason": cond.get("reason"),
+                                "message": (cond.get("message") or "")[:400],
+                                "cause": classify(cond.get("message") or cond.get("reason") or ""),
+                            }
+                        )
+                    break
+        self.observed["stuck_nodeclaims"] = stuck
+        for s in stuck:
+            self.find(
+                "nodeclaim_stuck",
+                "critical" if s["age_seconds"] > stuck_seconds else "warning",
+                "NodeClaim %s not %s after %ds: %s %s"
+                % (s["nodeclaim"], s["stuck_in"], s["age_seconds"], s["reason"], s["message"]),
+                cause=s["cause"],
+            )
+        m = self.metrics(metrics_url)
+        if m:
+            errors = metric_sum(m, "karpenter_cloudprovider_errors_total", by="error")
+            errors.pop("NodeClaimNotFoundError", None)
+            self.observed["cloudprovider_errors"] = errors
+            if errors.get("InsufficientCapacityError"):
+                self.find(
+                    "insufficient_capacity",
+                    "warning",
+                    "%d InsufficientCapacityError(s) from the cloud provider" % errors["InsufficientCapacityError"],
+                )
+            self.observed["interruption_queue"] = {
+                "received": metric_sum(m, "karpenter_interruption_received_messages_total", by="message_type"),
+                "deleted": metric_sum(m, "karpenter_interruption_deleted_messages_total"),
+            }
+        causes = set(u["cause"] for u in unsched) | set(s["cause"] for s in stuck)
+        if "iam_denied" in causes:
+            self.find("iam_denied", "critical", "AWS authorization errors in events/NodeClaim conditions")
+            self.recommend(
+                "check_iam",
+                "compare the controller role with the karpenter role's policies (roles/karpenter templates); "
+                "simulate with the AWS policy simulator",
+                "UnauthorizedOperation/AccessDenied seen",
+            )
+        if "insufficient_capacity" in causes or any(f["id"] == "insufficient_capacity" for f in self.findings):
+            self.recommend(
+                "widen_requirements",
+                "widen NodePool requirements (instance families, zones, capacity types)",
+                "insufficient capacity for the allowed offerings",
+                remediation_var="runbook_widen={capacity_types: [...], zones: [...], instance_families: [...]}",
+            )
+        if widen:
+            for name, np in sorted(pools.items()):
+                if wanted and name not in wanted:
+                    continue
+                self._update_pool(np, "widen_requirements", widen=widen)
+        if unsched and not at_limit and not widen:
+            self.recommend(
+                "scale_node_group",
+                "last resort: scale the managed node group up (runbook_node_group + runbook_node_group_size)",
+                "pods stay unschedulable and no NodePool change is known to fix it",
+            )
+
+    def _update_pool(self, np, why, limits=None, widen=None, capacity_types=None, save_requirements=False):
+        name = np["metadata"]["name"]
+        existing = [p for p in self.remediation["nodepools"] if p["metadata"]["name"] == name]
+        if existing:
+            obj = existing[0]
+        else:
+            obj = engine.normalize(np)
+            obj["metadata"] = {k: v for k, v in obj["metadata"].items() if k in ("name", "labels", "annotations") and v}
+            self.remediation["nodepools"].append(obj)
+            self.remediation["previous"][name] = engine.normalize(np)
+        spec = obj["spec"]
+        if limits:
+            spec.setdefault("limits", {}).update(limits)
+        reqs = spec["template"]["spec"].setdefault("requirements", [])
+        if save_requirements:
+            obj["metadata"].setdefault("annotations", {})[SAVED_ANNOTATION] = json.dumps(
+                np["spec"]["template"]["spec"].get("requirements") or [], sort_keys=True
+            )
+        if capacity_types:
+            kept = [r for r in reqs if r.get("key") != CAPACITY_TYPE]
+            kept.append({"key": CAPACITY_TYPE, "operator": "In", "values": list(capacity_types)})
+            spec["template"]["spec"]["requirements"] = kept
+        for opt, key in WIDEN_KEYS.items():
+            values = (widen or {}).get(opt)
+            if not values:
+                continue
+            for r in reqs:
+                if r.get("key") == key and r.get("operator") == "In":
+                    r["values"] = sorted(set(r.get("values") or []) | set(values))
+        obj.setdefault("_why", [])
+        if why not in obj["_why"]:
+            obj["_why"].append(why)
+
+    # ---------------------------------------------------------------- spot storm
+    def spot_storm(self, window_seconds=900, threshold=3, metrics_url=None, nodepools=None):
+        events = self.list("/api/v1/events")
+        self.checked.append("events (interruption reasons %s)" % ", ".join(INTERRUPTION_REASONS))
+        recent = [e for e in self._recent_events(events, window_seconds) if e["reason"] in INTERRUPTION_REASONS]
+        interrupted = sorted(set(e["object"] for e in recent if e["reason"] != "SpotRebalanceRecommendation"))
+        pools, _rv = engine.list_live(self.api, engine.NODEPOOL)
+        claims, _rv = engine.list_live(self.api, engine.NODECLAIM)
+        self.checked.append("NodePools, NodeClaims")
+        claim_pool = dict(
+            (n, (c["metadata"].get("labels") or {}).get("karpenter.sh/nodepool")) for n, c in claims.items()
+        )
+        node_pool = dict(((c.get("status") or {}).get("nodeName"), claim_pool[n]) for n, c in claims.items())
+        terminating = [
+            n
+            for n, c in claims.items()
+            if c["metadata"].get("deletionTimestamp")
+            and (c["metadata"].get("labels") or {}).get(CAPACITY_TYPE) == "spot"
+        ]
+        self.observed["interruption_events"] = recent
+        self.observed["interrupted_objects"] = interrupted
+        self.observed["spot_nodeclaims_terminating"] = terminating
+        m = self.metrics(metrics_url)
+        if m:
+            self.observed["metrics"] = {
+                "nodeclaims_disrupted_spot": metric_sum(
+                    m, "karpenter_nodeclaims_disrupted_total", by="reason", capacity_type="spot"
+                ),
+                "nodeclaims_terminated_spot": metric_sum(
+                    m, "karpenter_nodeclaims_terminated_total", by="nodepool", capacity_type="spot"
+                ),
+                "interruption_messages": metric_sum(
+                    m, "karpenter_interruption_received_messages_total", by="message_type"
+                ),
+            }
+        spot_pools = []
+        for name, np in sorted(pools.items()):
+            if nodepools and name not in nodepools:
+                continue
+            reqs = ((np.get("spec") or {}).get("template") or {}).get("spec", {}).get("requirements") or []
+            ct = [r for r in reqs if r.get("key") == CAPACITY_TYPE]
+            allows_spot = any(
+                (r.get("operator") == "In" and "spot" in (r.get("values") or []))
+                or (r.get("operator") == "NotIn" and "spot" not in (r.get("values") or []))
+                or r.get("operator") == "Exists"
+                for r in ct
+            )
+            if allows_spot:
+                spot_pools.append(name)
+        affected = {}
+        for e in recent:
+            kind, _sep, obj = e["object"].partition("/")
+            pool = claim_pool.get(obj) if kind == "NodeClaim" else node_pool.get(obj)
+            if pool:
+                affected[pool] = affected.get(pool, 0) + 1
+        self.observed["spot_nodepools"] = spot_pools
+        self.observed["affected_nodepools"] = affected
+        count = max(len(interrupted), len(terminating))
+        self.observed["interruptions_in_window"] = count
+        self.observed["window_seconds"] = window_seconds
+        if count >= threshold:
+            self.find(
+                "spot_interruption_storm",
+                "critical",
+                "%d spot interruptions in the last %ds (threshold %d); spot NodePools: %s"
+                % (count, window_seconds, threshold, ", ".join(spot_pools) or "none"),
+                affected_nodepools=affected,
+            )
+            if spot_pools:
+                for name in spot_pools:
+                    self._update_pool(
+                        pools[name], "switch_to_on_demand", capacity_types=["on-demand"], save_requirements=True
+                    )
+                self.recommend(
+                    "switch_to_on_demand",
+                    "switch NodePools %s to on-demand (previous requirements saved in the bundle and in the "
+                    "annotation %s); bring spot back with playbooks/runbooks/spot_reintroduction.yml"
+                    % (", ".join(spot_pools), SAVED_ANNOTATION),
+                    "interruption rate above threshold",
+                    remediation_var="runbook_remediate=true",
+                )
+            self.recommend("pdbs", "make sure workloads have PodDisruptionBudgets", "limits simultaneous evictions")
+        elif count:
+            self.find("spot_interruptions", "info", "%d spot interruption(s) in the window, below threshold" % count)
+
+    # ---------------------------------------------------------------- result
+    def result(self):
+        for p in self.remediation["nodepools"]:
+            p.pop("_why", None)
+        crit = [f for f in self.findings if f["severity"] == "critical"]
+        return {
+            "scenario": self.scenario,
+            "time": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "healthy": not crit,
+            "causes": sorted(set(f["id"] for f in crit)),
+            "checked": self.checked,
+            "findings": self.findings,
+            "recommendations": self.recommendations,
+            "observed": self.observed,
+            "remediation": copy.deepcopy(self.remediation),
+        }
+
+
+def markdown(result):
+    lines = [
+        "# Karpenter runbook: %s" % result["scenario"],
+        "",
+        "- time: %s" % result["time"],
+        "- status: **%s**" % ("healthy" if result["healthy"] else "INCIDENT: " + ", ".join(result["causes"])),
+        "",
+        "## What was checked",
+        "",
+    ]
+    lines += ["- %s" % c for c in result["checked"]]
+    lines += ["", "## Findings", ""]
+    lines += ["- **%s** `%s`: %s" % (f["severity"], f["id"], f["summary"]) for f in result["findings"]] or ["- none"]
+    lines += ["", "## Recommendations", ""]
+    lines += [
+        "- `%s`: %s (why: %s)%s"
+        % (r["id"], r["action"], r["why"], "; run with `%s`" % r["remediation_var"] if r.get("remediation_var") else "")
+        for r in result["recommendations"]
+    ] or ["- none"]
+    changes = result["remediation"]["nodepools"]
+    if changes:
+        lines += ["", "## Planned NodePool changes (previous specs in the JSON bundle)", ""]
+        lines += ["- NodePool `%s`" % p["metadata"]["name"] for p in changes]
+    return "\n".join(lines) + "\n"
+
+
+def wait_healthy(run_once, timeout, interval=2.0, sleep=time.sleep, clock=time.monotonic):
+    """Re-run the diagnosis until it reports healthy (a condition) or the timeout passes."""
+    deadline = clock() + timeout
+    while True:
+        result = run_once()
+        if result["healthy"] or clock() >= deadline:
+            return result
+        sleep(interval)

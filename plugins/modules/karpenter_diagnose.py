@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: karpenter_diagnose
+short_description: Diagnose a Karpenter incident (controller, provisioning, spot storm) and write a bundle
+version_added: 0.1.0
+description:
+  - Read-only diagnosis used by the runbooks in C(playbooks/runbooks/). It looks at the Kubernetes API
+    (and optionally the Karpenter health and metrics endpoints), names the causes it finds, recommends
+    remediations and computes the NodePool changes they need, with the previous specs.
+  - With O(output_dir) it writes a bundle C(<bundle_name>.json) (everything) and C(<bundle_name>.md) (a
+    readable summary). The bundle is written in check mode too; it is the runbook's output, not a
+    change to the cluster. The module never writes to the cluster.
+author:
+  - Karpenter EKS platform maintainers (@karpenter-eks)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+attributes:
+  check_mode:
+    description: Read-only; runs the same in check mode.
+    support: full
+  diff_mode:
+    description: Returns no diff.
+    support: none
+  idempotent:
+    description: Read-only towards the cluster.
+    support: full
+options:
+  scenario:
+    description: Which incident to diagnose.
+    type: str
+    required: true
+    choices: [controller, provisioning, spot_storm]
+  namespace:
+    description: Namespace of the Karpenter controller.
+    type: str
+    default: karpenter
+  deployment:
+    description: Name of the Karpenter controller Deployment.
+    type: str
+    default: karpenter
+  health_url:
+    description: Readiness URL of the controller (for example C(http://127.0.0.1:8081/readyz)); skipped when unset.
+    type: str
+  metrics_url:
+    description: Prometheus metrics URL of the controller; skipped when unset.
+    type: str
+  namespaces:
+    description: Namespaces whose pending pods are examined (O(scenario=provisioning)); all when empty.
+    type: list
+    elements: str
+    default: []
+  stuck_seconds:
+    description: A NodeClaim not Launched/Registered/Initialized for longer than this is reported as stuck.
+    type: int
+    default: 300
+  limit_factor:
+    description: Factor by which a reached NodePool limit is raised (at least to usage plus twice the pending requests).
+    type: int
+    default: 2
+  widen:
+    description:
+      - Requirement values to add to every NodePool's C(In) requirements, keys C(capacity_types), C(zones),
+        C(instance_families), C(instance_categories) (lists). Produces NodePool changes in RV(remediation).
+    type: dict
+  window_seconds:
+    description: Time window for interruption events (O(scenario=spot_storm)).
+    type: int
+    default: 900
+  threshold:
+    description: Interruptions in the window that make a storm.
+    type: int
+    default: 3
+  nodepools:
+    description:
+      - Only these NodePools are examined and changed; all when empty.
+    type: list
+    elements: str
+    default: []
+  output_dir:
+    description: Folder for the bundle; created if missing. No bundle when unset.
+    type: path
+  bundle_name:
+    description: File name (without extension) of the bundle.
+    type: str
+    default: diagnosis
+  wait_healthy:
+    description: Repeat the diagnosis until it finds no critical problem or O(wait_timeout) passes (verification).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds for O(wait_healthy).
+    type: int
+    default: 120
+  request_timeout:
+    description: Seconds before a single API or HTTP request times out.
+    type: int
+    default: 10
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Why are pods pending?
+  karpenter_eks.platform.karpenter_diagnose:
+    scenario: provisioning
+    output_dir: /tmp/karpenter-incident
+  register: diagnosis
+
+- name: Verify the controller is healthy again
+  karpenter_eks.platform.karpenter_diagnose:
+    scenario: controller
+    health_url: http://127.0.0.1:8081/readyz
+    wait_healthy: true
+    wait_timeout: 180
+  register: verification
+  failed_when: not verification.healthy
+"""
+
+RETURN = r"""
+healthy:
+  description: True when no critical finding was made.
+  returned: always
+  type: bool
+causes:
+  description: IDs of the critical findings (for example V(nodepool_limit_reached), V(controller_unhealthy)).
+  returned: always
+  type: list
+  elements: str
+checked:
+  description: What was looked at.
+  returned: always
+  type: list
+  elements: str
+findings:
+  description: Findings with C(id), C(severity), C(summary) and details.
+  returned: always
+  type: list
+  elements: dict
+recommendations:
+  description: Recommended actions with C(id), C(action), C(why) and the variable that enables them.
+  returned: always
+  type: list
+  elements: dict
+observed:
+  description: The data behind the findings (pods, events, usage, metrics).
+  returned: always
+  type: dict
+remediation:
+  description: C(nodepools) (complete NodePool definitions for karpenter_provisioner) and C(previous) (their
+    specs before the change, by name).
+  returned: always
+  type: dict
+markdown:
+  description: The readable summary.
+  returned: always
+  type: str
+bundle:
+  description: Paths of the bundle files written.
+  returned: when O(output_dir) is set
+  type: dict
+requests:
+  description: Number of API requests by verb.
+  returned: always
+  type: dict
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import open_url
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+
+def main():
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(
+        scenario=dict(type="str", required=True, choices=["controller", "provisioning", "spot_storm"]),
+        namespace=dict(type="str", default="karpenter"),
+        deployment=dict(type="str", default="karpenter"),
+        health_url=dict(type="str"),
+        metrics_url=dict(type="str"),
+        namespaces=dict(type="list", elements="str", default=[]),
+        stuck_seconds=dict(type="int", default=300),
+        limit_factor=dict(type="int", default=2),
+        widen=dict(type="dict"),
+        window_seconds=dict(type="int", default=900),
+        threshold=dict(type="int", default=3),
+        nodepools=dict(type="list", elements="str", default=[]),
+        output_dir=dict(type="path"),
+        bundle_name=dict(type="str", default="diagnosis"),
+        wait_healthy=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=120),
+        request_timeout=dict(type="int", default=10),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not kclient.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
+
+    p = module.params
+
+    def http_get(url):
+        try:
+            resp = open_url(url, timeout=p["request_timeout"], validate_certs=False)
+            return True, resp.read().decode("utf-8", "replace")
+        except Exception as exc:  # connection refused, HTTP errors
+            return False, str(exc)
+
+    try:
+        configuration, headers = kclient.configuration_from_params(p)
+        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"], retries=2)
+    except Exception as exc:
+        module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+
+    def run_once():
+        d = diagnose.Diagnosis(api, p["scenario"], http_get=http_get)
+        if p["scenario"] == "controller":
+            d.controller(p["namespace"], p["deployment"], health_url=p["health_url"], metrics_url=p["metrics_url"])
+        elif p["scenario"] == "provisioning":
+            d.provisioning(
+                namespaces=p["namespaces"],
+                metrics_url=p["metrics_url"],
+                stuck_seconds=p["stuck_seconds"],
+                limit_factor=p["limit_factor"],
+                widen=p["widen"],
+                nodepools=p["nodepools"],
+            )
+        else:
+            d.spot_storm(
+                window_seconds=p["window_seconds"],
+                threshold=p["threshold"],
+                metrics_url=p["metrics_url"],
+                nodepools=p["nodepools"],
+            )
+        return d.result()
+
+    try:
+        if p["wait_healthy"]:
+            result = diagnose.wait_healthy(run_once, p["wait_timeout"])
+        else:
+            result = run_once()
+    except kclient.KubeError as exc:
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, requests=api.request_summary())
+    result["markdown"] = diagnose.markdown(result)
+    if p["output_dir"]:
+        try:
+            os.makedirs(p["output_dir"], exist_ok=True)
+            paths = {
+                "json": os.path.join(p["output_dir"], p["bundle_name"] + ".json"),
+                "markdown": os.path.join(p["output_dir"], p["bundle_name"] + ".md"),
+            }
+            with open(paths["json"], "w") as f:
+                json.dump(dict((k, v) for k, v in result.items() if k != "markdown"), f, indent=2, sort_keys=True)
+            with open(paths["markdown"], "w") as f:
+                f.write(result["markdown"])
+        except OSError as exc:
+            module.fail_json(msg="cannot write the bundle to %s: %s" % (p["output_dir"], exc))
+        result["bundle"] = paths
+    module.exit_json(changed=False, requests=api.request_summary(), **result)
+
+
+if __name__ == "__main__":
+    main()
