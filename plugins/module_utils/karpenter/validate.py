@@ -134,8 +134,12 @@ def default(obj):
     return schema_mod.apply_defaults(pruned, schema, copy_obj=False)
 
 
-def validate(obj, old=None, index=None):
+def validate(obj, old=None, index=None, stored=False):
     """Validate one object; ``old`` (the live object) enables the CRDs' transition rules.
+
+    ``stored=True`` says the defaulted object is exactly what the apiserver already stores (the
+    caller compared it with the live object): the CRD admitted it, and no request will be sent for
+    it, so its CEL rules are not evaluated again (the costly part); everything else still runs.
 
     Returns a :class:`ValidationResult` with ``errors``, ``warnings`` and ``defaulted`` (the
     object as the apiserver would store it: unknown fields pruned, defaults applied, no status).
@@ -166,7 +170,9 @@ def validate(obj, old=None, index=None):
             )
 
     error_paths = [i.path for i in issues if i.severity == ERROR]
-    if cel_mod.HAS_CELPY:
+    if stored:
+        pass
+    elif cel_mod.HAS_CELPY:
         issues.extend(cel_mod.evaluate(defaulted, schema, old_defaulted, ref, error_paths))
     else:
         issues.append(
@@ -423,12 +429,13 @@ def runtime_validate_ec2nodeclass(nc, ref=""):
 # batch
 
 
-def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True):
+def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True, stored=()):
     """Validate and lint a batch; returns a :class:`BatchResult` (``.ok``, ``.results``, ``.errors``).
 
     ``known_nodeclasses``: names of EC2NodeClasses that exist outside the batch (e.g. in the
     cluster); with it, a NodePool referencing a class in neither set is an error.
     ``old_objects``: optional mapping ``"Kind/name" -> live object`` for transition rules.
+    ``stored``: indexes of objects whose defaulted form equals the live object (see ``validate``).
     """
     from . import lint as lint_mod  # local import: lint imports this module
 
@@ -443,7 +450,7 @@ def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True):
             api_version, kind = kind_of(obj)
             results.append(ValidationResult(obj, ref, api_version, kind, None, []))
             continue
-        results.append(validate(obj, old=old, index=i))
+        results.append(validate(obj, old=old, index=i, stored=i in stored))
     if lint:
         per_object = lint_mod.lint_batch(
             objs, known_nodeclasses=known_nodeclasses, defaulted=[r.defaulted for r in results]
