@@ -54,7 +54,7 @@ sanity(){
   # what ships (galaxy.yml build_ignore) plus tests/unit; the sandbox, benchmarks and pytest
   # integration tests are tooling beside the collection, checked by ruff instead
   git ls-files -co --exclude-standard -z \
-    | grep -zvE '^(sandbox|bench|hack|scripts|awx|tests/integration|tests/unit/awx|\.ci)/|^(Makefile|execution-environment\.yml)$' \
+    | grep -zvE '^(sandbox|bench|hack|scripts|awx|extensions|tests/integration|tests/unit/awx|\.ci)/|^(Makefile|execution-environment\.yml)$' \
     | xargs -0 -I{} cp --parents {} "$dst"/ 2>/dev/null
   # dependencies beside it, as ansible-galaxy would install them (from the PyPI ansible bundle)
   local site; site=$(python -c 'import ansible_collections.kubernetes.core as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(list(m.__path__)[0]))))')
@@ -63,6 +63,11 @@ sanity(){
   done
   ( cd "$dst" && ansible-test sanity --python "$(python -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" \
       --requirements --local --color no -v )
+}
+
+build_tools(){ # sandbox binaries (also promtool for the unit tier); a no-op when the cache is warm
+  local out; out=$(sandbox/build.sh | tail -1) || return 1
+  export SANDBOX_BIN="$out/bin" KARPENTER_EKS_STRICT_TOOLS=1
 }
 
 unit(){ step "unit tests (pytest tests/unit)" pytest_tier unit tests/unit -q; }
@@ -81,9 +86,9 @@ integration(){
 case $WHAT in
   lint) lint ;;
   sanity) step "ansible-test sanity" sanity ;;
-  unit) unit ;;
+  unit) step "sandbox build (cached by version)" build_tools; unit ;;
   integration) integration ;;
-  all) lint; step "ansible-test sanity" sanity; unit; integration ;;
+  all) step "sandbox build (cached by version)" build_tools; lint; step "ansible-test sanity" sanity; unit; integration ;;
   *) echo "usage: $0 [all|lint|sanity|unit|integration]"; exit 2 ;;
 esac
 
