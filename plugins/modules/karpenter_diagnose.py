@@ -36,7 +36,7 @@ options:
     description: Which incident to diagnose.
     type: str
     required: true
-    choices: [controller, provisioning, spot_storm]
+    choices: [controller, provisioning, spot_storm, spot_reintroduction]
   namespace:
     description: Namespace of the Karpenter controller.
     type: str
@@ -52,7 +52,8 @@ options:
     description: Prometheus metrics URL of the controller; skipped when unset.
     type: str
   namespaces:
-    description: Namespaces whose pending pods are examined (O(scenario=provisioning)); all when empty.
+    description:
+      - Namespaces whose pending pods are examined (O(scenario=provisioning), O(verify)); all when empty.
     type: list
     elements: str
     default: []
@@ -77,6 +78,31 @@ options:
     description: Interruptions in the window that make a storm.
     type: int
     default: 3
+  since:
+    description:
+      - Epoch seconds; only interruptions after this time count (O(scenario=spot_storm)), for example since a
+        reintroduction step began.
+    type: float
+  verify:
+    description:
+      - With O(scenario=spot_storm), also require convergence (critical findings until then) - every NodeClaim of
+        the examined NodePools Ready and none terminating, all of O(expect_capacity_type) when set, and no pod
+        Pending in O(namespaces) (all namespaces when empty). Used with O(wait_healthy) to verify a remediation.
+    type: bool
+    default: false
+  expect_capacity_type:
+    description: Capacity type (V(on-demand), V(spot)) every NodeClaim must have for O(verify).
+    type: str
+  stage:
+    description:
+      - Reintroduction stage planned by O(scenario=spot_reintroduction) for the NodePools that carry the
+        annotation C(karpenter-eks.platform/spot-storm-previous-requirements).
+      - V(add_spot) adds the saved capacity types to the current ones (on-demand stays allowed, annotation kept);
+        V(restore) puts the saved requirements back exactly and removes the annotation.
+      - Nothing is planned while the interruption rate is at or above O(threshold).
+    type: str
+    choices: [add_spot, restore]
+    default: add_spot
   nodepools:
     description:
       - Only these NodePools are examined and changed; all when empty.
@@ -98,6 +124,12 @@ options:
     description: Seconds for O(wait_healthy).
     type: int
     default: 120
+  watch_seconds:
+    description:
+      - Repeat the diagnosis for this long and stop at the first critical finding (an observation period, for
+        example between spot reintroduction steps). 0 runs it once.
+    type: int
+    default: 0
   request_timeout:
     description: Seconds before a single API or HTTP request times out.
     type: int
@@ -183,7 +215,9 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 def main():
     spec = dict(AUTH_ARG_SPEC)
     spec.update(
-        scenario=dict(type="str", required=True, choices=["controller", "provisioning", "spot_storm"]),
+        scenario=dict(
+            type="str", required=True, choices=["controller", "provisioning", "spot_storm", "spot_reintroduction"]
+        ),
         namespace=dict(type="str", default="karpenter"),
         deployment=dict(type="str", default="karpenter"),
         health_url=dict(type="str"),
@@ -194,11 +228,16 @@ def main():
         widen=dict(type="dict"),
         window_seconds=dict(type="int", default=900),
         threshold=dict(type="int", default=3),
+        since=dict(type="float"),
+        verify=dict(type="bool", default=False),
+        expect_capacity_type=dict(type="str"),
+        stage=dict(type="str", default="add_spot", choices=["add_spot", "restore"]),
         nodepools=dict(type="list", elements="str", default=[]),
         output_dir=dict(type="path"),
         bundle_name=dict(type="str", default="diagnosis"),
         wait_healthy=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=120),
+        watch_seconds=dict(type="int", default=0),
         request_timeout=dict(type="int", default=10),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
@@ -234,18 +273,31 @@ def main():
                 widen=p["widen"],
                 nodepools=p["nodepools"],
             )
-        else:
+        elif p["scenario"] == "spot_storm":
             d.spot_storm(
                 window_seconds=p["window_seconds"],
                 threshold=p["threshold"],
                 metrics_url=p["metrics_url"],
                 nodepools=p["nodepools"],
+                since=p["since"],
+                verify=p["verify"],
+                expect_capacity_type=p["expect_capacity_type"],
+                namespaces=p["namespaces"],
+            )
+        else:
+            d.spot_reintroduction(
+                window_seconds=p["window_seconds"],
+                threshold=p["threshold"],
+                nodepools=p["nodepools"],
+                stage=p["stage"],
             )
         return d.result()
 
     try:
         if p["wait_healthy"]:
             result = diagnose.wait_healthy(run_once, p["wait_timeout"])
+        elif p["watch_seconds"] > 0:
+            result = diagnose.watch(run_once, p["watch_seconds"])
         else:
             result = run_once()
     except kclient.KubeError as exc:

@@ -1,0 +1,284 @@
+"""Spot runbooks against the sandbox's real Karpenter: storm -> on-demand, then spot back step by step.
+
+The sandbox's KWOK offerings are never interrupted, so the storm is simulated the way Karpenter's interruption
+controller would show it: a ``SpotInterrupted`` Warning event (source ``karpenter``) on every spot NodeClaim of
+the pool, and one of those NodeClaims deleted (the interruption that already hit). Everything else is real:
+Karpenter launched the spot NodeClaims, and after the switch it replaces them with on-demand ones (requirements
+drift), which the runbook's verification waits for. Each test uses its own NodePool/namespace and removes them
+(and its events); the apiserver audit log is the witness that check mode writes nothing.
+"""
+
+import datetime
+import json
+import os
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RUNBOOKS = os.path.join(ROOT, "playbooks", "runbooks")
+UA = "karpenter-eks-platform/"
+KWOK_REF = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
+CT = "karpenter.sh/capacity-type"
+SAVED = "karpenter-eks.platform/spot-storm-previous-requirements"
+
+
+def task(out, name):
+    for play in out["plays"]:
+        for t in play["tasks"]:
+            if t["task"]["name"] == name or t["task"]["name"].endswith(" : " + name):
+                return t["hosts"]["sandbox"]
+    raise KeyError(name)
+
+
+def requirements(capacity_types):
+    return [
+        {"key": CT, "operator": "In", "values": list(capacity_types)},
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+    ]
+
+
+def nodepool(name, capacity_types, annotations=None):
+    meta = {"name": name}
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": meta,
+        "spec": {
+            "template": {
+                "spec": {"nodeClassRef": KWOK_REF, "requirements": requirements(capacity_types), "expireAfter": "Never"}
+            },
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"},
+            "limits": {"cpu": "64"},
+        },
+    }
+
+
+def workload(ns, pool, replicas):
+    spec = {
+        "nodeSelector": {"karpenter.sh/nodepool": pool},
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "app"}}}
+                ]
+            }
+        },
+        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "1"}}}],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "app"}},
+                "template": {"metadata": {"labels": {"app": "app"}}, "spec": spec},
+            },
+        },
+    ]
+
+
+def claims(sandbox, pool):
+    items = sandbox.custom.list_cluster_custom_object(
+        "karpenter.sh", "v1", "nodeclaims", label_selector=f"karpenter.sh/nodepool={pool}"
+    )["items"]
+    return [c for c in items if not c["metadata"].get("deletionTimestamp")]
+
+
+def ready(c):
+    return any(x["type"] == "Ready" and x["status"] == "True" for x in (c.get("status") or {}).get("conditions") or [])
+
+
+def running(sandbox, ns):
+    pods = sandbox.core.list_namespaced_pod(ns).items
+    return [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+
+
+def writes(sandbox, mark, *names):
+    out = []
+    for e in sandbox.writes_since(mark):
+        ref = e.get("objectRef") or {}
+        if ref.get("name") in names or ref.get("namespace") in names:
+            if e.get("verb") in ("create", "update", "patch", "delete") and (e.get("userAgent") or "").startswith(UA):
+                out.append((e["verb"], ref.get("resource"), ref.get("name")))
+    return out
+
+
+def interruption_event(claim, uid):
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{claim['metadata']['name']}.spot-{uid}", "namespace": "default"},
+        "involvedObject": {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodeClaim",
+            "name": claim["metadata"]["name"],
+            "uid": claim["metadata"]["uid"],
+        },
+        "reason": "SpotInterrupted",
+        "message": "Spot interruption warning was triggered",
+        "type": "Warning",
+        "source": {"component": "karpenter"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+def cleanup(sandbox, ns, pool, events=()):
+    for name in events:
+        sandbox.kubectl("delete", "event", "-n", "default", name, "--ignore-not-found", check=False)
+    sandbox.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+    sandbox.kubectl("delete", "nodepool", pool, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def outdir(tmp_path):
+    return str(tmp_path / "bundles")
+
+
+def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
+    ns = pool = f"rb-spot-{uid}"
+    play = os.path.join(RUNBOOKS, "spot_interruption.yml")
+    ev = {"runbook_namespaces": [ns], "runbook_nodepools": [pool], "runbook_output_dir": outdir}
+    events = []
+    try:
+        # spot NodePool with 3 running spot nodes (Karpenter picks spot: cheaper than on-demand in the sandbox)
+        sandbox.apply([nodepool(pool, ["spot", "on-demand"])] + workload(ns, pool, 3))
+        sandbox.wait_until("3 pods Running", lambda: len(running(sandbox, ns)) == 3, 120)
+        spot = claims(sandbox, pool)
+        assert len(spot) == 3 and {c["metadata"]["labels"][CT] for c in spot} == {"spot"}
+        previous = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+        previous_reqs = previous["spec"]["template"]["spec"]["requirements"]
+
+        # the storm: interruption warnings on all three, one already reclaimed
+        for c in spot:
+            sandbox.core.create_namespaced_event("default", interruption_event(c, uid))
+            events.append(f"{c['metadata']['name']}.spot-{uid}")
+        sandbox.kubectl("delete", "nodeclaim", spot[0]["metadata"]["name"], "--wait=false")
+
+        # diagnosis only: names the storm, the rate and the pool; writes nothing
+        mark = sandbox.audit_mark()
+        t0 = time.monotonic()
+        _, out = sandbox.playbook(play, extra_vars=ev)
+        diag = task(out, "Diagnose")
+        print(f"diagnosis: {time.monotonic() - t0:.1f}s")
+        assert "spot_interruption_storm" in diag["causes"], diag["findings"]
+        assert diag["observed"]["interruptions_in_window"] >= 3 and diag["observed"]["rate_per_hour"] >= 12
+        assert diag["observed"]["affected_nodepools"].get(pool, 0) >= 2
+        assert diag["observed"]["spot_nodepools"] == [pool]
+        (planned,) = diag["remediation"]["nodepools"]
+        assert planned["metadata"]["annotations"][SAVED] == json.dumps(previous_reqs, sort_keys=True)
+        assert {"key": CT, "operator": "In", "values": ["on-demand"]} in planned["spec"]["template"]["spec"][
+            "requirements"
+        ]
+        md = open(diag["bundle"]["markdown"]).read()
+        assert "spot_interruption_storm" in md and pool in md and "/h" in md
+        assert writes(sandbox, mark, ns, pool) == []
+
+        # check mode + diff: shows the switch and the annotation, writes nothing
+        mark = sandbox.audit_mark()
+        _, out = sandbox.playbook(play, "--check", "--diff", extra_vars=dict(ev, runbook_remediate=True))
+        applied = task(out, "Apply the NodePool changes")
+        (d,) = applied["diff"]
+        assert applied["changed"] and SAVED in d["after"]["metadata"]["annotations"]
+        ct_after = [r for r in d["after"]["spec"]["template"]["spec"]["requirements"] if r["key"] == CT]
+        assert ct_after == [{"key": CT, "operator": "In", "values": ["on-demand"]}]
+        assert writes(sandbox, mark, ns, pool) == []
+        live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+        assert live["spec"]["template"]["spec"]["requirements"] == previous_reqs
+
+        # remediation: switch, then verified by conditions (on-demand NodeClaims Ready, pods Running)
+        t0 = time.monotonic()
+        _, out = sandbox.playbook(play, extra_vars=dict(ev, runbook_remediate=True))
+        print(f"switch + verification (Karpenter replaces the spot nodes): {time.monotonic() - t0:.1f}s")
+        assert task(out, "Verify (switched NodeClaims on-demand and Ready, no pod Pending)")["healthy"]
+        now = claims(sandbox, pool)
+        assert len(now) >= 3 and {c["metadata"]["labels"][CT] for c in now} == {"on-demand"} and all(map(ready, now))
+        assert len(running(sandbox, ns)) == 3
+        live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+        assert json.loads(live["metadata"]["annotations"][SAVED]) == previous_reqs
+        bundle_dir = os.path.dirname(task(out, "Diagnose")["bundle"]["json"])
+        prev = json.load(open(os.path.join(bundle_dir, "previous-nodepools.json")))
+        assert prev[pool]["spec"]["template"]["spec"]["requirements"] == previous_reqs
+
+        # twice is harmless: the storm is still in the window but mitigated; nothing to change, no write
+        mark = sandbox.audit_mark()
+        _, out = sandbox.playbook(play, extra_vars=dict(ev, runbook_remediate=True))
+        diag = task(out, "Diagnose")
+        assert diag["healthy"] and diag["remediation"]["nodepools"] == []
+        assert "spot_interruption_storm_mitigated" in [f["id"] for f in diag["findings"]]
+        assert diag["observed"]["switched_nodepools"] == [pool]
+        assert out["stats"]["sandbox"]["changed"] == 0
+        assert writes(sandbox, mark, ns, pool) == []
+    finally:
+        cleanup(sandbox, ns, pool, events)
+
+
+def test_spot_reintroduction_step_by_step(sandbox, uid, outdir):
+    """Two pools as the storm runbook leaves them (on-demand, previous requirements in the annotation): one was
+    spot-or-on-demand, one spot-only. Step 1 adds spot to one pool at a time; the restore puts the spot-only pool
+    back to spot-only, so Karpenter replaces its on-demand node by a spot one, which the verification waits for."""
+    mixed, spot_only = f"rb-reint-a-{uid}", f"rb-reint-b-{uid}"
+    ns = f"rb-reint-{uid}"
+    play = os.path.join(RUNBOOKS, "spot_reintroduction.yml")
+    ev = {
+        "runbook_namespaces": [ns],
+        "runbook_nodepools": [mixed, spot_only],
+        "runbook_output_dir": outdir,
+        "runbook_step_observe_seconds": 5,
+    }
+    saved = {mixed: requirements(["spot", "on-demand"]), spot_only: requirements(["spot"])}
+    pools = [nodepool(p, ["on-demand"], {SAVED: json.dumps(saved[p], sort_keys=True)}) for p in (mixed, spot_only)]
+    deploy = workload(ns, spot_only, 1)
+    try:
+        sandbox.apply(pools + deploy)
+        sandbox.wait_until("the pod Running on on-demand", lambda: len(running(sandbox, ns)) == 1, 120)
+        assert [c["metadata"]["labels"][CT] for c in claims(sandbox, spot_only)] == ["on-demand"]
+
+        # check mode: shows every step, writes nothing
+        mark = sandbox.audit_mark()
+        _, out = sandbox.playbook(play, "--check", "--diff", extra_vars=ev)
+        plan = task(out, "Plan - add spot back")
+        assert sorted(p["metadata"]["name"] for p in plan["remediation"]["nodepools"]) == [mixed, spot_only]
+        restore = task(out, "Plan - restore the saved specs")
+        assert all(SAVED not in p["metadata"].get("annotations", {}) for p in restore["remediation"]["nodepools"])
+        assert writes(sandbox, mark, ns, mixed, spot_only) == []
+
+        # the real run: step by step, then the saved specs
+        t0 = time.monotonic()
+        _, out = sandbox.playbook(play, extra_vars=ev)
+        print(f"reintroduction (2 steps + restore, observe 5s each): {time.monotonic() - t0:.1f}s")
+        bundle = os.path.dirname(task(out, "Plan - add spot back")["bundle"]["json"])
+        files = sorted(os.listdir(bundle))
+        for p in (mixed, spot_only):
+            assert f"check-add-spot-{p}.json" in files and f"observe-add-spot-{p}.json" in files, files
+            live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", p)
+            assert live["spec"]["template"]["spec"]["requirements"] == saved[p]
+            assert SAVED not in (live["metadata"].get("annotations") or {})
+        step = json.load(open(os.path.join(bundle, f"remediation-nodepools-add-spot-{spot_only}.json")))
+        ct = [r for r in step["results"][0]["object"]["spec"]["template"]["spec"]["requirements"] if r["key"] == CT]
+        assert ct[0]["values"] == ["on-demand", "spot"]  # step 1 kept on-demand allowed
+        sandbox.wait_until(
+            "spot NodeClaim",
+            lambda: [c["metadata"]["labels"].get(CT) for c in claims(sandbox, spot_only)] == ["spot"],
+            5,
+        )
+        assert len(running(sandbox, ns)) == 1
+
+        # twice: nothing left to reintroduce, no write
+        mark = sandbox.audit_mark()
+        _, out = sandbox.playbook(play, extra_vars=ev)
+        assert task(out, "Plan - add spot back")["remediation"]["nodepools"] == []
+        assert out["stats"]["sandbox"]["changed"] == 0
+        assert writes(sandbox, mark, ns, mixed, spot_only) == []
+    finally:
+        cleanup(sandbox, ns, spot_only)
+        sandbox.kubectl("delete", "nodepool", mixed, "--wait=false", "--ignore-not-found", check=False)
