@@ -589,7 +589,7 @@ def start_karpenter() -> None:
         )
     start(
         "karpenter",
-        [binp("karpenter-kwok")],
+        [binp("karpenter-kwok-loopback")],
         [PORTS["karpenter_metrics"], PORTS["karpenter_health"]],
         env={
             "KUBECONFIG": str(kubeconfig_path()),

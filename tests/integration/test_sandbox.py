@@ -175,3 +175,48 @@ def test_apiserver_rejects_invalid_objects_with_crd_message(sandbox, doc, messag
     assert message in res.stderr, res.stderr
     got = sandbox.kubectl("get", doc["kind"].lower(), doc["metadata"]["name"], check=False)
     assert got.returncode != 0  # nothing was stored
+
+
+def _listening_sockets():
+    """{inode: (ip, port)} of every listening TCP socket (IPv4 and IPv6) from /proc/net."""
+    out = {}
+    for path, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        try:
+            lines = open(path).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] != "0A":  # LISTEN
+                continue
+            hexip, hexport = f[1].split(":")
+            if v6:
+                ip = "::1" if hexip == "0" * 24 + "01000000" else ("::" if set(hexip) == {"0"} else hexip)
+            else:
+                ip = ".".join(str(int(hexip[i : i + 2], 16)) for i in (6, 4, 2, 0))
+            out[f[9]] = (ip, int(hexport, 16))
+    return out
+
+
+def test_every_sandbox_process_listens_on_loopback_only(sandbox):
+    marker = f"KARPENTER_EKS_SANDBOX={sandbox.env['SANDBOX_STATE']}".encode()
+    socks = _listening_sockets()
+    seen = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in socks:
+                seen.append((pid, socks[target[8:-1]]))
+    assert len({p for p, _ in seen}) >= 7, seen  # etcd, apiserver, kcm, scheduler, kwok, karpenter, moto
+    wide = [(pid, addr) for pid, addr in seen if not (addr[0].startswith("127.") or addr[0] == "::1")]
+    assert wide == [], f"sandbox sockets listening beyond loopback: {wide}"
