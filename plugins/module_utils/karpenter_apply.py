@@ -12,6 +12,8 @@ import copy
 
 from .karpenter import convert as convert_mod
 from .karpenter import validate as validate_mod
+from .karpenter.issues import ERROR, Issue
+from .karpenter.schema import type_name
 from .kube import engine
 
 
@@ -24,6 +26,12 @@ class InputError(Exception):
 
 
 def _as_list(definitions):
+    if isinstance(definitions, dict):
+        definitions = [definitions]
+    elif definitions is not None and not isinstance(definitions, (list, tuple)):
+        raise InputError(
+            "definitions: must be a list of mappings (Kubernetes manifests), got %s" % type(definitions).__name__
+        )
     out = []
     for d in definitions or []:
         if isinstance(d, list):
@@ -41,10 +49,15 @@ def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
             raise InputError(
                 "definitions[%d]: must be a mapping (a Kubernetes manifest), got %s" % (i, type(d).__name__)
             )
+        for field in ("apiVersion", "kind"):
+            value = d.get(field)
+            if value is not None and not isinstance(value, str):
+                raise InputError(
+                    'definitions[%d].%s: Invalid value: "%s": must be of type string' % (i, field, type_name(value))
+                )
         if "kind" not in d and "apiVersion" not in d:  # e.g. {metadata: {name: x}} with state=absent
             d = dict(d, apiVersion=kind.api_version, kind=kind.kind)
-        api_version, k = d.get("apiVersion"), d.get("kind")
-        if (api_version, k) in validate_mod.LEGACY:
+        if validate_mod.kind_of(d) in validate_mod.LEGACY:
             converted, rep = convert_mod.convert(d)
             report.extend(r if isinstance(r, dict) else r.to_dict() for r in rep)
         else:
@@ -55,11 +68,81 @@ def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
             else:
                 others.append(c)
     if node_class_ref and kind is engine.NODEPOOL:
-        for o in objs:
-            o.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})["nodeClassRef"] = dict(
-                node_class_ref
+        if not isinstance(node_class_ref, dict):
+            raise InputError(
+                "node_class_ref: must be a mapping (group, kind, name), got %s" % type(node_class_ref).__name__
             )
+        for o in objs:
+            _set_node_class_ref(o, node_class_ref)
     return objs, report, others
+
+
+def _set_node_class_ref(obj, node_class_ref):
+    """Set spec.template.spec.nodeClassRef; a non-mapping on the way is left for validation to report."""
+    cur = obj
+    for field in ("spec", "template", "spec"):
+        if cur.get(field) is None:
+            cur[field] = {}
+        cur = cur[field]
+        if not isinstance(cur, dict):
+            return
+    cur["nodeClassRef"] = dict(node_class_ref)
+
+
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _name(obj):
+    """metadata.name when it is a non-empty string, else None (a wrong type is reported by validation)."""
+    name = _dict(obj.get("metadata")).get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def _name_error(index, obj):
+    """The InputError text for an object that cannot be addressed by name, or None."""
+    meta = obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        return 'definitions[%d].metadata: Invalid value: "%s": must be of type object' % (index, type_name(meta))
+    name = _dict(meta).get("name")
+    if name is not None and not isinstance(name, str):
+        return 'definitions[%d].metadata.name: Invalid value: "%s": must be of type string' % (index, type_name(name))
+    if not name:
+        return "definitions[%d].metadata.name: Required value" % index
+    return None
+
+
+def _kind_issues(kind, batch):
+    """Errors for objects of ``kind`` with another apiVersion (e.g. ``karpenter.sh/v2``): validate_batch
+    leaves kinds it does not know alone, without an error, but only ``kind.api_version`` can be applied.
+    (A missing or non-string apiVersion is already a validation error.)"""
+    out = []
+    for r in batch.results:
+        if r.defaulted is not None or r.errors:
+            continue
+        msg = 'no matches for kind "%s" in version "%s": only %s %s can be applied' % (
+            kind.kind,
+            r.api_version,
+            kind.api_version,
+            kind.kind,
+        )
+        out.append(Issue(r.object_ref, "apiVersion", "unsupported-kind", msg))
+    return out
+
+
+def _blocking_conversion_errors(report, node_class_ref):
+    """Conversion errors (report dicts) that forbid any write. Validation errors of the converted
+    objects (``invalid-output``) are left to validate_batch, which sees what is really applied; with
+    node_class_ref the legacy provider reference is overridden, so its errors do not count."""
+    out = []
+    for r in report:
+        if r.get("severity") != ERROR or r.get("rule") == "invalid-output":
+            continue
+        path = r.get("path") or ""
+        if node_class_ref and path.split(".")[:2] == ["spec", "providerRef"]:
+            continue
+        out.append(r)
+    return out
 
 
 def already_stored(kind, objs, live):
@@ -67,9 +150,13 @@ def already_stored(kind, objs, live):
     be sent for them), so the costly CEL evaluation can be skipped for them (validate(stored=True))."""
     out = set()
     for i, o in enumerate(objs):
-        cur = live.get((o.get("metadata") or {}).get("name"))
-        if cur is None or (o.get("apiVersion"), o.get("kind")) != (kind.api_version, kind.kind):
+        name = _name(o)
+        cur = live.get(name) if name is not None else None
+        if cur is None or validate_mod.kind_of(o) != (kind.api_version, kind.kind):
             continue
+        labels = _dict(o.get("metadata")).get("labels")
+        if labels is not None and not isinstance(labels, dict):
+            continue  # not validated yet: malformed labels cannot be what is stored (validation reports them)
         desired = engine.add_managed_by(validate_mod.default(o))
         plan = engine.make_plan(kind, [desired], {desired["metadata"]["name"]: cur})
         if plan[0].action == "unchanged":
@@ -82,8 +169,13 @@ def known_nodeclasses(api, objs):
     names = set()
     kinds = set()
     for o in objs:
-        ref = ((o.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeClassRef") or {}
-        k = engine.NODECLASS_KINDS.get((ref.get("group"), ref.get("kind")))
+        ref = _dict(_dict(_dict(_dict(o.get("spec")).get("template")).get("spec")).get("nodeClassRef"))
+        group, ref_kind = ref.get("group"), ref.get("kind")
+        k = (
+            engine.NODECLASS_KINDS.get((group, ref_kind))
+            if isinstance(group, str) and isinstance(ref_kind, str)
+            else None
+        )
         if k is not None:
             kinds.add(k)
     for k in kinds:
@@ -109,8 +201,16 @@ def run(
     objs, conversion_report, others = prepare(kind, definitions, node_class_ref)
     if not objs and not prune:
         raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))
-    names = [((o.get("metadata") or {}).get("name")) for o in objs]
-    dupes = sorted(set(n for n in names if names.count(n) > 1 and n))
+    if state == "present":
+        blocking = _blocking_conversion_errors(conversion_report, node_class_ref)
+        if blocking:
+            raise InputError(
+                "%d conversion error(s) in the legacy definitions, nothing was applied:\n  %s"
+                % (len(blocking), "\n  ".join(r.get("text") or r.get("message", "") for r in blocking)),
+                details=blocking,
+            )
+    names = [_name(o) for o in objs]
+    dupes = sorted(set(n for n in names if n and names.count(n) > 1))
     if dupes:
         raise InputError("%s defined more than once: %s" % (kind.kind, ", ".join(dupes)))
 
@@ -120,11 +220,22 @@ def run(
         known = None
         if kind is engine.NODEPOOL:
             known = sorted(set(known_nodeclasses(api, objs)) | set(extra_nodeclasses or []))
-        old = {"%s/%s" % (kind.kind, n): live[n] for n in names if n in live}
+        old = {"%s/%s" % (kind.kind, n): live[n] for n in names if n is not None and n in live}
         batch = validate_mod.validate_batch(
             objs, known_nodeclasses=known, old_objects=old, stored=already_stored(kind, objs, live)
         )
-        problems = batch.errors + (batch.warnings if strict else [])
+        problems = _kind_issues(kind, batch) + batch.errors + (batch.warnings if strict else [])
+        # generateName alone passes validation, but server-side apply needs a name
+        problems += [
+            Issue(
+                r.object_ref,
+                "metadata.name",
+                "required",
+                "Required value: name is required (server-side apply cannot use generateName)",
+            )
+            for r in batch.results
+            if r.defaulted is not None and not r.errors and _name(r.defaulted) is None
+        ]
         if problems:
             raise InputError(
                 "%d invalid %s definition(s), nothing was applied:\n  %s"
@@ -134,8 +245,9 @@ def run(
         desired = [engine.add_managed_by(r.defaulted) for r in batch.results]
     else:
         for i, o in enumerate(objs):
-            if not (o.get("metadata") or {}).get("name"):
-                raise InputError("definitions[%d].metadata.name: Required value" % i)
+            error = _name_error(i, o)
+            if error:
+                raise InputError(error)
         desired = objs
 
     plan = engine.make_plan(kind, desired, live, state=state, prune=prune)

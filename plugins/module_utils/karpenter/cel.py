@@ -200,27 +200,56 @@ def compile_schema(schema):
 # conversion to CEL values
 
 
-def to_cel(value, schema=None):
-    """Convert JSON-like data to celpy values (integral numbers of integer fields become ints)."""
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class CELConversionError(ValueError):
+    """A value CEL cannot represent (an integer outside the int64 range); ``path`` is where it is.
+
+    The apiserver cannot evaluate a rule over such a value either: it reports a rule evaluation error.
+    """
+
+    def __init__(self, path, message):
+        super(CELConversionError, self).__init__("%s: %s" % (path, message) if path else message)
+        self.path = path
+
+
+def _cel_int(value, path):
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise CELConversionError(path, "integer %d overflows int64 (CEL int)" % value)
+    return celtypes.IntType(value)
+
+
+def to_cel(value, schema=None, path=""):
+    """Convert JSON-like data to celpy values (integral numbers of integer fields become ints).
+
+    Raises :class:`CELConversionError` (naming ``path``, the value's field path) for an integer
+    outside the int64 range.
+    """
     if isinstance(value, bool):
         return celtypes.BoolType(value)
     if isinstance(value, str):
         return celtypes.StringType(value)
     if isinstance(value, int):
-        return celtypes.IntType(value)
+        return _cel_int(value, path)
     if isinstance(value, float):
         if schema is not None and schema.get("type") == "integer" and value.is_integer():
-            return celtypes.IntType(int(value))
+            return _cel_int(int(value), path)
         return celtypes.DoubleType(value)
     if isinstance(value, dict):
         props = (schema or {}).get("properties") or {}
         addl = (schema or {}).get("additionalProperties")
         addl = addl if isinstance(addl, dict) else None
-        return celtypes.MapType({celtypes.StringType(k): to_cel(v, props.get(k, addl)) for k, v in value.items()})
+        return celtypes.MapType(
+            {
+                celtypes.StringType(k): to_cel(v, props.get(k, addl), join_path(path, k if k in props else ("key", k)))
+                for k, v in value.items()
+            }
+        )
     if isinstance(value, (list, tuple)):
         items = (schema or {}).get("items")
         items = items if isinstance(items, dict) else None
-        return celtypes.ListType([to_cel(v, items) for v in value])
+        return celtypes.ListType([to_cel(v, items, join_path(path, i)) for i, v in enumerate(value)])
     if value is None:
         return None
     return celtypes.StringType(str(value))
@@ -229,18 +258,20 @@ def to_cel(value, schema=None):
 class _Node(object):
     """Lazily converted value of one schema node (CEL value and memo key computed once)."""
 
-    __slots__ = ("value", "schema", "_cel", "_key")
+    __slots__ = ("value", "schema", "path", "_cel", "_key")
 
-    def __init__(self, value, schema):
+    def __init__(self, value, schema, path=""):
         self.value = value
         self.schema = schema
+        self.path = path
         self._cel = None
         self._key = None
 
     @property
     def cel(self):
+        """The CEL value; raises :class:`CELConversionError` when the value has no CEL form."""
         if self._cel is None:
-            self._cel = to_cel(self.value, self.schema)
+            self._cel = to_cel(self.value, self.schema, self.path)
         return self._cel
 
     @property
@@ -317,9 +348,12 @@ def _run(expr, node, old):
     hit = _RESULTS.get(memo_key)
     if hit is not None:
         return hit
-    activation = {"self": node.cel}
-    if old is not None:
-        activation["oldSelf"] = old.cel
+    try:
+        activation = {"self": node.cel}
+        if old is not None:
+            activation["oldSelf"] = old.cel
+    except CELConversionError as exc:  # not memoised: the message names this node's path
+        return (None, str(exc))
     return _remember(memo_key, _evaluate(expr, activation))
 
 
@@ -328,19 +362,24 @@ def _run_all(var, body, node):
     evaluation error, else true (the CEL ``all`` macro's error-absorbing semantics)."""
     value = node.value
     if isinstance(value, dict):
-        elements = [(k, json.dumps(k), None) for k in value]
+        elements = [(k, json.dumps(k), None, node.path) for k in value]
     else:
         items = (node.schema or {}).get("items")
         items = items if isinstance(items, dict) else None
-        elements = [(v, None, items) for v in value]
+        elements = [(v, None, items, join_path(node.path, i)) for i, v in enumerate(value)]
     error = None
-    for element, elem_key, elem_schema in elements:
+    for element, elem_key, elem_schema, elem_path in elements:
         if elem_key is None:
             elem_key = json.dumps(element, sort_keys=True, separators=(",", ":"), default=str)
         memo_key = ("element", body, var, elem_key)
         out = _RESULTS.get(memo_key)
         if out is None:
-            out = _remember(memo_key, _evaluate(body, {var: to_cel(element, elem_schema)}))
+            try:
+                cel_element = to_cel(element, elem_schema, elem_path)
+            except CELConversionError as exc:  # not memoised: the message names this element's path
+                out = (None, str(exc))
+            else:
+                out = _remember(memo_key, _evaluate(body, {var: cel_element}))
         if out[0] is False:
             return out
         if out[0] is None and error is None:
@@ -431,8 +470,8 @@ def _walk(value, schema, path, old, has_old, ctx):
         has_old = False
     rules = schema.get("x-kubernetes-validations")
     if rules:
-        node = _Node(value, schema)
-        old_node = _Node(old, schema) if has_old else None
+        node = _Node(value, schema, path)
+        old_node = _Node(old, schema, path) if has_old else None
         issues, ref, suppress = ctx
         for rule in rules:
             expr = rule.get("rule")

@@ -29,7 +29,7 @@ from .issues import ERROR, INFO, WARNING, Issue, join_path, key, object_ref
 from .labels import NORMALIZED_LABELS, is_kubernetes_domain_label, is_restricted_tag, is_valid_label_value
 from .lint import _FAMILY_GLOB, _GLOB_CHARS
 from .quantity import parse_quantity
-from .schema import compile_pattern, schema_for
+from .schema import compile_pattern, matches_type, schema_for, type_name
 
 NODEPOOL_V1 = "karpenter.sh/v1"
 NODECLASS_V1 = "karpenter.k8s.aws/v1"
@@ -90,6 +90,151 @@ INSTANCE_SELECTING_KEYS = (
     "karpenter.k8s.aws/instance-category",
     "karpenter.k8s.aws/instance-generation",
 )
+
+
+# Types of the legacy fields the converter reads (from the v1alpha5/v1alpha1/v1beta1 CRDs). An object
+# with a value of another type at one of these paths is not converted: each such value is an error
+# naming the field, as the apiserver serving those versions would have reported it.
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_MAP = {"type": "object"}
+_OBJECTS = {"type": "array", "items": _MAP}
+_LEGACY_METADATA = {
+    "type": "object",
+    "properties": {"name": _STR, "generateName": _STR, "labels": _MAP, "annotations": _MAP},
+}
+_LEGACY_REQUIREMENTS = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"key": _STR, "operator": _STR, "values": {"type": "array"}}},
+}
+_LEGACY_BLOCK_DEVICES = {"type": "array", "items": {"type": "object", "properties": {"ebs": _MAP}}}
+_LEGACY_NODECLASS_COMMON = {
+    "instanceProfile": _STR,
+    "amiFamily": _STR,
+    "userData": _STR,
+    "tags": _MAP,
+    "metadataOptions": _MAP,
+    "blockDeviceMappings": _LEGACY_BLOCK_DEVICES,
+}
+_ALPHA_NODETEMPLATE_SPEC = {
+    "type": "object",
+    "properties": dict(
+        _LEGACY_NODECLASS_COMMON,
+        amiSelector=_MAP,
+        subnetSelector=_MAP,
+        securityGroupSelector=_MAP,
+        launchTemplate=_STR,
+        launchTemplateName=_STR,
+    ),
+}
+_LEGACY_TYPES = {
+    ("karpenter.sh/v1alpha5", "Provisioner"): {
+        "metadata": _LEGACY_METADATA,
+        "spec": {
+            "type": "object",
+            "properties": {
+                "labels": _MAP,
+                "annotations": _MAP,
+                "taints": _OBJECTS,
+                "startupTaints": _OBJECTS,
+                "requirements": _LEGACY_REQUIREMENTS,
+                "providerRef": {"type": "object", "properties": {"kind": _STR, "name": _STR}},
+                "provider": _ALPHA_NODETEMPLATE_SPEC,
+                "kubeletConfiguration": _MAP,
+                "ttlSecondsUntilExpired": _INT,
+                "ttlSecondsAfterEmpty": _INT,
+                "consolidation": {"type": "object", "properties": {"enabled": _BOOL}},
+                "limits": {"type": "object", "properties": {"resources": _MAP}},
+                "weight": _INT,
+            },
+        },
+    },
+    ("karpenter.k8s.aws/v1alpha1", "AWSNodeTemplate"): {"metadata": _LEGACY_METADATA, "spec": _ALPHA_NODETEMPLATE_SPEC},
+    ("karpenter.sh/v1beta1", "NodePool"): {
+        "metadata": _LEGACY_METADATA,
+        "spec": {
+            "type": "object",
+            "properties": {
+                "template": {
+                    "type": "object",
+                    "properties": {
+                        "metadata": {"type": "object", "properties": {"labels": _MAP, "annotations": _MAP}},
+                        "spec": {
+                            "type": "object",
+                            "properties": {
+                                "nodeClassRef": {
+                                    "type": "object",
+                                    "properties": {"apiVersion": _STR, "group": _STR, "kind": _STR, "name": _STR},
+                                },
+                                "requirements": _LEGACY_REQUIREMENTS,
+                                "taints": _OBJECTS,
+                                "startupTaints": _OBJECTS,
+                                "kubelet": _MAP,
+                            },
+                        },
+                    },
+                },
+                "disruption": {
+                    "type": "object",
+                    "properties": {"consolidationPolicy": _STR, "consolidateAfter": _STR, "expireAfter": _STR},
+                },
+                "limits": _MAP,
+                "weight": _INT,
+            },
+        },
+    },
+    ("karpenter.k8s.aws/v1beta1", "EC2NodeClass"): {
+        "metadata": _LEGACY_METADATA,
+        "spec": {
+            "type": "object",
+            "properties": dict(
+                _LEGACY_NODECLASS_COMMON,
+                role=_STR,
+                amiSelectorTerms=_OBJECTS,
+                subnetSelectorTerms=_OBJECTS,
+                securityGroupSelectorTerms=_OBJECTS,
+            ),
+        },
+    },
+}
+
+
+def legacy_type_errors(obj, ref=""):
+    """Errors for values of a legacy object whose type is not the one its CRD declares (``type`` rule).
+
+    Only the fields the converter reads are checked; null values count as absent (the apiserver
+    drops them), except in lists.
+    """
+    out = []
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    types = _LEGACY_TYPES.get((api_version, kind)) if isinstance(api_version, str) and isinstance(kind, str) else None
+    for field, field_schema in sorted((types or {}).items()):
+        if obj.get(field) is not None:
+            _type_errors(obj[field], field_schema, field, ref, out)
+    return out
+
+
+def _type_errors(value, field_schema, path, ref, out):
+    if not matches_type(value, field_schema):
+        out.append(
+            Issue(
+                ref,
+                path,
+                "type",
+                'Invalid value: "%s": must be of type %s; not converted' % (type_name(value), field_schema["type"]),
+                ERROR,
+                "convert",
+            )
+        )
+        return
+    if isinstance(value, dict):
+        for k, sub in (field_schema.get("properties") or {}).items():
+            if value.get(k) is not None:
+                _type_errors(value[k], sub, join_path(path, k), ref, out)
+    elif isinstance(value, list) and "items" in field_schema:
+        for i, item in enumerate(value):
+            _type_errors(item, field_schema["items"], join_path(path, i), ref, out)
 
 
 def _kubelet_fields():
@@ -909,8 +1054,14 @@ class _Converter(object):
         created = []
         classes = {}
         for o in outputs:
-            if o.get("apiVersion") == NODECLASS_V1 and o.get("kind") == "EC2NodeClass":
-                classes.setdefault(o.get("metadata", {}).get("name"), o)
+            name = o.get("metadata").get("name") if isinstance(o.get("metadata"), dict) else None
+            if (
+                o.get("apiVersion") == NODECLASS_V1
+                and o.get("kind") == "EC2NodeClass"
+                and isinstance(name, str)
+                and isinstance(o.get("spec"), dict)  # a malformed v1 class is reported by validation, not changed
+            ):
+                classes.setdefault(name, o)
         by_class = {}
         for entry in self.kubelets:
             by_class.setdefault(entry[2], []).append(entry)
@@ -1010,6 +1161,10 @@ def convert(
             conv.error(ref, "", "not an object; skipped")
             continue
         kind = (obj.get("apiVersion"), obj.get("kind"))
+        type_errors = legacy_type_errors(obj, ref)
+        if type_errors:  # not converted (and not passed through: it is no v1 object)
+            conv.report.extend(type_errors)
+            continue
         if kind == ALPHA_PROVISIONER:
             extra = []
             np = conv.provisioner(obj, ref, extra)

@@ -86,9 +86,10 @@ def object_ref(obj, index=None):
     """``Kind/name`` for an object (``Kind/#3`` when unnamed and an index is known)."""
     if not isinstance(obj, dict):
         return "#%s" % index if index is not None else "<not an object>"
-    kind = obj.get("kind") or "<no kind>"
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) and obj.get("kind") else "<no kind>"
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    name = meta.get("name") or meta.get("generateName")
+    # a name that is not a string (a list, a map) is reported by the validators, never used as a name
+    name = next((n for n in (meta.get("name"), meta.get("generateName")) if isinstance(n, str) and n), None)
     if not name:
         name = "#%s" % index if index is not None else "<unnamed>"
     return "%s/%s" % (kind, name)

@@ -91,7 +91,10 @@ def _list(v):
 
 
 def _kind(obj):
-    return (obj.get("apiVersion"), obj.get("kind")) if isinstance(obj, dict) else (None, None)
+    """``(apiVersion, kind)``; a value that is not a string (a list, a map) is None (the validator reports it)."""
+    if not isinstance(obj, dict):
+        return None, None
+    return tuple(v if isinstance(v, str) else None for v in (obj.get("apiVersion"), obj.get("kind")))
 
 
 def _requirements(np):
@@ -993,8 +996,9 @@ def lint_batch(objs, known_nodeclasses=None, defaulted=None):
     for i, obj in enumerate(objs):
         issues = lint(obj, defaulted[i] if i < len(defaulted) else None, known, strict)
         ref = object_ref(obj, i)
-        if isinstance(obj, dict) and _get(obj, "metadata", "name"):
-            ident = (obj.get("apiVersion"), obj.get("kind"), _get(obj, "metadata", "name"))
+        name = _get(obj, "metadata", "name")
+        if isinstance(name, str) and name:  # a name that is not a string is a schema error, not a duplicate
+            ident = _kind(obj) + (name,)
             if ident in seen:
                 issues.append(
                     _issue(

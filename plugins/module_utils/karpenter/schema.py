@@ -120,13 +120,26 @@ def fmt_value(value):
     return json.dumps(str(value))
 
 
+def is_int64(value):
+    """True for an integer (or an integral float) the apiserver decodes as an int64.
+
+    A JSON integer outside the int64 range is decoded as a float64 ("number"): it is not of type
+    ``integer`` (``must be of type int64`` / ``must be of type integer,string``).
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return value.is_integer() and _INT64[0] <= value <= _INT64[1]
+    return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
+
+
 def type_name(value):
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
-        return "integer"
+        return "integer" if is_int64(value) else "number"
     if isinstance(value, float):
         return "number"
     if isinstance(value, str):
@@ -141,7 +154,7 @@ def type_name(value):
 def matches_type(value, schema):
     """True when the value has the schema's type (int-or-string and untyped nodes included)."""
     if schema.get("x-kubernetes-int-or-string"):
-        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+        return isinstance(value, str) or (isinstance(value, int) and is_int64(value))
     typ = schema.get("type")
     if not typ:
         return True
@@ -154,9 +167,7 @@ def matches_type(value, schema):
     if typ == "boolean":
         return isinstance(value, bool)
     if typ == "integer":
-        if isinstance(value, bool):
-            return False
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        return is_int64(value)
     if typ == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return True
@@ -203,7 +214,9 @@ def _prune_metadata(obj, path, issues, ref):
     if not isinstance(meta, dict):
         return
     for k in list(meta):
-        if k not in OBJECT_META_FIELDS:
+        if meta[k] is None:  # decoded as the zero value of the ObjectMeta field: omitted
+            del meta[k]
+        elif k not in OBJECT_META_FIELDS:
             field = join_path(join_path(path, "metadata"), k)
             issues.append(Issue(ref, field, "unknown-field", 'unknown field "%s"' % field))
             del meta[k]
@@ -265,9 +278,14 @@ def validate_schema(obj, schema, object_ref=""):
     for req in schema.get("required") or ():
         if req not in obj:
             issues.append(Issue(object_ref, req, "required", "Required value"))
+    if obj.get("metadata") is None:  # absent (or null, which defaulting drops): the name is missing
+        issues.append(
+            Issue(object_ref, "metadata.name", "required", "Required value: name or generateName is required")
+        )
     for k, v in obj.items():
         if k == "metadata":
-            issues.extend(validate_metadata(v, object_ref))
+            if v is not None:
+                issues.extend(validate_metadata(v, object_ref))
         elif k == "status":
             continue
         elif k in props:
@@ -287,7 +305,11 @@ def _validate(value, schema, path, issues, ref):
         return
     if not matches_type(value, schema):
         want = "integer or string" if schema.get("x-kubernetes-int-or-string") else schema.get("type")
-        _issue(issues, ref, path, "type", 'Invalid value: "%s": must be of type %s' % (type_name(value), want))
+        message = 'Invalid value: "%s": must be of type %s' % (type_name(value), want)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and "integer" in want:
+            if not is_int64(value) and (isinstance(value, int) or value.is_integer()):
+                message += " (%s is outside the int64 range)" % fmt_value(value)
+        _issue(issues, ref, path, "type", message)
         return
 
     enum = schema.get("enum")

@@ -241,12 +241,12 @@ def _unsupported_issue(ref, api_version, kind, obj):
         )
         return Issue(ref, "apiVersion", "unsupported-kind", msg)
     if not api_version or not kind:
-        return Issue(
-            ref,
-            "apiVersion" if not api_version else "kind",
-            "required",
-            "Required value: apiVersion and kind are required",
-        )
+        field = "apiVersion" if not api_version else "kind"
+        message = "Required value: apiVersion and kind are required"
+        value = obj.get(field)
+        if value is not None and not isinstance(value, str):
+            message += ' (Invalid value: "%s": must be of type string)' % schema_mod.type_name(value)
+        return Issue(ref, field, "required", message)
     return Issue(
         ref,
         "kind",
@@ -446,8 +446,13 @@ def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True, st
     for i, obj in enumerate(objs):
         ref = object_ref(obj, i)
         old = (old_objects or {}).get(ref)
-        if isinstance(obj, dict) and schema_mod.schema_for(*kind_of(obj)) is None and kind_of(obj) not in LEGACY:
-            api_version, kind = kind_of(obj)
+        api_version, kind = kind_of(obj)
+        if (
+            api_version
+            and kind
+            and schema_mod.schema_for(api_version, kind) is None
+            and (api_version, kind) not in LEGACY
+        ):  # another kind (e.g. a PrometheusRule): only linted
             results.append(ValidationResult(obj, ref, api_version, kind, None, []))
             continue
         results.append(validate(obj, old=old, index=i, stored=i in stored))

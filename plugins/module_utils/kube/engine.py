@@ -99,7 +99,11 @@ def list_live(api, kind, label_selector=None):
 
 def add_managed_by(obj):
     obj = copy.deepcopy(obj)
-    obj.setdefault("metadata", {}).setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+    if obj.get("metadata") is None:
+        obj["metadata"] = {}
+    if obj["metadata"].get("labels") is None:  # absent or null
+        obj["metadata"]["labels"] = {}
+    obj["metadata"]["labels"][MANAGED_BY_LABEL] = MANAGED_BY_VALUE
     return obj
 
 
