@@ -45,6 +45,10 @@ def parse_quantity(value):
     number, suffix, exponent = m.group(1), m.group(2), m.group(3)
     base = Fraction(number)
     if exponent is not None:
+        # Kubernetes caps quantities far below this (int64 scaled values); refusing huge exponents keeps
+        # a hostile "1e1000000000" from building a gigantic integer
+        if abs(int(exponent)) > 100:
+            raise ValueError("quantity exponent out of range: %r" % value)
         return base * Fraction(10) ** int(exponent)
     if suffix in _BINARY:
         return base * _BINARY[suffix]
