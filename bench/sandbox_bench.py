@@ -19,8 +19,13 @@ SANDBOX = [sys.executable, os.path.join(ROOT, "sandbox", "sandbox.py")]
 
 
 def kubectl(env, *args, input=None):
-    return subprocess.run([os.path.join(env["SANDBOX_BIN"], "kubectl"), "--kubeconfig", env["KUBECONFIG"], *args],
-                          input=input, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [os.path.join(env["SANDBOX_BIN"], "kubectl"), "--kubeconfig", env["KUBECONFIG"], *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def until(fn, timeout):
@@ -45,20 +50,47 @@ def main():
     out["up_seconds"] = round(time.monotonic() - t0, 2)
     env = json.loads(subprocess.run([*SANDBOX, "env", "--format", "json"], capture_output=True, text=True).stdout)
     logs = os.path.join(os.path.dirname(env["SANDBOX_BIN"]), "logs")
-    out["build"] = {f[:-5]: open(os.path.join(logs, f)).read().strip() for f in sorted(os.listdir(logs))
-                    if f.endswith(".time")}
+    out["build"] = {
+        f[:-5]: open(os.path.join(logs, f)).read().strip() for f in sorted(os.listdir(logs)) if f.endswith(".time")
+    }
     docs = [
-        {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "bench"},
-         "spec": {"template": {"metadata": {"labels": {"bench": "yes"}}, "spec": {
-             "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
-             "requirements": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}},
-             "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "0s"}}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench", "namespace": "default"},
-         "spec": {"replicas": a.pods, "selector": {"matchLabels": {"app": "bench"}},
-                  "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {
-                      "nodeSelector": {"bench": "yes"},
-                      "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                                      "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}]}}}},
+        {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"bench": "yes"}},
+                    "spec": {
+                        "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+                        "requirements": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}],
+                    },
+                },
+                "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "0s"},
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {
+                "replicas": a.pods,
+                "selector": {"matchLabels": {"app": "bench"}},
+                "template": {
+                    "metadata": {"labels": {"app": "bench"}},
+                    "spec": {
+                        "nodeSelector": {"bench": "yes"},
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": "registry.k8s.io/pause:3.10",
+                                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
+                            }
+                        ],
+                    },
+                },
+            },
+        },
     ]
     kubectl(env, "apply", "--server-side", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
 
