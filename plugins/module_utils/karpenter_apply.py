@@ -217,13 +217,14 @@ def run(
     live, list_version = engine.list_live(api, kind)
     batch = None
     if state == "present":
+        stored = already_stored(kind, objs, live)
         known = None
-        if kind is engine.NODEPOOL:
+        # the node classes are listed only when a NodePool will be written: a no-op run stays at one
+        # LIST per kind (an unchanged pool's reference was checked when it was applied)
+        if kind is engine.NODEPOOL and len(stored) < len(objs):
             known = sorted(set(known_nodeclasses(api, objs)) | set(extra_nodeclasses or []))
         old = {"%s/%s" % (kind.kind, n): live[n] for n in names if n is not None and n in live}
-        batch = validate_mod.validate_batch(
-            objs, known_nodeclasses=known, old_objects=old, stored=already_stored(kind, objs, live)
-        )
+        batch = validate_mod.validate_batch(objs, known_nodeclasses=known, old_objects=old, stored=stored)
         problems = _kind_issues(kind, batch) + batch.errors + (batch.warnings if strict else [])
         # generateName alone passes validation, but server-side apply needs a name
         problems += [
