@@ -17,7 +17,7 @@ fi
 # shellcheck source=versions.env
 source "$HERE/versions.env"
 K8S_VERSION=$(sed -nE 's#^[[:space:]]*k8s.io/kubernetes (v[0-9.]+).*#\1#p' "$HERE/go/k8s/go.mod" | head -1)
-KEY=$( { go version; echo "recipe=$RECIPE"; for f in "$HERE"/go/*/go.mod "$HERE"/go/*/go.sum; do echo "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
+KEY=$( { go version; echo "recipe=$RECIPE"; for f in "$HERE"/go/*/go.mod "$HERE"/go/*/go.sum; do echo "${f#"$HERE"/}"; cat "$f"; done; } | sha256sum | cut -c1-16)
 DKEY=$(sha256sum "$HERE/versions.env" | cut -c1-12)
 if [[ ${1:-} == --key ]]; then echo "$KEY-$DKEY"; exit 0; fi
 CACHE=${SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/karpenter-eks-sandbox}
