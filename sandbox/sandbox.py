@@ -282,6 +282,7 @@ def start(name: str, argv: list[str], ports: list[int], env: dict | None = None)
             )
     (STATE / "run").mkdir(parents=True, exist_ok=True)
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    log(f"starting {name}")
     penv = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
     penv.update(env or {})
     penv[MARK] = str(STATE)

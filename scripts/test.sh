@@ -80,6 +80,10 @@ integration(){
   source .sandbox/env.sh
   step "integration tests (pytest tests/integration)" pytest_tier integration tests/integration -q
   step "ansible integration (site.yml + idempotence on inventories/local)" tests/integration/run-playbooks.sh
+  local scenario
+  for scenario in cluster security karpenter monitoring; do  # per role: prepare, converge, idempotence, verify
+    step "molecule $scenario (delegated, sandbox)" molecule test -s "$scenario"
+  done
   if [[ $was_up -eq 0 && -z ${SANDBOX_KEEP:-} ]]; then python sandbox/sandbox.py down; fi
 }
 
