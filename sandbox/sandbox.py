@@ -318,13 +318,28 @@ def probe(url: str, ctx: ssl.SSLContext | None = None) -> bool:
         return False
 
 
+def _exited(name: str) -> bool:
+    """True when the process we started for ``name`` is gone (checked twice, 0.5 s apart: a busy
+    machine can make a single /proc read of a starting process fail)."""
+    for attempt in range(2):
+        try:
+            pid = int(_pidfile(name).read_text())
+        except (OSError, ValueError):
+            return True
+        if _alive(pid):
+            return False
+        if attempt == 0:
+            time.sleep(0.5)
+    return True
+
+
 def wait_for(name: str, check, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.1
     while time.monotonic() < deadline:
         if check():
             return
-        if name in COMPONENT_NAMES and not running_pid(name):
+        if name in COMPONENT_NAMES and _exited(name):
             tail = _log_tail(name)
             raise SandboxError(f"{name} exited during start-up; last log lines:\n{tail}")
         time.sleep(delay)
