@@ -29,6 +29,7 @@ def rendered(tmp_path_factory):
         text=True,
         env=env,
         cwd=ROOT,
+        check=False,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return dest
