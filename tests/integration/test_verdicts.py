@@ -105,14 +105,14 @@ def served_rules(sandbox):
     for kind, (group, version, plural) in PATHS.items():
         crd = sandbox.kubectl("get", "crd", "%s.%s" % (plural, group), "-o", "json").stdout
         served = [v for v in json.loads(crd)["spec"]["versions"] if v["name"] == version][0]
-        rules[kind] = {r["rule"] for unused, r in cel.iter_rules(served["schema"]["openAPIV3Schema"])}
+        rules[kind] = {r["rule"] for _path, r in cel.iter_rules(served["schema"]["openAPIV3Schema"])}
     return rules
 
 
 def test_sandbox_serves_the_pinned_crds_except_the_provider_domain_rules(served_rules):
     for kind in PATHS:
         pinned = {
-            r["rule"] for unused, r in cel.iter_rules(schema.CRDS[[k for k in schema.CRDS if k[1] == kind][0]].SCHEMA)
+            r["rule"] for _path, r in cel.iter_rules(schema.CRDS[[k for k in schema.CRDS if k[1] == kind][0]].SCHEMA)
         }
         missing, extra = pinned - served_rules[kind], served_rules[kind] - pinned
         if kind == "EC2NodeClass":

@@ -238,7 +238,7 @@ def _get(obj, path):
 def mutated_objects(draw):
     """A real object (any supported shape) with 1-4 random mutations."""
     obj = copy.deepcopy(draw(st.sampled_from(BASES)))
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+    for _step in range(draw(st.integers(min_value=1, max_value=4))):
         paths = list(_paths(obj))
         path = draw(st.sampled_from(paths))
         op = draw(st.sampled_from(["replace", "delete", "add", "wrap", "stringify"]))
@@ -439,7 +439,7 @@ def test_run_writes_only_when_the_whole_batch_is_valid(defs, kind, ref, strict):
         assert api.writes == 0
     except WriteAttempted:
         # a write is legitimate only for a batch with no error (and no warning in strict mode)
-        objs, unused, unused2 = karpenter_apply.prepare(kind, defs, ref)
+        objs, _report, _others = karpenter_apply.prepare(kind, defs, ref)
         known = ["default"] if kind is engine.NODEPOOL else None
         batch = validate_mod.validate_batch(objs, known_nodeclasses=known)
         assert batch.ok and (not strict or not batch.warnings), "a write for an invalid batch: %s" % batch.errors
@@ -448,7 +448,7 @@ def test_run_writes_only_when_the_whole_batch_is_valid(defs, kind, ref, strict):
 def test_mutations_start_from_real_objects():
     """The mutated objects start valid (v1) or convertible (legacy), so the fuzzing reaches deep code paths."""
     assert validate_mod.validate_batch(copy.deepcopy(BASES[:2]), known_nodeclasses=["default"]).ok
-    out, unused = convert_mod.convert(copy.deepcopy(BASES[2:]))
+    out, _report = convert_mod.convert(copy.deepcopy(BASES[2:]))
     assert {(o["apiVersion"], o["kind"]) for o in out} == {
         ("karpenter.sh/v1", "NodePool"),
         ("karpenter.k8s.aws/v1", "EC2NodeClass"),
@@ -559,7 +559,7 @@ def test_unconvertible_legacy_input_is_not_applied():
             "launchTemplate": "my-launch-template",
         },
     }
-    out, report = convert_mod.convert([template])
+    _out, report = convert_mod.convert([template])
     assert any(i.severity == "error" and i.path == "spec.launchTemplate" for i in report)
     api = FakeApi()
     with pytest.raises(karpenter_apply.InputError):
