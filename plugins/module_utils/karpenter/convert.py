@@ -57,16 +57,6 @@ ALIAS_FAMILIES = {
 }
 UBUNTU_BLOCK_DEVICE = {"deviceName": "/dev/sda1", "ebs": {"volumeSize": "20Gi", "volumeType": "gp3", "encrypted": True}}
 
-SERVER_METADATA = (
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
 DROPPED_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
     "karpenter.sh/provisioner-hash",

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 import copy
 
+from ..karpenter.compare import SERVER_METADATA_FIELDS
 from .ssa import owned_paths, predict, removed_paths
 
 FIELD_MANAGER = "karpenter-eks-platform"
@@ -23,18 +24,7 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "karpenter_eks.platform"
 
 # metadata the server owns, and annotations the controllers write; never part of a comparison
-SERVER_METADATA = (
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "finalizers",
-    "ownerReferences",
-)
+SERVER_METADATA = SERVER_METADATA_FIELDS + ("finalizers", "ownerReferences")
 SERVER_ANNOTATION_PREFIXES = (
     "karpenter.sh/nodepool-hash",
     "karpenter.k8s.aws/ec2nodeclass-hash",
