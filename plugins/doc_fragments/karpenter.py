@@ -60,6 +60,8 @@ options:
     description:
       - Wait until every managed object reports condition C(Ready=True) for its current generation
         (one watch request; no polling).
+      - Objects deleted by this task (O(state=absent) or O(prune)) are waited for until they are gone, which
+        takes as long as their finalizers (Karpenter drains and terminates the nodes of a deleted NodePool first).
     type: bool
     default: false
   wait_timeout:

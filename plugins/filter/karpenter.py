@@ -1,11 +1,13 @@
 # Copyright: contributors to karpenter_eks.platform
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible filters over the Karpenter v1 domain core: ``karpenter_convert`` and ``karpenter_validate``.
+"""Ansible filters over the Karpenter v1 domain core: ``karpenter_convert``, ``karpenter_validate``,
+``karpenter_manifest``, ``karpenter_manifest_mismatches`` and ``karpenter_label_select``.
 
-Documentation: ``karpenter_convert.yml`` and ``karpenter_validate.yml`` beside this file.
+Documentation: one ``<filter>.yml`` per filter beside this file.
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import compare
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.convert import convert
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate_batch
 
@@ -64,6 +66,85 @@ def karpenter_validate(data, known_nodeclasses=None, lint=True, warnings=False):
     return [issue.to_dict() for issue in issues]
 
 
+def _ref(obj):
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return "%s/%s" % (obj.get("kind") if isinstance(obj, dict) else "?", name)
+
+
+def karpenter_manifest(obj):
+    """The re-appliable manifest of a live object: no status, no server metadata, CRD defaults applied."""
+    if not isinstance(obj, dict):
+        raise AnsibleFilterError("karpenter_manifest: expected an object (mapping), got %s" % type(obj).__name__)
+    return compare.normalize(obj)
+
+
+def karpenter_manifest_mismatches(expected, actual):
+    """Differences between two sets of objects, matched by kind and name, ignoring server-populated fields
+    and defaults: ``["NodePool/a: missing", "NodePool/b: differs at spec.limits", ...]`` (empty when equal)."""
+    for arg, value in (("expected", expected), ("actual", actual)):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(o, dict) for o in value):
+            raise AnsibleFilterError("karpenter_manifest_mismatches: %s must be a list of objects" % arg)
+    have = dict((_ref(o), o) for o in actual)
+    out = []
+    for want in expected:
+        ref = _ref(want)
+        live = have.pop(ref, None)
+        if live is None:
+            out.append("%s: missing" % ref)
+            continue
+        paths = set(compare.diff(want, live)[3]) | set(compare.diff(live, want)[3])
+        if paths:
+            out.append("%s: differs at %s" % (ref, ", ".join(sorted(paths))))
+    out.extend("%s: unexpected" % ref for ref in sorted(have))
+    return out
+
+
+def _selector_terms(selector):
+    terms = []
+    for raw in (selector or "").split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        for op in ("!=", "==", "="):
+            if op in term:
+                key, value = (t.strip() for t in term.split(op, 1))
+                terms.append((key, "!=" if op == "!=" else "=", value))
+                break
+        else:
+            terms.append((term[1:].strip(), "!", None) if term.startswith("!") else (term, "exists", None))
+    return terms
+
+
+def karpenter_label_select(objs, selector):
+    """Objects whose metadata.labels match a Kubernetes equality-based label selector
+    (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, comma-separated, all must hold)."""
+    if not isinstance(objs, (list, tuple)):
+        raise AnsibleFilterError("karpenter_label_select: expected a list of objects, got %s" % type(objs).__name__)
+    if not isinstance(selector, str):
+        raise AnsibleFilterError("karpenter_label_select: selector must be a string like 'key=value,other'")
+    terms = _selector_terms(selector)
+    out = []
+    for obj in objs:
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        labels = (meta.get("labels") if isinstance(meta, dict) else None) or {}
+        ok = True
+        for key, op, value in terms:
+            if op == "=":
+                ok = labels.get(key) == value
+            elif op == "!=":
+                ok = labels.get(key) != value
+            elif op == "exists":
+                ok = key in labels
+            else:
+                ok = key not in labels
+            if not ok:
+                break
+        if ok:
+            out.append(obj)
+    return out
+
+
 class FilterModule(object):
     """Karpenter v1 filters."""
 
@@ -71,4 +152,7 @@ class FilterModule(object):
         return {
             "karpenter_convert": karpenter_convert,
             "karpenter_validate": karpenter_validate,
+            "karpenter_manifest": karpenter_manifest,
+            "karpenter_manifest_mismatches": karpenter_manifest_mismatches,
+            "karpenter_label_select": karpenter_label_select,
         }

@@ -197,7 +197,14 @@ def run(
     strict=False,
     extra_nodeclasses=None,
     allow_disruption=False,
+    prevalidated=False,
 ):
+    """Converge ``definitions`` of ``kind``; see the module docs for the options.
+
+    ``prevalidated=True`` is for callers that already ran ``validate_batch`` over these exact objects
+    (with the same known node classes and the same live objects as old values) and pass its
+    ``defaulted`` results: they are applied without being validated a second time (restore does this).
+    """
     objs, conversion_report, others = prepare(kind, definitions, node_class_ref)
     if not objs and not prune:
         raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))
@@ -216,7 +223,17 @@ def run(
 
     live, list_version = engine.list_live(api, kind)
     batch = None
-    if state == "present":
+    if state == "present" and prevalidated:
+        for i, o in enumerate(objs):
+            error = _name_error(i, o) or (
+                None
+                if validate_mod.kind_of(o) == (kind.api_version, kind.kind)
+                else "definitions[%d]: prevalidated objects must be %s %s" % (i, kind.api_version, kind.kind)
+            )
+            if error:
+                raise InputError(error)
+        desired = [engine.add_managed_by(o) for o in objs]
+    elif state == "present":
         stored = already_stored(kind, objs, live)
         known = None
         # the node classes are listed only when a NodePool will be written: a no-op run stays at one
@@ -267,9 +284,11 @@ def run(
             details=[{"object": "%s/%s" % (kind.kind, n), "nodeclaims": c} for n, c in sorted(affected.items())],
         )
     engine.execute(api, kind, plan, check_mode=check_mode)
-    not_ready = []
-    if wait and state == "present" and not check_mode:
-        not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)
+    not_ready, not_deleted = [], []
+    if wait and not check_mode:
+        if state == "present":
+            not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)
+        not_deleted = engine.wait_deleted(api, kind, plan, wait_timeout, list_version)
 
     result = {
         "changed": any(i.changed for i in plan),
@@ -289,6 +308,7 @@ def run(
             if i.changed
         ],
         "not_ready": not_ready,
+        "not_deleted": not_deleted,
         "disrupted_nodeclaims": affected,
     }
     return result

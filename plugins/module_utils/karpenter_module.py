@@ -96,6 +96,12 @@ def run_module(module, kind_name, **run_args):
         module.fail_json(
             msg="%s not Ready after %ss: %s" % (kind.kind, p["wait_timeout"], ", ".join(result["not_ready"])), **result
         )
+    if result["not_deleted"]:
+        module.fail_json(
+            msg="%s still present %ss after deletion (finalizers pending): %s"
+            % (kind.kind, p["wait_timeout"], ", ".join(result["not_deleted"])),
+            **result,
+        )
     if not module._diff:
         result.pop("diff")
     module.exit_json(**result)

@@ -107,6 +107,17 @@ disrupted_nodeclaims:
   description: For deletes allowed with O(allow_disruption), the NodeClaims of each deleted object.
   returned: always
   type: dict
+not_ready:
+  description: With O(wait), the objects still not C(Ready) when O(wait_timeout) ran out (the task fails).
+  returned: always
+  type: list
+  elements: str
+not_deleted:
+  description: With O(wait), the deleted objects still present (finalizers pending) when O(wait_timeout) ran out
+    (the task fails).
+  returned: always
+  type: list
+  elements: str
 conversion_report:
   description: Fields of legacy input that could not be converted or were converted lossily.
   returned: always

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import random
+import threading
 import time
 
 try:
@@ -82,10 +83,12 @@ class KubeApi(object):
         self.backoff = backoff
         self._sleep = sleep
         self.counts = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ accounting
     def _count(self, verb):
-        self.counts[verb] = self.counts.get(verb, 0) + 1
+        with self._lock:  # engine.execute writes from a few threads
+            self.counts[verb] = self.counts.get(verb, 0) + 1
 
     @property
     def writes(self):

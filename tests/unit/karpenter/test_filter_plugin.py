@@ -12,7 +12,15 @@ FILTER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."
 
 
 def test_filters_are_registered():
-    assert sorted(FILTERS) == ["karpenter_convert", "karpenter_validate"]
+    assert sorted(FILTERS) == [
+        "karpenter_convert",
+        "karpenter_label_select",
+        "karpenter_manifest",
+        "karpenter_manifest_mismatches",
+        "karpenter_validate",
+    ]
+    for name in FILTERS:  # every filter has its documentation file
+        assert os.path.exists(os.path.join(FILTER_DIR, name + ".yml")), name
 
 
 def test_validate_returns_errors_only_by_default(nodepool):
@@ -69,3 +77,70 @@ def test_filter_docs(name):
     assert doc["DOCUMENTATION"]["name"] == name
     assert "_input" in doc["DOCUMENTATION"]["options"]
     assert doc["EXAMPLES"].strip() and doc["RETURN"]["_value"]["type"]
+
+
+def _live(obj, **meta):
+    """What the apiserver returns: server metadata and status added."""
+    import copy
+
+    out = copy.deepcopy(obj)
+    out["metadata"].update(
+        uid="1234", resourceVersion="99", generation=3, creationTimestamp="2026-01-01T00:00:00Z", **meta
+    )
+    out["metadata"]["managedFields"] = [{"manager": "x", "operation": "Apply"}]
+    out["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    return out
+
+
+def test_manifest_strips_server_fields_and_applies_defaults(nodepool):
+    nodepool["spec"]["template"]["spec"].pop("expireAfter", None)
+    m = FILTERS["karpenter_manifest"](_live(nodepool))
+    assert "status" not in m
+    assert not {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"} & set(m["metadata"])
+    assert m["spec"]["template"]["spec"]["expireAfter"] == "720h"  # CRD default written out
+    with pytest.raises(AnsibleFilterError, match="expected an object"):
+        FILTERS["karpenter_manifest"]("nope")
+
+
+def test_manifest_mismatches(nodepool, ec2nodeclass):
+    same = FILTERS["karpenter_manifest_mismatches"]([nodepool, ec2nodeclass], [_live(ec2nodeclass), _live(nodepool)])
+    assert same == []
+    changed = _live(nodepool)
+    changed["spec"]["limits"]["cpu"] = "7"
+    extra = dict(_live(ec2nodeclass), metadata={"name": "other"})
+    out = FILTERS["karpenter_manifest_mismatches"]([nodepool, ec2nodeclass], [changed, extra])
+    assert out == [
+        "NodePool/general: differs at spec.limits[cpu]",
+        "EC2NodeClass/default: missing",
+        "EC2NodeClass/other: unexpected",
+    ]
+    # a field present only on the live side is a difference too (both directions are compared)
+    more = _live(nodepool)
+    more["metadata"].setdefault("labels", {})["extra"] = "1"
+    assert FILTERS["karpenter_manifest_mismatches"]([nodepool], [more]) == [
+        "NodePool/general: differs at metadata.labels"
+    ]
+    with pytest.raises(AnsibleFilterError, match="actual must be a list"):
+        FILTERS["karpenter_manifest_mismatches"]([nodepool], "x")
+
+
+def test_label_select():
+    objs = [
+        {"metadata": {"name": "a", "labels": {"team": "x", "tier": "1"}}},
+        {"metadata": {"name": "b", "labels": {"team": "y"}}},
+        {"metadata": {"name": "c"}},
+    ]
+
+    def names(selector):
+        return [o["metadata"]["name"] for o in FILTERS["karpenter_label_select"](objs, selector)]
+
+    assert names("team=x") == ["a"]
+    assert names("team==y") == ["b"]
+    assert names("team!=x") == ["b", "c"]
+    assert names("tier") == ["a"]
+    assert names("!tier") == ["b", "c"]
+    assert names("team=x, tier=1") == ["a"]
+    assert names("team=x,tier=2") == []
+    assert names("") == ["a", "b", "c"]
+    with pytest.raises(AnsibleFilterError, match="selector must be a string"):
+        FILTERS["karpenter_label_select"](objs, None)
