@@ -45,6 +45,8 @@ BUCKET = f"karpenter-eks-awx-{RUN_ID}"
 ANSWERS = {
     "backup": {"karpenter_backup_s3_bucket": BUCKET},
     "restore": {"karpenter_backup_s3_bucket": BUCKET},
+    # the drill refuses to run unconfirmed (the survey default); here it drills on what the site template applied
+    "drill disaster recovery": {"dr_drill_confirm": "true"},
 }
 # inventories/local points karpenter_eks_kubeconfig at the sandbox's admin kubeconfig for CLI use; under AWX the
 # credential supplies the kubeconfig (K8S_AUTH_KUBECONFIG), as for dev/staging/prod, which never set it.

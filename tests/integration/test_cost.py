@@ -222,6 +222,12 @@ def test_cost_report_numbers_equal_hand_computed(sandbox, tmp_path, uid):
         # degraded sources are notes, not failures (moto: stale spot history, no Container Insights)
         assert any(n.startswith("cloudwatch:") for n in report["notes"])
         assert any(n.startswith("spot_price_history:") for n in report["notes"])
+        assert report["data_sources"]["cluster"] == "ok" and report["data_sources"]["cost_explorer"] == "ok"
+        assert report["data_sources"]["cloudwatch"] == "empty"
+        assert report["aws_calls"]["ce:GetCostAndUsage"]["attempts"] == 2  # one call per grouping, no retry
+        # us-east-1 nodes: the static table is the right region, nothing is a stand-in
+        assert report["prices"]["stand_in_types"] == {}
+        assert not [n for n in report["notes"] if n.startswith("prices:")]
 
         html = Charts()
         html.feed((tmp_path / "report.html").read_text())
@@ -260,4 +266,11 @@ def test_check_mode_writes_nothing_and_missing_sources_degrade(sandbox, tmp_path
     res = next(iter(task["hosts"].values()))
     assert res["report"]["totals"]["nodes"] == 0
     assert res["changed"] is True  # the files would be written
-    assert any(n.startswith("cost_explorer: unavailable") for n in res["notes"])
+    assert any(n.startswith("cost_explorer: unavailable, endpoint unreachable") for n in res["notes"])
+    # no node matched, so only the sources that need no node were asked; each failed once, without retries
+    assert res["report"]["data_sources"]["cost_explorer"] == "failed"
+    assert res["report"]["data_sources"]["cloudwatch"] == "failed"
+    assert res["report"]["aws_calls"] == {
+        "ce:GetCostAndUsage": {"attempts": 1, "retries": 0},
+        "cloudwatch:GetMetricData": {"attempts": 1, "retries": 0},
+    }

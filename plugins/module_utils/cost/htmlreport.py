@@ -170,6 +170,14 @@ def grouped_util(chart_id, title, pools):
     return "".join(parts)
 
 
+def _price_source(node):
+    """The node's price source, with the region of the price when it is not the node's (a stand-in)."""
+    source = node.get("price_source") or "-"
+    if node.get("price_region") and node.get("region") and node["price_region"] != node["region"]:
+        return "%s (%s prices, node in %s)" % (source, node["price_region"], node["region"])
+    return source
+
+
 def _table(headers, rows, left_cols=1):
     out = ["<table><tr>"]
     out += ['<th class="%s">%s</th>' % ("l" if i < left_cols else "", escape(h)) for i, h in enumerate(headers)]
@@ -289,7 +297,7 @@ def render(report, title=None):
                     n["capacity_type"],
                     n["zone"],
                     _money(n.get("hourly")),
-                    n.get("price_source"),
+                    _price_source(n),
                     n["pods"],
                     "%.2f / %.2f" % (n["requested"]["cpu"], n["allocatable"]["cpu"]),
                 )
@@ -300,10 +308,19 @@ def render(report, title=None):
     )
     h.append('<h2 id="notes">Data sources and notes</h2>')
     h += ['<p class="note">%s</p>' % escape(n) for n in report.get("notes") or []] or ["<p>All sources answered.</p>"]
+    status = report.get("data_sources") or {}
+    if status:
+        h.append(_table(["data source", "status"], sorted(status.items())))
     a = report.get("assumptions") or {}
     h.append(
-        "<p>Prices: %s (generated %s); spot estimate = on-demand x %s when no better source.</p>"
-        % (escape(str(a.get("price_table"))), escape(str(a.get("price_table_generated_at"))), a.get("spot_fraction"))
+        "<p>Prices: static table %s, %s prices (generated %s); spot estimate = on-demand x %s when no better "
+        "source.</p>"
+        % (
+            escape(str(a.get("price_table"))),
+            escape(str(a.get("price_table_region"))),
+            escape(str(a.get("price_table_generated_at"))),
+            a.get("spot_fraction"),
+        )
     )
     h.append("</body></html>")
     return "\n".join(h)

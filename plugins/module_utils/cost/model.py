@@ -10,8 +10,11 @@ Definitions (also printed in the report):
 
 * hourly price of a node: first match of (1) the user's ``overrides``, (2) EC2 spot price history for the
   node's type and zone (spot nodes; entries older than ``max_age`` are ignored as stale), (3) the price the
-  provider recorded on the node (``eks-node-viewer/instance-price`` label or annotation), (4) the shipped static
-  on-demand table, times ``spot_fraction`` for spot nodes (an estimate, flagged as such).
+  provider recorded on the node (``eks-node-viewer/instance-price`` label or annotation), (4) the Pricing API's
+  on-demand price in the node's region, (5) the shipped static on-demand table, which holds us-east-1 prices
+  only: for a node in another region it is a stand-in, said so in a note and in the node's ``price_region``.
+  (4) and (5) are multiplied by ``spot_fraction`` for spot nodes (an estimate, flagged as such).
+* a node's region comes from its zone label (``eu-west-1a`` -> ``eu-west-1``), else the report's region.
 * requested = sum over the node's non-terminated pods of max(sum of containers, largest init container)
   plus pod overhead (the scheduler's rule); utilisation = requested / allocatable.
 * monthly = hourly x ``hours_per_month`` (730 = 8760 / 12).
@@ -21,7 +24,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import math
+import re
 
 from ..cost_data import prices_us_east_1 as static_prices
 from ..karpenter.quantity import parse_quantity
@@ -36,6 +41,15 @@ NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 EKS_CAPACITY_LABEL = "eks.amazonaws.com/capacityType"
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron")
 TERMINAL_PHASES = ("Succeeded", "Failed")
+ESTIMATE_SOURCES = ("static-table x spot_fraction", "pricing-api x spot_fraction")
+STATIC_SOURCES = ("static-table", "static-table x spot_fraction")
+_REGION_RE = re.compile(r"^([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+)")
+
+
+def zone_region(zone):
+    """``us-east-1a`` / ``us-east-1-bos-1a`` (Local Zone) / ``us-gov-west-1a`` -> the region; None otherwise."""
+    m = _REGION_RE.match(zone or "")
+    return m.group(1) if m else None
 
 
 def _q(value, default=0.0):
@@ -164,10 +178,25 @@ def node_records(nodes, pods, claims=()):
 
 
 class PriceBook(object):
-    """Hourly prices with a named source for every answer."""
+    """Hourly prices with a named source (and the region the price is for) for every answer.
 
-    def __init__(self, on_demand=None, spot_history=None, overrides=None, spot_fraction=None, region="us-east-1"):
+    ``regional``: {region: {instance type: on-demand price}} (Pricing API); ``on_demand``: the static table,
+    whose prices are for ``table_region``.
+    """
+
+    def __init__(
+        self,
+        on_demand=None,
+        spot_history=None,
+        overrides=None,
+        spot_fraction=None,
+        region="us-east-1",
+        regional=None,
+        table_region=None,
+    ):
         self.on_demand = static_prices.ON_DEMAND if on_demand is None else on_demand
+        self.table_region = table_region or static_prices.REGION
+        self.regional = regional or {}
         self.spot_history = spot_history or {}  # {(instance_type, zone): price}
         self.overrides = overrides or {}  # {type: price} or {type: {"on-demand": x, "spot": y}}
         self.spot_fraction = static_prices.SPOT_FRACTION if spot_fraction is None else spot_fraction
@@ -179,6 +208,18 @@ class PriceBook(object):
             v = v.get(capacity_type)
         return None if v is None else float(v)
 
+    def node_region(self, zone):
+        return zone_region(zone) or self.region
+
+    def _on_demand(self, instance_type, region):
+        """(price, source, price region) of the best on-demand price for a node in ``region``."""
+        price = (self.regional.get(region) or {}).get(instance_type)
+        if price is not None:
+            return price, "pricing-api", region
+        if instance_type in self.on_demand:
+            return self.on_demand[instance_type], "static-table", self.table_region
+        return None, "unknown", None
+
     def spot_estimate(self, instance_type, zone=None):
         """Best spot price without a node to read it from: history, else on-demand x fraction."""
         if (instance_type, zone) in self.spot_history:
@@ -186,35 +227,66 @@ class PriceBook(object):
         zonal = [p for (t, _z), p in self.spot_history.items() if t == instance_type]
         if zonal:
             return min(zonal), "spot-price-history"
-        od = self.on_demand.get(instance_type)
+        od, source, _region = self._on_demand(instance_type, self.node_region(zone))
         if od is None:
             return None, "unknown"
-        return od * self.spot_fraction, "static-table x spot_fraction"
+        return od * self.spot_fraction, source + " x spot_fraction"
+
+    def price_with_region(self, record):
+        """(hourly USD or None, source, region the price is for or None when unknown)."""
+        it, ct, zone = record.get("instance_type"), record.get("capacity_type"), record.get("zone")
+        region = self.node_region(zone)
+        v = self._override(it, ct)
+        if v is not None:
+            return v, "override", region
+        if ct == "spot" and (it, zone) in self.spot_history:
+            return self.spot_history[(it, zone)], "spot-price-history", region
+        if record.get("label_price") is not None:
+            return record["label_price"], "node-label", region
+        od, source, price_region = self._on_demand(it, region)
+        if od is None:
+            return None, "unknown", None
+        if ct == "spot":
+            return od * self.spot_fraction, source + " x spot_fraction", price_region
+        return od, source, price_region
 
     def price(self, record):
         """(hourly USD or None, source) for a node record."""
-        it, ct = record.get("instance_type"), record.get("capacity_type")
-        v = self._override(it, ct)
-        if v is not None:
-            return v, "override"
-        if ct == "spot" and (it, record.get("zone")) in self.spot_history:
-            return self.spot_history[(it, record.get("zone"))], "spot-price-history"
-        if record.get("label_price") is not None:
-            return record["label_price"], "node-label"
-        od = self.on_demand.get(it)
-        if od is None:
-            return None, "unknown"
-        if ct == "spot":
-            return od * self.spot_fraction, "static-table x spot_fraction"
-        return od, "static-table"
+        return self.price_with_region(record)[:2]
 
 
 def price_nodes(records, book):
     for r in records:
-        price, source = book.price(r)
+        price, source, price_region = book.price_with_region(r)
         r["hourly"] = None if price is None else _r(price)
         r["price_source"] = source
+        r["region"] = book.node_region(r.get("zone"))
+        r["price_region"] = price_region
     return records
+
+
+def pricing_on_demand(price_list, instance_type=None):
+    """Pricing API GetProducts ``PriceList`` (JSON strings or dicts) -> lowest positive on-demand USD/hour or None."""
+    best = None
+    for item in price_list or []:
+        try:
+            doc = json.loads(item) if isinstance(item, (str, bytes)) else item
+        except ValueError:
+            continue
+        attrs = ((doc or {}).get("product") or {}).get("attributes") or {}
+        if instance_type and attrs.get("instanceType") not in (None, instance_type):
+            continue
+        for offer in (((doc.get("terms") or {}).get("OnDemand")) or {}).values():
+            for dim in (offer.get("priceDimensions") or {}).values():
+                if (dim.get("unit") or "Hrs") != "Hrs":
+                    continue
+                try:
+                    usd = float((dim.get("pricePerUnit") or {}).get("USD"))
+                except (TypeError, ValueError):
+                    continue
+                if usd > 0 and (best is None or usd < best):
+                    best = usd
+    return best
 
 
 def spot_history_prices(entries, now_epoch, max_age_seconds=7 * 86400):
@@ -538,6 +610,27 @@ def cloudwatch_average(metric_data_results):
 # ---------------------------------------------------------------------------------------------- report
 
 
+def price_coverage(records, book):
+    """Which instance types were priced from where; ``stand_in_types``: {region: types} priced with the static
+    table of another region."""
+    by_source, stand_in, missing = {}, {}, set()
+    for r in records:
+        it = r.get("instance_type") or "(unknown)"
+        if r["price_source"] == "unknown":
+            missing.add(it)
+            continue
+        by_source.setdefault(r["price_source"], set()).add(it)
+        if r["price_source"] in STATIC_SOURCES and r.get("region") != book.table_region:
+            stand_in.setdefault(r.get("region") or "(unknown)", set()).add(it)
+    return {
+        "region": book.region,
+        "static_table_region": book.table_region,
+        "types_by_source": dict((k, sorted(v)) for k, v in sorted(by_source.items())),
+        "stand_in_types": dict((k, sorted(v)) for k, v in sorted(stand_in.items())),
+        "missing_types": sorted(missing),
+    }
+
+
 def build_report(
     records,
     book,
@@ -558,19 +651,24 @@ def build_report(
     sources = {}
     for r in records:
         sources[r["price_source"]] = sources.get(r["price_source"], 0) + 1
-    if sources.get("static-table x spot_fraction"):
+    prices = price_coverage(records, book)
+    estimated = sum(sources.get(s, 0) for s in ESTIMATE_SOURCES)
+    if estimated:
         notes.append(
             "%d spot node(s) priced as on-demand x %.2f (no spot price history or node price label): an estimate."
-            % (sources["static-table x spot_fraction"], book.spot_fraction)
+            % (estimated, book.spot_fraction)
         )
-    if sources.get("unknown"):
+    if prices["missing_types"]:
         notes.append(
-            "%d node(s) have an instance type missing from the price table: not counted in costs." % sources["unknown"]
+            "%d node(s) of instance type(s) %s have no price (not in the Pricing API answer, the static table or "
+            "prices): not counted in costs." % (sources.get("unknown", 0), ", ".join(prices["missing_types"]))
         )
-    if book.region and book.region != static_prices.REGION and sources.get("static-table"):
+    for region, types in sorted(prices["stand_in_types"].items()):
+        count = sum(1 for r in records if r["region"] == region and r["price_source"] in STATIC_SOURCES)
         notes.append(
-            "static prices are %s on-demand prices; region %s may differ (pass prices to override)."
-            % (static_prices.REGION, book.region)
+            "prices: region %s has no shipped price table; %d node(s) of type(s) %s are priced with the static "
+            "%s on-demand prices as a stand-in, so their costs are estimates (%s prices differ; allow "
+            "pricing:GetProducts or pass prices to fix)." % (region, count, ", ".join(types), book.table_region, region)
         )
     return {
         "cluster_name": cluster_name,
@@ -584,8 +682,10 @@ def build_report(
             "spot_fraction": book.spot_fraction,
             "price_table": static_prices.SOURCE,
             "price_table_generated_at": static_prices.GENERATED_AT,
+            "price_table_region": book.table_region,
         },
         "price_sources": sources,
+        "prices": prices,
         "totals": summary["totals"],
         "spot_share": summary["spot_share"],
         "nodepools": summary["nodepools"],

@@ -285,3 +285,51 @@ def test_html_without_cost_explorer_uses_run_rate(report):
     # run-rate series: hourly x 24 per NodePool (batch: 0.156 x 24 = 3.744)
     assert ("chart-cost-by-nodepool", "batch", "now (x24h)", 3.744) in p.rects
     assert "cluster run-rate" in doc
+
+
+def test_static_prices_outside_us_east_1_are_flagged_not_silent(report):
+    # the us-east-1 fixture: the table is the right one, nothing to flag
+    assert not [n for n in report["notes"] if n.startswith("prices:")]
+    assert report["prices"]["stand_in_types"] == {} and report["prices"]["static_table_region"] == "us-east-1"
+
+    nodes = [
+        node("x", "m6i.large", "on-demand", "web", zone="eu-west-1a"),
+        node("y", "c6i.2xlarge", "spot", "web", zone="eu-west-1b"),
+        node("z", "zz9.huge", "on-demand", "web", zone="eu-west-1a"),  # in no table
+        node("u", "m6i.large", "on-demand", "web", zone="us-east-1a"),  # a us-east-1 node: the table is right
+        node("w", "m6i.xlarge", "on-demand", "web", zone=None),  # no zone: the report's region
+    ]
+    book = model.PriceBook(region="eu-west-1")
+    records = model.price_nodes(model.node_records(nodes, []), book)
+    rep = model.build_report(records, book)
+    n = dict((r["name"], r) for r in rep["nodes"])
+    assert (n["x"]["region"], n["x"]["price_region"], n["x"]["hourly"]) == ("eu-west-1", "us-east-1", 0.096)
+    assert (n["w"]["region"], n["w"]["price_region"]) == ("eu-west-1", "us-east-1")
+    assert (n["u"]["region"], n["u"]["price_region"]) == ("us-east-1", "us-east-1")
+    assert n["z"]["hourly"] is None and n["z"]["price_region"] is None
+    assert rep["prices"]["stand_in_types"] == {"eu-west-1": ["c6i.2xlarge", "m6i.large", "m6i.xlarge"]}
+    assert rep["prices"]["missing_types"] == ["zz9.huge"]
+    stand_in = [x for x in rep["notes"] if x.startswith("prices:")]
+    assert stand_in == [
+        "prices: region eu-west-1 has no shipped price table; 3 node(s) of type(s) c6i.2xlarge, m6i.large, "
+        "m6i.xlarge are priced with the static us-east-1 on-demand prices as a stand-in, so their costs are "
+        "estimates (eu-west-1 prices differ; allow pricing:GetProducts or pass prices to fix)."
+    ]
+    assert any("zz9.huge" in x and "no price" in x for x in rep["notes"])
+    # Pricing API prices for the region replace the stand-in; an override needs no region at all
+    book = model.PriceBook(
+        region="eu-west-1", regional={"eu-west-1": {"m6i.large": 0.107}}, overrides={"c6i.2xlarge": 0.1}
+    )
+    records = model.price_nodes(model.node_records(nodes, []), book)
+    rep = model.build_report(records, book)
+    n = dict((r["name"], r) for r in rep["nodes"])
+    assert (n["x"]["hourly"], n["x"]["price_source"], n["x"]["price_region"]) == (0.107, "pricing-api", "eu-west-1")
+    assert n["u"]["hourly"] == 0.096  # Pricing answered for eu-west-1 only: the us-east-1 node keeps the table
+    assert rep["prices"]["stand_in_types"] == {"eu-west-1": ["m6i.xlarge"]}
+
+
+def test_zone_region():
+    assert model.zone_region("eu-west-1a") == "eu-west-1"
+    assert model.zone_region("us-east-1-bos-1a") == "us-east-1"  # Local Zone
+    assert model.zone_region("us-gov-west-1b") == "us-gov-west-1"
+    assert model.zone_region(None) is None and model.zone_region("kwok-zone") is None
