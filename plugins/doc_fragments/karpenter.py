@@ -75,6 +75,37 @@ options:
         with jittered exponential backoff, honouring C(Retry-After)).
     type: int
     default: 30
+  conversion:
+    description:
+      - Options for converting legacy input (C(karpenter.sh/v1alpha5) Provisioner, C(karpenter.k8s.aws/v1alpha1)
+        AWSNodeTemplate, C(v1beta1) shapes) to v1; ignored for v1 input. The conversion report is returned in
+        RV(conversion_report).
+    type: dict
+    default: {}
+    suboptions:
+      node_role:
+        description:
+          - IAM role name for converted EC2NodeClasses (C(spec.role)); used instead of an C(instanceProfile), or when
+            the legacy template has none (v1alpha5 took it from the global C(defaultInstanceProfile) setting).
+        type: str
+      instance_profile:
+        description: Instance profile for converted EC2NodeClasses whose legacy template has none.
+        type: str
+      ami_version:
+        description:
+          - Version of the C(amiSelectorTerms) alias written for a legacy C(amiFamily), for example V(v20250505).
+            V(latest) is reported as a warning (nodes drift on every AMI release).
+        type: str
+        default: latest
+      ignore_alpha_defaults:
+        description:
+          - Do not write out the defaults v1alpha5 applied implicitly (C(kubernetes.io/os), C(kubernetes.io/arch),
+            IMDS settings), like C(karpenter-convert --ignore-defaults). The report says which behaviour changes.
+        type: bool
+        default: false
+      kubernetes_version:
+        description: The cluster's Kubernetes version (V(1.33)); AL2 on 1.33 or later is then an error.
+        type: str
 notes:
   - Check mode sends no write request (not even a dry-run); the plan comes from one LIST per kind and
     an offline prediction of server-side apply, so C(--check --diff) shows exactly what a real run

@@ -41,8 +41,12 @@ def _as_list(definitions):
     return out
 
 
-def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
-    """Convert legacy objects, keep those of ``kind``; returns (objects, conversion_report, others)."""
+def prepare(kind, definitions, node_class_ref=None, conversion=None):
+    """Convert legacy objects, keep those of ``kind``; returns (objects, conversion_report, others).
+
+    ``conversion``: options of ``convert.convert`` (node_role, instance_profile, ami_version,
+    ignore_alpha_defaults, kubernetes_version); None values are left at the converter's defaults."""
+    options = dict((k, v) for k, v in (conversion or {}).items() if v is not None)
     objs, report, others = [], [], []
     for i, d in enumerate(_as_list(definitions)):
         if not isinstance(d, dict):
@@ -58,7 +62,7 @@ def prepare(kind, definitions, node_class_ref=None, defaults_from=None):
         if "kind" not in d and "apiVersion" not in d:  # e.g. {metadata: {name: x}} with state=absent
             d = dict(d, apiVersion=kind.api_version, kind=kind.kind)
         if validate_mod.kind_of(d) in validate_mod.LEGACY:
-            converted, rep = convert_mod.convert(d)
+            converted, rep = convert_mod.convert(d, **options)
             report.extend(r if isinstance(r, dict) else r.to_dict() for r in rep)
         else:
             converted = [d]
@@ -198,6 +202,7 @@ def run(
     extra_nodeclasses=None,
     allow_disruption=False,
     prevalidated=False,
+    conversion=None,
 ):
     """Converge ``definitions`` of ``kind``; see the module docs for the options.
 
@@ -205,7 +210,7 @@ def run(
     (with the same known node classes and the same live objects as old values) and pass its
     ``defaulted`` results: they are applied without being validated a second time (restore does this).
     """
-    objs, conversion_report, others = prepare(kind, definitions, node_class_ref)
+    objs, conversion_report, others = prepare(kind, definitions, node_class_ref, conversion=conversion)
     if not objs and not prune:
         raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))
     if state == "present":

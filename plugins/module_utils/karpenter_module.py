@@ -31,6 +31,17 @@ ARG_SPEC = dict(
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=120),
     request_timeout=dict(type="int", default=30),
+    conversion=dict(
+        type="dict",
+        default={},
+        options=dict(
+            node_role=dict(type="str"),
+            instance_profile=dict(type="str"),
+            ami_version=dict(type="str", default="latest"),
+            ignore_alpha_defaults=dict(type="bool", default=False),
+            kubernetes_version=dict(type="str"),
+        ),
+    ),
 )
 
 
@@ -84,6 +95,7 @@ def run_module(module, kind_name, **run_args):
             check_mode=module.check_mode,
             strict=p["strict"],
             allow_disruption=p["allow_disruption"],
+            conversion=p["conversion"],
             **run_args,
         )
     except karpenter_apply.InputError as exc:

@@ -25,6 +25,7 @@ import copy
 import itertools
 import json
 
+from ..cost_data import prices_us_east_1 as _catalogue
 from .issues import ERROR, INFO, WARNING, Issue, join_path, key, object_ref
 from .labels import NORMALIZED_LABELS, is_kubernetes_domain_label, is_restricted_tag, is_valid_label_value
 from .lint import _FAMILY_GLOB, _GLOB_CHARS
@@ -80,6 +81,19 @@ INSTANCE_SELECTING_KEYS = (
     "karpenter.k8s.aws/instance-category",
     "karpenter.k8s.aws/instance-generation",
 )
+
+
+# EC2 instance families known to the pinned Karpenter provider (its generated price table lists every type)
+FAMILY_CATALOGUE = "%s (%d families)" % (_catalogue.SOURCE, len({t.split(".")[0] for t in _catalogue.ON_DEMAND}))
+_FAMILIES = sorted({t.split(".")[0] for t in _catalogue.ON_DEMAND})
+
+
+def instance_families(prefix):
+    """Families meant by an old-style ``<prefix>.*`` glob: ``[prefix]`` when it is a family (``g5``), else the
+    families whose name begins with it (``p4`` -> ``p4d``, ``p4de``: there is no ``p4`` family), else []."""
+    if prefix in _FAMILIES:
+        return [prefix]
+    return [f for f in _FAMILIES if f.startswith(prefix)]
 
 
 # Types of the legacy fields the converter reads (from the v1alpha5/v1alpha1/v1beta1 CRDs). An object
@@ -403,12 +417,33 @@ class _Converter(object):
             and op in ("In", "NotIn")
             and all(_FAMILY_GLOB.match(v) for v in values)
         ):
-            families = [_FAMILY_GLOB.match(v).group(1) for v in values]
+            families, notes, unknown = [], [], []
+            for v in values:
+                prefix = _FAMILY_GLOB.match(v).group(1)
+                found = instance_families(prefix)
+                if not found:
+                    unknown.append(v)
+                    continue
+                if found != [prefix]:
+                    notes.append(
+                        "%s is not an EC2 instance family; %s %s (the families whose name begins with %s)"
+                        % (prefix, "using" if op == "In" else "excluding", found, prefix)
+                    )
+                families.extend(f for f in found if f not in families)
+            if unknown:
+                self.error(
+                    ref,
+                    join_path(path, "values"),
+                    "instance-type glob(s) %s name no known EC2 instance family (catalogue: %s); write the "
+                    "karpenter.k8s.aws/instance-family values by hand" % (unknown, FAMILY_CATALOGUE),
+                )
+                if not families:
+                    return None
             self.warn(
                 ref,
                 join_path(path, "values"),
                 "instance-type glob(s) %s translated to karpenter.k8s.aws/instance-family %s %s (values match "
-                "literally in v1)" % (values, op, families),
+                "literally in v1)%s" % (values, op, families, "".join("; " + n for n in notes)),
                 "translated",
             )
             req["key"] = "karpenter.k8s.aws/instance-family"

@@ -440,3 +440,45 @@ def test_conversion_does_not_modify_input():
     before = copy.deepcopy(docs)
     convert(docs)
     assert docs == before
+
+
+def _glob_provisioner(values, operator="In"):
+    return {
+        "apiVersion": "karpenter.sh/v1alpha5",
+        "kind": "Provisioner",
+        "metadata": {"name": "gpu"},
+        "spec": {
+            "providerRef": {"name": "gpu"},
+            "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": operator, "values": values}],
+        },
+    }
+
+
+def _family_requirement(objects):
+    pool = [o for o in objects if o["kind"] == "NodePool"][0]
+    reqs = pool["spec"]["template"]["spec"]["requirements"]
+    return [r for r in reqs if r["key"] == "karpenter.k8s.aws/instance-family"]
+
+
+def test_family_glob_that_is_not_a_family_uses_the_families_it_prefixes():
+    # the design's "p4.*" meant the A100 instances: there is no p4 family, they are p4d and p4de
+    objects, report = convert([_glob_provisioner(["p4.*", "g5.*"])])
+    assert _family_requirement(objects) == [
+        {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["p4d", "p4de", "g5"]}
+    ]
+    warning = report_for(report, path="spec.requirements[0].values", severity="warning")
+    assert warning and "p4 is not an EC2 instance family; using ['p4d', 'p4de']" in warning[0].message
+    assert report_for(report, severity="error") == []
+    objects, report = convert([_glob_provisioner(["p4.*"], operator="NotIn")])
+    assert _family_requirement(objects)[0]["operator"] == "NotIn"
+    assert "excluding ['p4d', 'p4de']" in report_for(report, severity="warning", contains="p4 is not")[0].message
+
+
+def test_family_glob_naming_no_family_is_an_error():
+    objects, report = convert([_glob_provisioner(["zz9.*"])])
+    errors = report_for(report, path="spec.requirements[0].values", severity="error")
+    assert errors and "zz9.*" in errors[0].message and "no known EC2 instance family" in errors[0].message
+    assert _family_requirement(objects) == []  # dropped, reported: nothing silently matches nothing
+    objects, report = convert([_glob_provisioner(["zz9.*", "m5.*"])])
+    assert _family_requirement(objects)[0]["values"] == ["m5"]
+    assert report_for(report, severity="error", contains="zz9.*")
