@@ -138,8 +138,25 @@ def test_helm_and_kubectl_are_pinned_and_verified(context):
     k8s_mod = _read(os.path.join(ROOT, "sandbox/go/k8s/go.mod"))
     minor = args["KUBECTL_VERSION"].split(".", 1)[1]
     assert f"k8s.io/kubectl => k8s.io/kubectl v0.{minor}" in k8s_mod
-    # the AWS CLI (roles call `aws eks ...`), constrained to the installed botocore
-    assert "pip install --no-cache-dir 'awscli" in cf and "-c /tmp/aws-constraints.txt" in cf
+    assert "awscli" not in cf  # not needed: see test_no_role_or_playbook_needs_the_aws_cli
+
+
+def test_no_role_or_playbook_needs_the_aws_cli():
+    """The EE carries no AWS CLI, so nothing the job templates run may shell out to `aws`."""
+    import re
+
+    offenders = []
+    for top in ("roles", "playbooks"):
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if not name.endswith((".yml", ".yaml", ".j2", ".sh")) or os.sep + "meta" in dirpath:
+                    continue  # meta/argument_specs.yml is documentation
+                path = os.path.join(dirpath, name)
+                for n, line in enumerate(_read(path).splitlines(), 1):
+                    code = line.split("#", 1)[0]
+                    if re.search(r"(^|[\s'\"`;|&(])aws\s+(eks|iam|ec2|sqs|s3|sts|events|ssm|cloudwatch|logs)\b", code):
+                        offenders.append(f"{os.path.relpath(path, ROOT)}:{n}: {line.strip()}")
+    assert not offenders, offenders
 
 
 def test_introspection_collects_the_collection_requirements(tmp_path):
