@@ -17,6 +17,7 @@ __metaclass__ = type
 import copy
 import datetime
 import json
+import os
 import re
 import time
 
@@ -33,6 +34,20 @@ INTERRUPTION_REASONS = (
     "InstanceStopping",
     "Interrupted",
     "TerminatingOnInterruption",
+)
+NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+# labels Karpenter derives from instance types/offerings (karpenter-v1.md 1.4): a NodePool can serve a pod that
+# selects one of them without naming it in its requirements
+WELL_KNOWN_LABELS = (
+    "karpenter.sh/capacity-type",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "topology.k8s.aws/zone-id",
+    "node.kubernetes.io/instance-type",
+    "node.kubernetes.io/windows-build",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "kubernetes.io/hostname",
 )
 WIDEN_KEYS = {
     "capacity_types": CAPACITY_TYPE,
@@ -100,6 +115,107 @@ def capacity_type_allowed(nodepool, value):
     )
 
 
+def pool_can_serve(nodepool, node_selector):
+    """Whether a pod with this ``nodeSelector`` could land on a node of the NodePool (labels and requirements)."""
+    tmpl = (nodepool.get("spec") or {}).get("template") or {}
+    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    reqs = (tmpl.get("spec") or {}).get("requirements") or []
+    name = (nodepool.get("metadata") or {}).get("name")
+    for key, value in (node_selector or {}).items():
+        if key == "karpenter.sh/nodepool":
+            if value != name:
+                return False
+            continue
+        if key in labels:
+            if labels[key] != value:
+                return False
+            continue
+        mine = [r for r in reqs if r.get("key") == key]
+        if not mine and key not in WELL_KNOWN_LABELS and not key.startswith("karpenter.k8s.aws/"):
+            return False  # a custom label no node of this pool carries
+        for r in mine:
+            op, values = r.get("operator"), r.get("values") or []
+            if (op == "In" and value not in values) or (op == "NotIn" and value in values) or op == "DoesNotExist":
+                return False
+    return True
+
+
+def tail_text(path, max_bytes=2 * 1024 * 1024):
+    """The last ``max_bytes`` of a (log) file as text, starting at a line boundary."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    text = data.decode("utf-8", "replace")
+    return text if size <= max_bytes else text.partition("\n")[2]
+
+
+def _log_time(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+
+
+def _log_objects(rec):
+    """The Kubernetes objects a Karpenter log line names (its structured fields), as Kind/name."""
+    out = []
+    for kind in ("NodePool", "NodeClaim", "Node", "Pod", "EC2NodeClass"):
+        ref = rec.get(kind)
+        if isinstance(ref, dict) and ref.get("name"):
+            out.append(
+                "%s/%s" % (kind, "%s/%s" % (ref["namespace"], ref["name"]) if ref.get("namespace") else ref["name"])
+            )
+    if isinstance(rec.get("nodepool"), str) and rec["nodepool"]:
+        out.append("NodePool/%s" % rec["nodepool"])
+    return out
+
+
+def log_errors(text, window_seconds, now, limit=20):
+    """ERROR lines of Karpenter's JSON log (``"level":"ERROR"``) in the last ``window_seconds``, grouped by
+    message and error text (most frequent first), each with its count, first/last time, classified cause and the
+    objects the lines name (the last 20)."""
+    groups = {}
+    cutoff = now - datetime.timedelta(seconds=window_seconds)
+    for line in (text or "").splitlines():
+        if '"level":"ERROR"' not in line.replace(" ", ""):
+            continue
+        try:
+            rec = json.loads(line[line.index("{") :])
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or str(rec.get("level", "")).upper() != "ERROR":
+            continue
+        t = _log_time(rec.get("time"))
+        if t is not None and t < cutoff:
+            continue
+        error = str(rec.get("error") or "")
+        # object names vary from line to line; the group key keeps the message and the first words of the error
+        key = (rec.get("message"), rec.get("controller"), re.sub(r'"[^"]*"|\([^)]*\)', "...", error)[:200])
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {
+                "message": rec.get("message"),
+                "controller": rec.get("controller"),
+                "error": error[:500],
+                "count": 0,
+                "first": rec.get("time"),
+                "last": rec.get("time"),
+                "cause": classify("%s %s" % (rec.get("message") or "", error)),
+                "objects": [],
+            }
+        g["count"] += 1
+        for obj in _log_objects(rec):  # the 20 named most recently
+            if obj in g["objects"]:
+                g["objects"].remove(obj)
+            g["objects"] = (g["objects"] + [obj])[-20:]
+        g["last"] = rec.get("time") or g["last"]
+    return sorted(groups.values(), key=lambda g: -g["count"])[:limit]
+
+
 def classify(message):
     for cause, rx in CAUSES:
         if message and rx.search(message):
@@ -137,12 +253,15 @@ def metric_sum(metrics, name, by=None, **match):
 
 
 class Diagnosis(object):
-    def __init__(self, api, scenario, http_get=None, now=None):
+    def __init__(self, api, scenario, http_get=None, now=None, pod_log=None):
         self.api = api
         self.scenario = scenario
         self.http_get = http_get
+        # pod_log(namespace, pod, since_seconds) -> log text (the pod log API; the module provides it)
+        self.pod_log = pod_log
         self.now = now or _now()
         self.checked = []
+        self.notes = []
         self.findings = []
         self.recommendations = []
         self.observed = {}
@@ -180,7 +299,50 @@ class Diagnosis(object):
         return self._metrics
 
     # ---------------------------------------------------------------- controller
-    def controller(self, namespace, deployment, health_url=None, metrics_url=None, lease="karpenter-leader-election"):
+    def controller_logs(self, namespace, pods=None, log_file=None, window_seconds=900):
+        """ERROR lines of the controller's log in the window: from ``log_file`` (a controller running out of
+        cluster, e.g. the sandbox's) or else from the pods' logs (pod log API). Unreadable logs are a note.
+        A window of 0 reads no log."""
+        texts = []
+        if window_seconds <= 0:
+            return []
+        if log_file:
+            self.checked.append("controller log file %s (last %ds)" % (log_file, window_seconds))
+            try:
+                texts.append(tail_text(log_file))
+            except OSError as exc:
+                self.notes.append("controller log file not readable: %s" % exc)
+        elif self.pod_log:
+            if pods is None:
+                pods = [
+                    p["metadata"]["name"]
+                    for p in self.list(
+                        "/api/v1/namespaces/%s/pods" % namespace, labelSelector="app.kubernetes.io/name=karpenter"
+                    )
+                ]
+            self.checked.append("controller pod logs in %s (last %ds)" % (namespace, window_seconds))
+            for name in pods:
+                try:
+                    texts.append(self.pod_log(namespace, name, int(window_seconds)))
+                except Exception as exc:  # a pod without a started container has no log
+                    self.notes.append("log of pod %s/%s not readable: %s" % (namespace, name, exc))
+        else:
+            return []
+        errors = log_errors("\n".join(texts), window_seconds, self.now)
+        self.observed["log_errors"] = errors
+        self.observed["log_source"] = log_file or "pods"
+        return errors
+
+    def controller(
+        self,
+        namespace,
+        deployment,
+        health_url=None,
+        metrics_url=None,
+        lease="karpenter-leader-election",
+        log_file=None,
+        log_seconds=900,
+    ):
         api_ok = True
         try:
             version = self.api.get("/version")
@@ -281,6 +443,17 @@ class Diagnosis(object):
                 self.find(
                     "controller_unhealthy", "critical", "Karpenter health endpoint %s failed: %s" % (health_url, body)
                 )
+        errors = self.controller_logs(
+            namespace, pods=[p["name"] for p in ctrl["pods"]], log_file=log_file, window_seconds=log_seconds
+        )
+        if errors:
+            self.find(
+                "controller_log_errors",
+                "warning",
+                "%d ERROR line(s) in the controller log in the last %ds; most frequent: %s (%dx)"
+                % (sum(e["count"] for e in errors), log_seconds, errors[0]["message"], errors[0]["count"]),
+                errors=[dict(message=e["message"], error=e["error"][:200], count=e["count"]) for e in errors[:5]],
+            )
         m = self.metrics(metrics_url)
         if metrics_url and not self.observed.get("metrics_reachable"):
             self.find("metrics_unreachable", "warning", "Karpenter metrics %s not reachable" % metrics_url)
@@ -322,7 +495,17 @@ class Diagnosis(object):
 
     # ---------------------------------------------------------------- provisioning
     def provisioning(
-        self, namespaces=None, metrics_url=None, stuck_seconds=300, limit_factor=2, widen=None, nodepools=None
+        self,
+        namespaces=None,
+        metrics_url=None,
+        stuck_seconds=300,
+        limit_factor=2,
+        widen=None,
+        nodepools=None,
+        iam_check=None,
+        controller_namespace="karpenter",
+        log_file=None,
+        log_seconds=900,
     ):
         pending = []
         for ns in namespaces or [None]:
@@ -341,6 +524,7 @@ class Diagnosis(object):
         unsched = []
         requests = {}
         wanted = set()
+        selectors = []
         for p in pending:
             if (p.get("spec") or {}).get("nodeName"):
                 continue
@@ -366,9 +550,10 @@ class Diagnosis(object):
                     "pending_seconds": _age(p["metadata"].get("creationTimestamp"), self.now),
                 }
             )
-            sel = ((p.get("spec") or {}).get("nodeSelector") or {}).get("karpenter.sh/nodepool")
-            if sel:
-                wanted.add(sel)
+            node_selector = (p.get("spec") or {}).get("nodeSelector") or {}
+            selectors.append(node_selector)
+            if node_selector.get("karpenter.sh/nodepool"):
+                wanted.add(node_selector["karpenter.sh/nodepool"])
             for c in (p.get("spec") or {}).get("containers") or []:
                 for res, q in ((c.get("resources") or {}).get("requests") or {}).items():
                     try:
@@ -393,11 +578,12 @@ class Diagnosis(object):
         at_limit = []
         if nodepools:
             pools = dict((n, np) for n, np in pools.items() if n in nodepools)
+        serving = self.observed["nodepools_serving_pending_pods"] = []
         for name, np in sorted(pools.items()):
-            # a broken pool matters when pending pods could use it (their nodeSelector names it, or names none)
-            relevant = bool(unsched) and (
-                not wanted or name in wanted or any(name in (u["message"] or "") for u in unsched)
-            )
+            # a broken pool matters when pending pods could use it (their nodeSelector allows it)
+            relevant = any(pool_can_serve(np, sel) for sel in selectors)
+            if relevant:
+                serving.append(name)
             severity = "critical" if relevant else "warning"
             spec = np.get("spec") or {}
             used = (np.get("status") or {}).get("resources") or {}
@@ -465,6 +651,9 @@ class Diagnosis(object):
             )
         stuck = []
         for name, c in sorted(claims.items()):
+            pool = (c["metadata"].get("labels") or {}).get("karpenter.sh/nodepool")
+            if nodepools and pool not in nodepools:
+                continue
             age = _age(c["metadata"].get("creationTimestamp"), self.now) or 0
             for ctype in ("Launched", "Registered", "Initialized"):
                 cond = _cond(c, ctype) or {}
@@ -473,6 +662,7 @@ class Diagnosis(object):
                         stuck.append(
                             {
                                 "nodeclaim": name,
+                                "nodepool": pool,
                                 "stuck_in": ctype,
                                 "age_seconds": int(age),
                                 "reason": cond.get("reason"),
@@ -483,9 +673,11 @@ class Diagnosis(object):
                     break
         self.observed["stuck_nodeclaims"] = stuck
         for s in stuck:
+            # stuck capacity is critical unless pods are pending and it belongs to no pool that could serve them
+            blocking = not unsched or s["nodepool"] in serving
             self.find(
                 "nodeclaim_stuck",
-                "critical" if s["age_seconds"] > stuck_seconds else "warning",
+                "critical" if s["age_seconds"] > stuck_seconds and blocking else "warning",
                 "NodeClaim %s not %s after %ds: %s %s"
                 % (s["nodeclaim"], s["stuck_in"], s["age_seconds"], s["reason"], s["message"]),
                 cause=s["cause"],
@@ -506,14 +698,34 @@ class Diagnosis(object):
                 "deleted": metric_sum(m, "karpenter_interruption_deleted_messages_total"),
             }
         causes = set(u["cause"] for u in unsched) | set(s["cause"] for s in stuck)
+        # the controller's log: only the causes that name an AWS problem (other errors are the controller scenario's)
+        log_errs = self.controller_logs(controller_namespace, log_file=log_file, window_seconds=log_seconds)
+        log_causes = set(e["cause"] for e in log_errs) & set(["iam_denied", "insufficient_capacity"])
+        causes |= log_causes
+        self.observed["log_causes"] = sorted(log_causes)
         if "iam_denied" in causes:
-            self.find("iam_denied", "critical", "AWS authorization errors in events/NodeClaim conditions")
+            self.find(
+                "iam_denied",
+                "critical",
+                "AWS authorization errors in %s"
+                % " and ".join(
+                    w
+                    for w, hit in (
+                        ("events/NodeClaim conditions", "iam_denied" in causes - log_causes),
+                        ("the controller log", "iam_denied" in log_causes),
+                    )
+                    if hit
+                ),
+                log_errors=[e["error"][:300] for e in log_errs if e["cause"] == "iam_denied"][:5],
+            )
             self.recommend(
                 "check_iam",
                 "compare the controller role with the karpenter role's policies (roles/karpenter templates); "
-                "simulate with the AWS policy simulator",
+                "simulate with the AWS policy simulator (runbook_iam_check=true, runbook_controller_role_name)",
                 "UnauthorizedOperation/AccessDenied seen",
             )
+        if iam_check:
+            self.iam(iam_check)
         if "insufficient_capacity" in causes or any(f["id"] == "insufficient_capacity" for f in self.findings):
             self.recommend(
                 "widen_requirements",
@@ -526,12 +738,63 @@ class Diagnosis(object):
                 if wanted and name not in wanted:
                     continue
                 self._update_pool(np, "widen_requirements", widen=widen)
+        groups = {}
+        for n in self.list("/api/v1/nodes", labelSelector=NODEGROUP_LABEL):
+            g = groups.setdefault(n["metadata"]["labels"][NODEGROUP_LABEL], {"nodes": 0, "ready": 0})
+            g["nodes"] += 1
+            g["ready"] += int((_cond(n, "Ready") or {}).get("status") == "True")
+        self.checked.append("Nodes of EKS managed node groups (label %s)" % NODEGROUP_LABEL)
+        self.observed["managed_node_groups"] = groups
         if unsched and not at_limit and not widen:
             self.recommend(
                 "scale_node_group",
-                "last resort: scale the managed node group up (runbook_node_group + runbook_node_group_size)",
+                "last resort: scale the managed node group up (runbook_scale_node_group=true, runbook_node_group=%s, "
+                "runbook_node_group_size=<desired nodes>); the previous scaling config is saved in the bundle"
+                % ("|".join(sorted(groups)) or "<name>"),
                 "pods stay unschedulable and no NodePool change is known to fix it",
+                node_groups=groups,
+                remediation_var="runbook_scale_node_group=true",
             )
+
+    def iam(self, check):
+        """Findings from the IAM policy simulation of the controller role (karpenter_iam_check's result)."""
+        role = check.get("role_arn") or check.get("role_name") or "the controller role"
+        keys = ("available", "role_arn", "role_name", "role_missing", "allowed", "denied", "note")
+        self.observed["iam_check"] = dict((k, check[k]) for k in keys if k in check)
+        if check.get("role_missing"):
+            self.find(
+                "controller_role_missing",
+                "warning",
+                "IAM role %s not found (set runbook_controller_role_name if the controller uses another role)" % role,
+            )
+            return
+        if not check.get("available"):
+            self.notes.append(check.get("note") or "IAM simulator not available")
+            self.checked.append("IAM policy simulator: not available")
+            return
+        self.checked.append(
+            "IAM policy simulator: %d Karpenter controller actions for %s"
+            % (len(check.get("allowed") or []) + len(check.get("denied") or []), role)
+        )
+        denied = check.get("denied") or []
+        if not denied:
+            return
+        actions = sorted(set(d["action"] for d in denied))
+        self.find(
+            "iam_permissions_denied",
+            "critical",
+            "the IAM policy simulator denies %s to %s: %s"
+            % ("this action" if len(actions) == 1 else "%d actions" % len(actions), role, ", ".join(actions)),
+            denied=denied,
+        )
+        self.recommend(
+            "grant_iam_permissions",
+            "grant %s to %s: re-apply the karpenter role (its controller policies KarpenterController*Policy, "
+            "karpenter-v1.md 5.3) or add the statements by hand; check permission boundaries and SCPs that deny them"
+            % (", ".join(actions), role),
+            "Karpenter v1 needs these actions to launch, tag, discover and terminate nodes",
+            actions=actions,
+        )
 
     def _update_pool(
         self,
@@ -830,6 +1093,7 @@ class Diagnosis(object):
             "healthy": not crit,
             "causes": sorted(set(f["id"] for f in crit)),
             "checked": self.checked,
+            "notes": self.notes,
             "findings": self.findings,
             "recommendations": self.recommendations,
             "observed": self.observed,
@@ -848,6 +1112,8 @@ def markdown(result):
         "",
     ]
     lines += ["- %s" % c for c in result["checked"]]
+    if result.get("notes"):
+        lines += ["", "## Notes", ""] + ["- %s" % n for n in result["notes"]]
     lines += ["", "## Findings", ""]
     lines += ["- **%s** `%s`: %s" % (f["severity"], f["id"], f["summary"]) for f in result["findings"]] or ["- none"]
     lines += ["", "## Recommendations", ""]
@@ -884,3 +1150,63 @@ def watch(run_once, seconds, interval=5.0, sleep=time.sleep, clock=time.monotoni
             result["observed"]["watch"] = {"seconds": seconds, "runs": runs, "stopped_early": not result["healthy"]}
             return result
         sleep(min(interval, max(0.0, deadline - clock())))
+
+
+def run_scenario(api, p, http_get=None, pod_log=None, now=None):
+    """One diagnosis of ``p["scenario"]`` with the module's parameters ``p``; returns the result."""
+    d = Diagnosis(api, p["scenario"], http_get=http_get, now=now, pod_log=pod_log)
+    if p["scenario"] == "controller":
+        d.controller(
+            p["namespace"],
+            p["deployment"],
+            health_url=p.get("health_url"),
+            metrics_url=p.get("metrics_url"),
+            log_file=p.get("log_file"),
+            log_seconds=900 if p.get("log_seconds") is None else p["log_seconds"],
+        )
+    elif p["scenario"] == "provisioning":
+        d.provisioning(
+            namespaces=p.get("namespaces"),
+            metrics_url=p.get("metrics_url"),
+            stuck_seconds=p.get("stuck_seconds", 300),
+            limit_factor=p.get("limit_factor", 2),
+            widen=p.get("widen"),
+            nodepools=p.get("nodepools"),
+            iam_check=p.get("iam_check"),
+            controller_namespace=p["namespace"],
+            log_file=p.get("log_file"),
+            log_seconds=900 if p.get("log_seconds") is None else p["log_seconds"],
+        )
+    elif p["scenario"] == "spot_storm":
+        d.spot_storm(
+            window_seconds=p["window_seconds"],
+            threshold=p["threshold"],
+            metrics_url=p.get("metrics_url"),
+            nodepools=p.get("nodepools"),
+            since=p.get("since"),
+            verify=p.get("verify", False),
+            expect_capacity_type=p.get("expect_capacity_type"),
+            namespaces=p.get("namespaces"),
+        )
+    else:
+        d.spot_reintroduction(
+            window_seconds=p["window_seconds"],
+            threshold=p["threshold"],
+            nodepools=p.get("nodepools"),
+            stage=p.get("stage", "add_spot"),
+        )
+    return d.result()
+
+
+def write_bundle(result, output_dir, bundle_name):
+    """``<bundle_name>.json`` (everything but the Markdown) and ``<bundle_name>.md``; returns their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {
+        "json": os.path.join(output_dir, bundle_name + ".json"),
+        "markdown": os.path.join(output_dir, bundle_name + ".md"),
+    }
+    with open(paths["json"], "w") as f:
+        json.dump(dict((k, v) for k, v in result.items() if k != "markdown"), f, indent=2, sort_keys=True)
+    with open(paths["markdown"], "w") as f:
+        f.write(result["markdown"])
+    return paths

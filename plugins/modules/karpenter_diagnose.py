@@ -14,6 +14,12 @@ description:
   - Read-only diagnosis used by the runbooks in C(playbooks/runbooks/). It looks at the Kubernetes API
     (and optionally the Karpenter health and metrics endpoints), names the causes it finds, recommends
     remediations and computes the NodePool changes they need, with the previous specs.
+  - The controller's recent ERROR log lines (Karpenter logs JSON, C("level":"ERROR")) are read from O(log_file)
+    when set (a controller running out of cluster, for example the sandbox's) and otherwise from the controller
+    pods' logs (pod log API); they are grouped in RV(observed.log_errors). With O(scenario=provisioning) the ones
+    that name an AWS authorization or capacity error become causes.
+  - With O(scenario=provisioning), O(iam_check) (the result of M(karpenter_eks.platform.karpenter_iam_check))
+    turns denied controller actions into a finding, and an unusable simulator into a note.
   - With O(output_dir) it writes a bundle C(<bundle_name>.json) (everything) and C(<bundle_name>.md) (a
     readable summary). The bundle is written in check mode too; it is the runbook's output, not a
     change to the cluster. The module never writes to the cluster.
@@ -38,7 +44,7 @@ options:
     required: true
     choices: [controller, provisioning, spot_storm, spot_reintroduction]
   namespace:
-    description: Namespace of the Karpenter controller.
+    description: Namespace of the Karpenter controller (its pods' logs are read from there).
     type: str
     default: karpenter
   deployment:
@@ -109,6 +115,19 @@ options:
     type: list
     elements: str
     default: []
+  log_file:
+    description:
+      - Log file of a controller that runs out of cluster; its ERROR lines are read instead of the pods' logs.
+    type: path
+  log_seconds:
+    description: How far back controller log lines count (seconds).
+    type: int
+    default: 900
+  iam_check:
+    description:
+      - Result of M(karpenter_eks.platform.karpenter_iam_check) for O(scenario=provisioning) (keys C(available),
+        C(note), C(role_arn), C(role_missing), C(allowed), C(denied)).
+    type: dict
   output_dir:
     description: Folder for the bundle; created if missing. No bundle when unset.
     type: path
@@ -170,6 +189,11 @@ checked:
   returned: always
   type: list
   elements: str
+notes:
+  description: What could not be looked at and why (for example C(IAM simulator not available - ...)).
+  returned: always
+  type: list
+  elements: str
 findings:
   description: Findings with C(id), C(severity), C(summary) and details.
   returned: always
@@ -203,9 +227,6 @@ requests:
   type: dict
 """
 
-import json
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import open_url
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
@@ -233,6 +254,9 @@ def main():
         expect_capacity_type=dict(type="str"),
         stage=dict(type="str", default="add_spot", choices=["add_spot", "restore"]),
         nodepools=dict(type="list", elements="str", default=[]),
+        log_file=dict(type="path"),
+        log_seconds=dict(type="int", default=900),
+        iam_check=dict(type="dict"),
         output_dir=dict(type="path"),
         bundle_name=dict(type="str", default="diagnosis"),
         wait_healthy=dict(type="bool", default=False),
@@ -246,6 +270,11 @@ def main():
     from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
 
     p = module.params
+    try:
+        configuration, headers = kclient.configuration_from_params(p)
+        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"], retries=2)
+    except Exception as exc:
+        module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
 
     def http_get(url):
         try:
@@ -254,44 +283,23 @@ def main():
         except Exception as exc:  # connection refused, HTTP errors
             return False, str(exc)
 
-    try:
-        configuration, headers = kclient.configuration_from_params(p)
-        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"], retries=2)
-    except Exception as exc:
-        module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+    def pod_log(namespace, pod, since_seconds):
+        """The pod log API (text, not JSON): GET .../pods/<pod>/log?sinceSeconds=N."""
+        api.counts["log"] = api.counts.get("log", 0) + 1
+        resp = api.client.call_api(
+            "/api/v1/namespaces/%s/pods/%s/log" % (namespace, pod),
+            "GET",
+            query_params=[("sinceSeconds", str(since_seconds)), ("limitBytes", str(4 * 1024 * 1024))],
+            header_params={"Accept": "*/*"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=p["request_timeout"],
+        )
+        resp = resp[0] if isinstance(resp, tuple) else resp
+        return resp.data.decode("utf-8", "replace")
 
     def run_once():
-        d = diagnose.Diagnosis(api, p["scenario"], http_get=http_get)
-        if p["scenario"] == "controller":
-            d.controller(p["namespace"], p["deployment"], health_url=p["health_url"], metrics_url=p["metrics_url"])
-        elif p["scenario"] == "provisioning":
-            d.provisioning(
-                namespaces=p["namespaces"],
-                metrics_url=p["metrics_url"],
-                stuck_seconds=p["stuck_seconds"],
-                limit_factor=p["limit_factor"],
-                widen=p["widen"],
-                nodepools=p["nodepools"],
-            )
-        elif p["scenario"] == "spot_storm":
-            d.spot_storm(
-                window_seconds=p["window_seconds"],
-                threshold=p["threshold"],
-                metrics_url=p["metrics_url"],
-                nodepools=p["nodepools"],
-                since=p["since"],
-                verify=p["verify"],
-                expect_capacity_type=p["expect_capacity_type"],
-                namespaces=p["namespaces"],
-            )
-        else:
-            d.spot_reintroduction(
-                window_seconds=p["window_seconds"],
-                threshold=p["threshold"],
-                nodepools=p["nodepools"],
-                stage=p["stage"],
-            )
-        return d.result()
+        return diagnose.run_scenario(api, p, http_get=http_get, pod_log=pod_log)
 
     try:
         if p["wait_healthy"]:
@@ -305,18 +313,9 @@ def main():
     result["markdown"] = diagnose.markdown(result)
     if p["output_dir"]:
         try:
-            os.makedirs(p["output_dir"], exist_ok=True)
-            paths = {
-                "json": os.path.join(p["output_dir"], p["bundle_name"] + ".json"),
-                "markdown": os.path.join(p["output_dir"], p["bundle_name"] + ".md"),
-            }
-            with open(paths["json"], "w") as f:
-                json.dump(dict((k, v) for k, v in result.items() if k != "markdown"), f, indent=2, sort_keys=True)
-            with open(paths["markdown"], "w") as f:
-                f.write(result["markdown"])
+            result["bundle"] = diagnose.write_bundle(result, p["output_dir"], p["bundle_name"])
         except OSError as exc:
             module.fail_json(msg="cannot write the bundle to %s: %s" % (p["output_dir"], exc))
-        result["bundle"] = paths
     module.exit_json(changed=False, requests=api.request_summary(), **result)
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -274,3 +275,216 @@ def _probe(url):
             return r.status == 200
     except Exception:
         return False
+
+
+# ---------------------------------------------------------------- provisioning: IAM simulator, managed node group
+
+
+def _aws(service):
+    import boto3  # noqa: PLC0415
+
+    return boto3.client(service, region_name="us-east-1")  # AWS_ENDPOINT_URL (sandbox env): moto on loopback
+
+
+def test_provisioning_iam_simulator_unavailable_is_a_note(sandbox, uid, outdir):
+    """moto has no iam:SimulatePrincipalPolicy (HTTP 500): the runbook records a note and the diagnosis goes on.
+    The role exists in moto (so the check gets as far as the simulator); a missing role is a warning."""
+    role = f"KarpenterControllerRole-rb-iam-{uid}"
+    iam = _aws("iam")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    play = os.path.join(RUNBOOKS, "provisioning_failure.yml")
+    ev = {
+        "runbook_namespaces": [f"rb-iam-{uid}"],
+        "runbook_output_dir": outdir,
+        "runbook_cluster_name": f"rb-iam-{uid}",
+        "runbook_controller_role_name": role,
+    }
+    try:
+        t0 = time.monotonic()
+        _, out = sandbox.playbook(play, extra_vars=ev)
+        print(f"diagnosis with the IAM check: {time.monotonic() - t0:.1f}s")
+        check = task(out, "IAM permissions of the controller role (policy simulator, read-only)")
+        assert check["available"] is False and check["role_arn"].endswith(":role/" + role)
+        assert check["note"].startswith("IAM simulator not available: ")
+        diag = task(out, "Diagnose")
+        assert check["note"] in diag["notes"] and diag["healthy"]
+        assert "IAM policy simulator: not available" in diag["checked"]
+        assert "IAM simulator not available" in open(diag["bundle"]["markdown"]).read()
+
+        _, out = sandbox.playbook(play, extra_vars=dict(ev, runbook_controller_role_name=f"missing-{uid}"))
+        diag = task(out, "Diagnose")
+        assert diag["healthy"] and "controller_role_missing" in [f["id"] for f in diag["findings"]]
+    finally:
+        iam.delete_role(RoleName=role)
+
+
+class NodeGroupStandIn(threading.Thread):
+    """Stands in for the managed node group's Auto Scaling group, which moto does not run: keeps as many KWOK nodes
+    labelled eks.amazonaws.com/nodegroup=<group> as moto's desiredSize (the sandbox's kwok makes them Ready)."""
+
+    def __init__(self, sandbox, cluster, group):
+        super().__init__(daemon=True)
+        self.sandbox, self.cluster, self.group = sandbox, cluster, group
+        self.eks = _aws("eks")
+        self.nodes = []
+        self.done = threading.Event()
+
+    def node(self, i):
+        name = f"{self.group}-{i}"
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "eks.amazonaws.com/nodegroup": self.group,
+                    "type": "kwok",
+                },
+            },
+            "spec": {"providerID": f"aws:///us-east-1a/i-0{self.group[-6:]}{i:04d}"},
+            "status": {"allocatable": NODE_TYPE, "capacity": NODE_TYPE},
+        }
+
+    def run(self):
+        while not self.done.wait(1):
+            ng = self.eks.describe_nodegroup(clusterName=self.cluster, nodegroupName=self.group)["nodegroup"]
+            while len(self.nodes) < ng["scalingConfig"]["desiredSize"]:
+                self.sandbox.apply([self.node(len(self.nodes))])
+                self.nodes.append(f"{self.group}-{len(self.nodes)}")
+
+    def stop(self):
+        self.done.set()
+        if self.is_alive():
+            self.join(10)
+        for n in self.nodes:
+            self.sandbox.kubectl("delete", "node", n, "--wait=false", "--ignore-not-found", check=False)
+
+
+NODE_TYPE = {"cpu": "4", "memory": "16Gi", "pods": "58", "ephemeral-storage": "80Gi"}
+
+
+def test_provisioning_last_resort_scales_the_node_group(sandbox, uid, outdir):
+    """Pods that only the managed node group can take (they select its label) stay Pending: no NodePool can serve
+    them, so the runbook recommends the last resort, shows it in check mode and scales the node group (moto's
+    eks:UpdateNodegroupConfig); the stand-in for the Auto Scaling group adds the nodes and the verification waits
+    until the pods run. runbook_nodepools names no NodePool: other tests' NodePools and NodeClaims in the shared
+    sandbox are out of scope."""
+    ns, cluster, group = f"rb-ng-{uid}", f"rb-ng-{uid}", f"core-{uid}"
+    eks = _aws("eks")
+    eks.create_cluster(
+        name=cluster, roleArn="arn:aws:iam::123456789012:role/EKSClusterRole", resourcesVpcConfig={"subnetIds": []}
+    )
+    eks.create_nodegroup(
+        clusterName=cluster,
+        nodegroupName=group,
+        nodeRole="arn:aws:iam::123456789012:role/core-nodes",
+        subnets=["subnet-0sandbox"],
+        scalingConfig={"minSize": 0, "maxSize": 1, "desiredSize": 0},
+    )
+    play = os.path.join(RUNBOOKS, "provisioning_failure.yml")
+    ev = {
+        "runbook_namespaces": [ns],
+        "runbook_nodepools": [f"none-{uid}"],
+        "runbook_output_dir": outdir,
+        "runbook_cluster_name": cluster,
+        "runbook_iam_check": False,
+    }
+    scale = dict(ev, runbook_scale_node_group=True, runbook_node_group=group, runbook_node_group_size=2)
+    docs = workload(ns, group, 2, cpu="3")
+    docs[1]["spec"]["template"]["spec"]["nodeSelector"] = {"eks.amazonaws.com/nodegroup": group}
+    stand_in = NodeGroupStandIn(sandbox, cluster, group)
+    try:
+        sandbox.apply(docs)
+        sandbox.wait_until("2 pods Pending", lambda: len(sandbox.core.list_namespaced_pod(ns).items) == 2, 30)
+
+        # diagnosis: unschedulable, no NodePool change known, the last resort recommended
+        _, out = sandbox.playbook(play, extra_vars=ev)
+        diag = task(out, "Diagnose")
+        assert diag["causes"] == ["pods_unschedulable"], diag["findings"]
+        assert diag["remediation"]["nodepools"] == []
+        assert "scale_node_group" in [r["id"] for r in diag["recommendations"]]
+
+        # check mode + diff: the new scaling config, nothing written (moto unchanged), the undo recorded
+        mark = sandbox.audit_mark()
+        _, out = sandbox.playbook(play, "--check", "--diff", extra_vars=scale)
+        scaled = task(out, "Scale the node group")
+        assert scaled["changed"] and scaled["diff"] == {
+            "before": {"scaling_config": {"min_size": 0, "max_size": 1, "desired_size": 0}},
+            "after": {"scaling_config": {"min_size": 0, "max_size": 2, "desired_size": 2}},
+        }
+        ng = eks.describe_nodegroup(clusterName=cluster, nodegroupName=group)["nodegroup"]
+        assert ng["scalingConfig"] == {"minSize": 0, "maxSize": 1, "desiredSize": 0}
+        assert writes(sandbox, mark, ns) == []
+        bundle_dir = os.path.dirname(task(out, "Diagnose")["bundle"]["json"])
+        assert json.load(open(os.path.join(bundle_dir, "remediation-node-group-check.json")))["check_mode"] is True
+
+        # remediation: scaled in moto, nodes come, the verification sees the pods scheduled
+        stand_in.start()
+        t0 = time.monotonic()
+        _, out = sandbox.playbook(play, extra_vars=scale)
+        print(f"node group scale-up + verification: {time.monotonic() - t0:.1f}s")
+        assert task(out, "Scale the node group")["changed"]
+        assert task(out, "Verify (pods scheduled, no critical finding)")["healthy"]
+        ng = eks.describe_nodegroup(clusterName=cluster, nodegroupName=group)["nodegroup"]
+        assert ng["scalingConfig"] == {"minSize": 0, "maxSize": 2, "desiredSize": 2}
+        bundle_dir = os.path.dirname(task(out, "Diagnose")["bundle"]["json"])
+        prev = json.load(open(os.path.join(bundle_dir, "previous-node-group.json")))
+        assert (
+            prev["scaling_config"] == {"min_size": 0, "max_size": 1, "desired_size": 0} and prev["node_group"] == group
+        )
+        sandbox.wait_until("2 pods Running", lambda: len(running(sandbox, ns)) == 2, 30)
+
+        # twice: healthy now, nothing changes
+        _, out = sandbox.playbook(play, extra_vars=scale)
+        assert task(out, "Diagnose")["healthy"] and out["stats"]["sandbox"]["changed"] == 0
+        assert task(out, "Scale the node group").get("skipped")
+    finally:
+        stand_in.stop()
+        sandbox.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+        eks.delete_nodegroup(clusterName=cluster, nodegroupName=group)
+        eks.delete_cluster(name=cluster)
+
+
+def test_controller_failure_reads_the_controller_log_errors(sandbox, uid, outdir):
+    """The sandbox's Karpenter runs out of cluster and writes its JSON log to .sandbox/logs/karpenter.log (on EKS the
+    runbook reads the pods' logs instead). Real ERROR lines are induced: a NodePool deleted with --cascade=orphan
+    leaves its NodeClaim behind, which Karpenter's state.nodeclaim controller reports on every reconcile
+    ("NodePool ... not found"). Diagnosis only: the controller is not touched."""
+    pool = ns = f"rb-log-{uid}"
+    log_file = os.path.join(sandbox.env["SANDBOX_STATE"], "logs", "karpenter.log")
+    play = os.path.join(RUNBOOKS, "controller_failure.yml")
+    try:
+        sandbox.apply([nodepool(pool, 8)] + workload(ns, pool, 1))
+        sandbox.wait_until("the pod Running on a Karpenter node", lambda: len(running(sandbox, ns)) == 1, 90)
+        sandbox.kubectl("delete", "nodepool", pool, "--cascade=orphan")
+
+        def logged():
+            with open(log_file, "rb") as f:
+                f.seek(max(0, os.path.getsize(log_file) - 200_000))
+                return f"nodepool={pool})".encode() in f.read()
+
+        sandbox.wait_until("Karpenter to log the orphaned NodeClaim", logged, 180)
+        _, out = sandbox.playbook(
+            play,
+            extra_vars={
+                "runbook_output_dir": outdir,
+                "runbook_controller_log_file": log_file,
+                "runbook_log_seconds": 300,
+            },
+        )
+        diag = task(out, "Diagnose")
+        assert diag["observed"]["log_source"] == log_file
+        assert any(c.startswith(f"controller log file {log_file}") for c in diag["checked"])
+        ours = [e for e in diag["observed"]["log_errors"] if f"NodePool/{pool}" in e["objects"]]
+        assert ours and ours[0]["message"] == "Reconciler error" and "not found" in ours[0]["error"]
+        (finding,) = [f for f in diag["findings"] if f["id"] == "controller_log_errors"]
+        assert finding["severity"] == "warning" and "ERROR line(s) in the controller log" in finding["summary"]
+        bundle = json.load(open(diag["bundle"]["json"]))
+        assert any(f"NodePool/{pool}" in e["objects"] for e in bundle["observed"]["log_errors"])
+    finally:
+        sandbox.kubectl("delete", "nodeclaim", "-l", f"karpenter.sh/nodepool={pool}", "--wait=false", check=False)
+        cleanup(sandbox, ns, pool)

@@ -282,3 +282,67 @@ def test_spot_reintroduction_step_by_step(sandbox, uid, outdir):
     finally:
         cleanup(sandbox, ns, spot_only)
         sandbox.kubectl("delete", "nodepool", mixed, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_spot_reintroduction_rolls_back_a_failed_step(sandbox, uid, outdir):
+    """A check between steps fails - a pod Pending in the watched namespace that no node can take (it asks for more
+    CPU than any offering has) - so the step is rolled back: the pool's spec before the step (spot off, annotation
+    kept) is applied again, the failure is recorded in the bundle and the playbook exits non-zero with a clear
+    message; the restore of the saved specs is not reached."""
+    pool, ns = f"rb-rollback-{uid}", f"rb-rollback-{uid}"
+    play = os.path.join(RUNBOOKS, "spot_reintroduction.yml")
+    saved = requirements(["spot", "on-demand"])
+    before = nodepool(pool, ["on-demand"], {SAVED: json.dumps(saved, sort_keys=True)})
+    stuck = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "too-big", "namespace": ns},
+        "spec": {
+            "nodeSelector": {"karpenter.sh/nodepool": pool},
+            "containers": [
+                {"name": "app", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "1000"}}}
+            ],
+        },
+    }
+    ev = {
+        "runbook_namespaces": [ns],
+        "runbook_nodepools": [pool],
+        "runbook_output_dir": outdir,
+        "runbook_verify_timeout": 10,
+        "runbook_step_observe_seconds": 5,
+    }
+    try:
+        sandbox.apply([before, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, stuck])
+        live_before = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+
+        t0 = time.monotonic()
+        rc, out = sandbox.playbook(play, extra_vars=ev, check=False)
+        print(f"failed step + rollback: {time.monotonic() - t0:.1f}s")
+        assert rc != 0
+        applied = task(out, "Apply the NodePool changes")
+        assert applied["changed"]  # the step really added spot before the check failed
+        ct = [r for r in applied["results"][0]["object"]["spec"]["template"]["spec"]["requirements"] if r["key"] == CT]
+        assert ct[0]["values"] == ["on-demand", "spot"]
+        check = task(out, f"Wait until converged, step add-spot-{pool}")
+        assert check["failed"] and "pods_pending" in check["causes"]
+        assert task(out, f"Roll back (spot off again), step add-spot-{pool}")["changed"]
+        stop = task(out, f"Stop at step add-spot-{pool}")
+        assert stop["failed"] and f"step add-spot-{pool} FAILED" in stop["msg"] and "Rolled back" in stop["msg"]
+        assert "pods_pending" in stop["msg"]
+        with pytest.raises(KeyError):
+            task(out, "Plan - restore the saved specs")
+
+        # the pool is as it was before the step: spot off, the saved requirements still in the annotation
+        live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+        assert (
+            live["spec"]["template"]["spec"]["requirements"] == live_before["spec"]["template"]["spec"]["requirements"]
+        )
+        assert json.loads(live["metadata"]["annotations"][SAVED]) == saved
+        bundle = os.path.dirname(task(out, "Plan - add spot back")["bundle"]["json"])
+        failed = json.load(open(os.path.join(bundle, f"failed-add-spot-{pool}.json")))
+        assert failed["rolled_back_to"] == f"previous-nodepools-add-spot-{pool}.json"
+        assert failed["failed_task"] == f"Wait until converged, step add-spot-{pool}"
+        previous = json.load(open(os.path.join(bundle, f"previous-nodepools-add-spot-{pool}.json")))
+        assert previous[pool]["spec"]["template"]["spec"]["requirements"] == requirements(["on-demand"])
+    finally:
+        cleanup(sandbox, ns, pool)
