@@ -98,7 +98,7 @@ def test_equal_versions_read_only(eks):
 def test_missing_cluster_is_left_to_eks_cluster(eks):
     client, stub = eks
     stub.add_client_error("describe_cluster", "ResourceNotFoundException", "No cluster found", 404, {"name": NAME})
-    res, _, _ = run(client, params())
+    res, unused, unused = run(client, params())
     assert res["changed"] is False and res["cluster"] == {}
     assert "does not exist" in res["msg"]
 
@@ -187,7 +187,7 @@ def test_upgrade_without_wait_returns_the_started_update(eks):
     client, stub = eks
     describe(stub, "1.34")
     stub.add_response("update_cluster_version", update("InProgress"), {"name": NAME, "version": "1.35"})
-    res, _, clock = run(client, params(allow_upgrade=True, wait=False))
+    res, unused, clock = run(client, params(allow_upgrade=True, wait=False))
     assert res["changed"] is True and res["update"]["status"] == "InProgress"
     assert UPDATE_ID in res["msg"] and clock.sleeps == []
 
@@ -196,7 +196,7 @@ def test_wait_times_out_with_the_update_id(eks):
     client, stub = eks
     describe(stub, "1.34")
     stub.add_response("update_cluster_version", update("InProgress"), {"name": NAME, "version": "1.35"})
-    for _ in range(3):  # t=0, 30, 60 -> deadline 60 reached at the third answer
+    for _attempt in range(3):  # t=0, 30, 60 -> deadline 60 reached at the third answer
         stub.add_response("describe_update", update("InProgress"), {"name": NAME, "updateId": UPDATE_ID})
     with pytest.raises(AwsOperationError) as err:
         run(client, params(allow_upgrade=True, wait_timeout=60))
@@ -229,7 +229,7 @@ def test_update_in_progress_is_waited_for_not_started_twice(eks):
     # no update_cluster_version queued
     stub.add_response("describe_update", update("Successful"), {"name": NAME, "updateId": UPDATE_ID})
     describe(stub, "1.35")
-    res, _, clock = run(client, params(allow_upgrade=True))
+    res, unused, clock = run(client, params(allow_upgrade=True))
     assert res["changed"] is True and res["cluster"]["version"] == "1.35"
     assert res["update"]["status"] == "Successful" and clock.sleeps == []
 

@@ -273,7 +273,7 @@ def test_throttled_call_is_retried_with_backoff_then_succeeds(source, code, stat
 def test_throttled_past_the_retries_degrades_to_a_note(source, code, status):
     service, method, op, _queue, run, _check = SOURCES[source]
     stubs = Stubs(retries=2)
-    for _ in range(3):  # retries + 1 attempts, all throttled
+    for _attempt in range(3):  # retries + 1 attempts, all throttled
         _queue_error(stubs, source, code, status)
     notes = []
     result = run(stubs, notes)
@@ -291,7 +291,7 @@ def test_backoff_doubles_with_jitter_and_is_capped():
         r = caws.Retry(retries=6, delay=1.0, max_delay=8.0, sleep=waits.append, rand=lambda rand=rand: rand)
         client = raw_client("cloudwatch")
         with Stubber(client) as stub:
-            for _ in range(6):
+            for _attempt in range(6):
                 stub.add_client_error("get_metric_data", "Throttling", http_status_code=400)
             stub.add_response("get_metric_data", CW_ANSWER)
             r.call(client, "get_metric_data", MetricDataQueries=[], StartTime=NOW, EndTime=NOW)
@@ -450,7 +450,9 @@ def test_every_aws_source_down_still_reports_the_cluster():
         (s, raw_client(s, endpoint="http://127.0.0.1:%d" % port)) for s in ("ce", "pricing", "ec2", "cloudwatch")
     )
     stubs = Stubs(real=real)
-    report, _ = collect.collect(dict(PARAMS), NOW, aws=stubs.aws, cluster_reader=cluster_reader(nodes, [pod("a", "1")]))
+    report, unused = collect.collect(
+        dict(PARAMS), NOW, aws=stubs.aws, cluster_reader=cluster_reader(nodes, [pod("a", "1")])
+    )
     assert report["totals"]["hourly"] == table.ON_DEMAND["m6i.large"]
     assert report["totals"]["cpu_utilization"] == 0.25
     failed = [s for s, v in report["data_sources"].items() if v == "failed"]
@@ -474,7 +476,7 @@ def test_other_region_uses_pricing_api_and_flags_static_stand_ins():
         params = {"ServiceCode": "AmazonEC2", "Filters": caws.pricing_filters(it, "eu-west-1"), "MaxResults": 100}
         stubs["pricing"].add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": answer}, params)
     p = dict(PARAMS, sources=["cluster", "pricing"], region="eu-west-1")
-    report, _ = collect.collect(p, NOW, aws=stubs.aws, cluster_reader=cluster_reader(nodes, []))
+    report, unused = collect.collect(p, NOW, aws=stubs.aws, cluster_reader=cluster_reader(nodes, []))
     stubs.done()
     n = dict((r["name"], r) for r in report["nodes"])
     assert (n["a"]["hourly"], n["a"]["price_source"], n["a"]["price_region"]) == (0.107, "pricing-api", "eu-west-1")
@@ -501,7 +503,7 @@ def test_pricing_is_asked_for_the_nodes_regions():
         answer = {"FormatVersion": "aws_v1", "PriceList": [price_list_entry("m6i.large", region, usd)]}
         stubs["pricing"].add_response("get_products", answer, params)
     p = dict(PARAMS, sources=["cluster", "pricing"], region="us-east-1")
-    report, _ = collect.collect(p, NOW, aws=stubs.aws, cluster_reader=cluster_reader(nodes, []))
+    report, unused = collect.collect(p, NOW, aws=stubs.aws, cluster_reader=cluster_reader(nodes, []))
     stubs.done()
     n = dict((r["name"], r) for r in report["nodes"])
     assert (n["a"]["hourly"], n["a"]["price_region"]) == (0.107, "eu-west-1")

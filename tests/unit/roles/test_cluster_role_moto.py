@@ -52,7 +52,7 @@ def converged(private_moto):
 
 
 def test_key_exists_with_rotation_enabled(converged):
-    endpoint, _ = converged
+    endpoint, unused = converged
     kms = aws_client(endpoint, "kms")
     alias = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == ALIAS]
     assert len(alias) == 1, kms.list_aliases()["Aliases"]
@@ -66,7 +66,7 @@ def test_key_exists_with_rotation_enabled(converged):
 
 
 def test_key_policy_allows_root_and_ebs_through_ec2_only(converged):
-    endpoint, _ = converged
+    endpoint, unused = converged
     kms = aws_client(endpoint, "kms")
     key_id = kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"]  # GetKeyPolicy takes no alias (like AWS)
     policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
@@ -91,7 +91,7 @@ def test_key_arn_is_exported_as_fact(converged):
 
 
 def test_second_run_changes_nothing(converged):
-    endpoint, _ = converged
+    endpoint, unused = converged
     second = run_site(endpoint, "--tags", "cluster")
     assert second["rc"] == 0
     assert changed_tasks(second) == []
@@ -102,7 +102,7 @@ def test_second_run_changes_nothing(converged):
 
 
 def test_check_mode_on_converged_state_changes_nothing(converged):
-    endpoint, _ = converged
+    endpoint, unused = converged
     before = kms_state(endpoint)
     out = run_site(endpoint, "--tags", "cluster", "--check", "--diff")
     assert out["rc"] == 0 and changed_tasks(out) == []
@@ -111,7 +111,7 @@ def test_check_mode_on_converged_state_changes_nothing(converged):
 
 def test_check_mode_reports_a_drifted_policy_without_writing(converged):
     """A different key policy (Auto Scaling statements on) is reported as a change in --check and not written."""
-    endpoint, _ = converged
+    endpoint, unused = converged
     before = kms_state(endpoint)
     out = run_site(
         endpoint, "--tags", "cluster", "--check", extra_vars={"cluster_ebs_kms_key_autoscaling_access": True}
@@ -124,7 +124,7 @@ def test_check_mode_reports_a_drifted_policy_without_writing(converged):
 def test_other_tag_selections_only_read_the_key(converged):
     """A tag selection that applies no EC2NodeClass (here one no task has, like --tags security for the cluster
     play) only looks the key up: later plays' argument validation still knows its ARN, nothing is written."""
-    endpoint, _ = converged
+    endpoint, unused = converged
     arn = aws_client(endpoint, "kms").describe_key(KeyId=ALIAS)["KeyMetadata"]["Arn"]
     out = run_site(endpoint, "--tags", "no-such-tag")
     assert out["rc"] == 0 and changed_tasks(out) == []
@@ -142,7 +142,7 @@ def moto_state(endpoint):
 
 
 def test_first_run_leaves_a_missing_cluster_to_eks_cluster(converged):
-    _, first = converged
+    unused, first = converged
     (version,) = task_results(first, VERSION_TASK)
     assert version["changed"] is False and version["msg"] == "EKS cluster sandbox does not exist"
     (created,) = task_results(first, "Create the EKS cluster")
@@ -158,7 +158,7 @@ def test_first_run_leaves_a_missing_cluster_to_eks_cluster(converged):
     ],
 )
 def test_refused_versions_fail_before_any_write(converged, desired, allow, expected):
-    endpoint, _ = converged
+    endpoint, unused = converged
     before = moto_state(endpoint)
     out = run_site(
         endpoint,
@@ -176,7 +176,7 @@ def test_refused_versions_fail_before_any_write(converged, desired, allow, expec
 
 def test_check_mode_reports_an_allowed_upgrade_without_sending_it(converged):
     """moto has no UpdateClusterVersion: a write attempt would fail the run, so rc 0 also proves none was sent."""
-    endpoint, _ = converged
+    endpoint, unused = converged
     before = moto_state(endpoint)
     out = run_site(
         endpoint,
@@ -241,7 +241,9 @@ def test_every_ebs_mapping_uses_the_key(inventory, tmp_path):
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", f"inventories/{inventory}"]
 
     def run(*extra):
-        res = subprocess.run([*cmd, str(playbook), *extra], capture_output=True, text=True, env=env, cwd=ROOT)
+        res = subprocess.run(
+            [*cmd, str(playbook), *extra], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+        )
         return res.returncode, json.loads(res.stdout)
 
     rc, out = run("-e", json.dumps({"cluster_ebs_kms_key_arn": arn}))

@@ -78,7 +78,7 @@ def test_log_group_retention(converged):
 
 
 def test_metric_filter_counts_error_lines(converged):
-    endpoint, _ = converged
+    endpoint, unused = converged
     (flt,) = aws_client(endpoint, "logs").describe_metric_filters(logGroupName=GROUP)["metricFilters"]
     assert flt["filterName"] == "karpenter-controller-errors"
     assert flt["filterPattern"] == '{ $.level = "ERROR" }'
@@ -88,7 +88,7 @@ def test_metric_filter_counts_error_lines(converged):
 
 
 def test_alarm_on_the_filter_metric(converged, topic):
-    endpoint, _ = converged
+    endpoint, unused = converged
     (alarm,) = aws_client(endpoint, "cloudwatch").describe_alarms(AlarmNames=[ALARM])["MetricAlarms"]
     assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, METRIC)
     assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300 and alarm["EvaluationPeriods"] == 1
@@ -98,13 +98,13 @@ def test_alarm_on_the_filter_metric(converged, topic):
 
 
 def test_second_run_changes_nothing(converged, topic):
-    endpoint, _ = converged
+    endpoint, unused = converged
     out = run_site(endpoint, "--tags", "cloudwatch", extra_vars=_vars(topic))
     assert out["rc"] == 0 and changed_tasks(out) == []
 
 
 def test_check_mode_on_converged_state_changes_nothing(converged, topic):
-    endpoint, _ = converged
+    endpoint, unused = converged
     before = cloudwatch_state(endpoint)
     out = run_site(endpoint, "--tags", "cloudwatch", "--check", "--diff", extra_vars=_vars(topic))
     assert out["rc"] == 0 and changed_tasks(out) == []
@@ -112,7 +112,7 @@ def test_check_mode_on_converged_state_changes_nothing(converged, topic):
 
 
 def test_check_mode_reports_drift_without_writing(converged, topic):
-    endpoint, _ = converged
+    endpoint, unused = converged
     before = cloudwatch_state(endpoint)
     drift = dict(_vars(topic), monitoring_cloudwatch_log_retention_days=30, monitoring_cloudwatch_alarm_threshold=3)
     out = run_site(endpoint, "--tags", "cloudwatch", "--check", extra_vars=drift)

@@ -27,7 +27,7 @@ def _field(obj, dotted):
 
 def _matches(obj, query):
     for term in filter(None, (query.get("fieldSelector") or "").split(",")):
-        key, _, value = term.partition("=")
+        key, unused, value = term.partition("=")
         if str(_field(obj, key)) != value:
             return False
     labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -50,7 +50,7 @@ class FakeApi(object):
             if self.version_error:
                 raise KubeError(self.version_error)
             return {"gitVersion": "v1.36.0"}
-        coll, _, name = path.rpartition("/")
+        coll, unused, name = path.rpartition("/")
         for c, o in self.objects:
             if c == coll and o["metadata"]["name"] == name:
                 return copy.deepcopy(o)

@@ -296,7 +296,7 @@ def test_iam_role_missing_is_a_warning():
     ],
 )
 def test_pool_can_serve(selector, expected):
-    _, np = nodepool("general", labels={"team": "a"})
+    unused, np = nodepool("general", labels={"team": "a"})
     assert diagnose.pool_can_serve(np, selector) is expected
 
 
@@ -319,4 +319,4 @@ def test_classify(message, cause):
 def test_requests_are_read_only():
     api = FakeApi(limit_incident())
     diagnose.Diagnosis(api, "provisioning", now=NOW).provisioning(namespaces=["app"])
-    assert api.requests and all(method == "GET" for method, _ in api.requests)
+    assert api.requests and all(method == "GET" for method, unused in api.requests)

@@ -170,10 +170,10 @@ def test_no_reintroduction_while_the_storm_goes_on():
 
 
 def test_capacity_type_allowed():
-    _, od = nodepool("a", ["on-demand"])
-    _, both = nodepool("b", ["spot", "on-demand"])
-    _, none = nodepool("c", requirements=[])
-    _, notin = nodepool("d", requirements=[req(["spot"], "NotIn") | {"values": ["spot"]}])
+    unused, od = nodepool("a", ["on-demand"])
+    unused, both = nodepool("b", ["spot", "on-demand"])
+    unused, none = nodepool("c", requirements=[])
+    unused, notin = nodepool("d", requirements=[req(["spot"], "NotIn") | {"values": ["spot"]}])
     assert not diagnose.allows_spot(od) and diagnose.allows_spot(both)
     assert not diagnose.allows_spot(none) and diagnose.capacity_type_allowed(none, "on-demand")
     assert not diagnose.allows_spot(notin) and diagnose.capacity_type_allowed(notin, "on-demand")

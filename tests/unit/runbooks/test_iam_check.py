@@ -94,7 +94,7 @@ def queue_simulations(stub, decide=None, checks=None):
 
 def test_the_checks_cover_the_karpenter_v1_controller_actions():
     checks = controller_checks(CLUSTER, REGION, ACCOUNT, queue_name=CLUSTER)
-    actions = set(a for acts, _ in checks for a in acts)
+    actions = set(a for acts, unused in checks for a in acts)
     for a in (
         "ec2:CreateFleet",
         "ec2:RunInstances",
@@ -120,7 +120,7 @@ def test_the_checks_cover_the_karpenter_v1_controller_actions():
         assert a in actions, a
     assert set(EC2_DESCRIBE) <= actions
     # the interruption queue is optional
-    assert not any(a.startswith("sqs:") for acts, _ in controller_checks(CLUSTER, REGION, ACCOUNT) for a in acts)
+    assert not any(a.startswith("sqs:") for acts, unused in controller_checks(CLUSTER, REGION, ACCOUNT) for a in acts)
     (passrole,) = [r for acts, r in checks if acts == ["iam:PassRole"]]
     assert passrole == [NODE_ROLE_ARN]
     ctx = dict((e["ContextKeyName"], e["ContextKeyValues"]) for e in request_context(CLUSTER, REGION))
@@ -136,7 +136,7 @@ def test_all_allowed_is_no_finding(iam):
     checks = queue_simulations(stub)
     res = check_controller_role(client, params(), region=REGION)
     assert res["available"] and res["denied"] == [] and res["role_arn"] == ROLE_ARN and not res["changed"]
-    assert res["allowed"] == sorted(set(a for acts, _ in checks for a in acts))
+    assert res["allowed"] == sorted(set(a for acts, unused in checks for a in acts))
 
     d = diagnose.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
     d.provisioning(iam_check=res)
