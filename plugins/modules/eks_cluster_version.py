@@ -86,7 +86,7 @@ cluster:
   type: dict
   sample: {name: platform-prod, version: "1.35", platform_version: eks.3, status: ACTIVE,
            arn: "arn:aws:eks:us-east-1:123456789012:cluster/platform-prod"}
-update:
+eks_update:
   description: The EKS version update (snake_case DescribeUpdate fields); empty when nothing was (or would be) started.
   returned: always
   type: dict

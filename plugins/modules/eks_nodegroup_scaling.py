@@ -95,7 +95,7 @@ nodegroup:
   description: The node group (snake_case keys of C(DescribeNodegroup), labels and tags unchanged).
   returned: always
   type: dict
-update:
+eks_update:
   description: The EKS update started (C(id), C(status), C(type)); empty when nothing changed or in check mode.
   returned: always
   type: dict

@@ -208,6 +208,13 @@ observed:
   description: The data behind the findings (pods, events, usage, metrics).
   returned: always
   type: dict
+  contains:
+    log_errors:
+      description: The controller's ERROR log lines grouped by message and error, with count, likely cause and the
+        objects they name.
+      returned: when the controller's log was read
+      type: list
+      elements: dict
 remediation:
   description: C(nodepools) (complete NodePool definitions for karpenter_provisioner) and C(previous) (their
     specs before the change, by name).

@@ -168,7 +168,7 @@ def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sle
         return {
             "changed": False,
             "cluster": {},
-            "update": {},
+            "eks_update": {},
             "msg": "EKS cluster %s does not exist" % name,
             "diff": {"before": {}, "after": {}},
         }
@@ -179,7 +179,7 @@ def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sle
         return {
             "changed": False,
             "cluster": _cluster_view(cluster),
-            "update": {},
+            "eks_update": {},
             "msg": "EKS cluster %s already runs Kubernetes %s" % (name, current),
             "diff": {"before": before, "after": before},
         }
@@ -193,7 +193,7 @@ def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sle
         )
     result = {
         "changed": True,
-        "update": _update_view(in_progress),
+        "eks_update": _update_view(in_progress),
         "next_steps": NEXT_STEPS.format(version=desired),
         "diff": {"before": before, "after": {"version": desired}},
     }
@@ -223,7 +223,7 @@ def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sle
             update["id"],
         )
     result["cluster"] = _cluster_view(cluster)
-    result["update"] = _update_view(update)
+    result["eks_update"] = _update_view(update)
     if warn:
         warn(result["next_steps"])
     return result

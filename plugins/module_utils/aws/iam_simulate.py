@@ -212,7 +212,8 @@ def check_controller_role(client, params, check_mode=False, region=None):
             continue
         try:
             evaluations = _simulate(client, role_arn, actions, resources, context)
-        except UNAVAILABLE as exc:  # pylint: disable=catching-non-exception  (a tuple of exception classes)
+        # UNAVAILABLE is a tuple of exception classes
+        except UNAVAILABLE as exc:  # pylint: disable=catching-non-exception
             result["note"] = "IAM simulator not available: %s" % _error_text(exc)
             result["allowed"], result["denied"] = [], []
             return result

@@ -89,7 +89,7 @@ def ensure_nodegroup_scaling(client, params, check_mode, sleep=time.sleep, clock
         "nodegroup": camel_dict_to_snake_dict(ng, ignore_list=["tags", "labels"]),
         "scaling_config": snake(new),
         "previous_scaling_config": snake(current),
-        "update": camel_dict_to_snake_dict(update),
+        "eks_update": camel_dict_to_snake_dict(update),
         "diff": {"before": {"scaling_config": snake(current)}, "after": {"scaling_config": snake(new)}},
     }
 

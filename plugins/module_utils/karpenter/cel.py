@@ -20,29 +20,31 @@ functions (``lowerAscii``, ``upperAscii``, ``trim``, ``replace``, ``join``, ``in
 Compiled programs are cached per rule text (module level), and results are memoised per
 (rule, value, old value) - rules are pure functions of their inputs - so validating a batch of
 similar objects is fast.
+
+``validate.validate`` normally does not call :func:`evaluate`: ``fastpath`` walks the object once and
+runs the rules compiled to Python by ``celcompile``, falling back to :func:`_run` (cel-python, exactly
+as here) for every rule the compiled code cannot decide. :func:`evaluate` remains the reference (and
+the path for transition rules with an old object); tests compare both.
 """
 
+import importlib.util
 import json
 import re
 
 from .issues import Issue, join_path
 from .schema import matches_type
 
-try:
-    import celpy
-    from celpy import celtypes
-    from celpy.evaluation import CELEvalError
+# cel-python is imported on first use (about 0.1 s, more than validating hundreds of objects): the
+# rules compiled by celcompile decide almost every evaluation without it.
+celpy = celtypes = None
 
-    HAS_CELPY = True
-    CELPY_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - exercised only without cel-python
-    celpy = celtypes = None
 
-    class CELEvalError(Exception):  # never raised: celpy is missing and nothing is evaluated
-        pass
+class CELEvalError(Exception):  # replaced by celpy.evaluation.CELEvalError when cel-python is loaded
+    pass
 
-    HAS_CELPY = False
-    CELPY_IMPORT_ERROR = exc
+
+HAS_CELPY = importlib.util.find_spec("celpy") is not None
+CELPY_IMPORT_ERROR = None if HAS_CELPY else ImportError("No module named 'celpy'")
 
 _ENV = None
 _PROGRAMS = {}
@@ -145,10 +147,27 @@ FUNCTIONS = {
 # compilation
 
 
+def _load():
+    """Import cel-python (once)."""
+    global celpy, celtypes, CELEvalError, CELPY_IMPORT_ERROR
+    if celtypes is not None:
+        return
+    if HAS_CELPY:
+        try:
+            import celpy as celpy_mod
+            from celpy import celtypes as celtypes_mod
+            from celpy.evaluation import CELEvalError as error_class
+        except ImportError as exc:  # installed but broken
+            CELPY_IMPORT_ERROR = exc
+        else:
+            celpy, celtypes, CELEvalError = celpy_mod, celtypes_mod, error_class
+            return
+    raise CELUnavailable("cel-python (import celpy) is required for CEL validation: %s" % CELPY_IMPORT_ERROR)
+
+
 def _env():
     global _ENV
-    if not HAS_CELPY:
-        raise CELUnavailable("cel-python (import celpy) is required for CEL validation: %s" % CELPY_IMPORT_ERROR)
+    _load()
     if _ENV is None:
         _ENV = celpy.Environment()
     return _ENV
@@ -226,6 +245,11 @@ def to_cel(value, schema=None, path=""):
     Raises :class:`CELConversionError` (naming ``path``, the value's field path) for an integer
     outside the int64 range.
     """
+    _load()
+    return _to_cel(value, schema, path)
+
+
+def _to_cel(value, schema, path):
     if isinstance(value, bool):
         return celtypes.BoolType(value)
     if isinstance(value, str):
@@ -242,14 +266,14 @@ def to_cel(value, schema=None, path=""):
         addl = addl if isinstance(addl, dict) else None
         return celtypes.MapType(
             {
-                celtypes.StringType(k): to_cel(v, props.get(k, addl), join_path(path, k if k in props else ("key", k)))
+                celtypes.StringType(k): _to_cel(v, props.get(k, addl), join_path(path, k if k in props else ("key", k)))
                 for k, v in value.items()
             }
         )
     if isinstance(value, (list, tuple)):
         items = (schema or {}).get("items")
         items = items if isinstance(items, dict) else None
-        return celtypes.ListType([to_cel(v, items, join_path(path, i)) for i, v in enumerate(value)])
+        return celtypes.ListType([_to_cel(v, items, join_path(path, i)) for i, v in enumerate(value)])
     if value is None:
         return None
     return celtypes.StringType(str(value))
@@ -276,9 +300,17 @@ class _Node(object):
 
     @property
     def key(self):
+        """The memo key (canonical JSON), or None for a value that has none (mixed-type map keys)."""
         if self._key is None:
-            self._key = json.dumps(self.value, sort_keys=True, separators=(",", ":"), default=str)
-        return self._key
+            self._key = _memo_key(self.value) or False
+        return self._key or None
+
+
+def _memo_key(value):
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):  # e.g. {1: .., "a": ..} cannot be sorted: not memoised
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +377,9 @@ def _run(expr, node, old):
     if plan[0] == "all" and isinstance(node.value, (dict, list)):
         return _run_all(plan[1], plan[2], node)
     memo_key = ("rule", expr, node.key, old.key if old is not None else None)
-    hit = _RESULTS.get(memo_key)
+    if node.key is None or (old is not None and old.key is None):
+        memo_key = None
+    hit = _RESULTS.get(memo_key) if memo_key is not None else None
     if hit is not None:
         return hit
     try:
@@ -354,7 +388,8 @@ def _run(expr, node, old):
             activation["oldSelf"] = old.cel
     except CELConversionError as exc:  # not memoised: the message names this node's path
         return (None, str(exc))
-    return _remember(memo_key, _evaluate(expr, activation))
+    out = _evaluate(expr, activation)
+    return _remember(memo_key, out) if memo_key is not None else out
 
 
 def _run_all(var, body, node):
@@ -362,7 +397,7 @@ def _run_all(var, body, node):
     evaluation error, else true (the CEL ``all`` macro's error-absorbing semantics)."""
     value = node.value
     if isinstance(value, dict):
-        elements = [(k, json.dumps(k), None, node.path) for k in value]
+        elements = [(k, _memo_key(k), None, node.path) for k in value]
     else:
         items = (node.schema or {}).get("items")
         items = items if isinstance(items, dict) else None
@@ -370,16 +405,18 @@ def _run_all(var, body, node):
     error = None
     for element, elem_key, elem_schema, elem_path in elements:
         if elem_key is None:
-            elem_key = json.dumps(element, sort_keys=True, separators=(",", ":"), default=str)
-        memo_key = ("element", body, var, elem_key)
-        out = _RESULTS.get(memo_key)
+            elem_key = _memo_key(element)
+        memo_key = ("element", body, var, elem_key) if elem_key is not None else None
+        out = _RESULTS.get(memo_key) if memo_key is not None else None
         if out is None:
             try:
                 cel_element = to_cel(element, elem_schema, elem_path)
             except CELConversionError as exc:  # not memoised: the message names this element's path
                 out = (None, str(exc))
             else:
-                out = _remember(memo_key, _evaluate(body, {var: cel_element}))
+                out = _evaluate(body, {var: cel_element})
+                if memo_key is not None:
+                    _remember(memo_key, out)
         if out[0] is False:
             return out
         if out[0] is None and error is None:
@@ -513,20 +550,33 @@ def _walk(value, schema, path, old, has_old, ctx):
         if map_keys and has_old and isinstance(old, list):
             for o in old:
                 if isinstance(o, dict):
-                    old_index[tuple(json.dumps(o.get(k), sort_keys=True) for k in map_keys)] = o
+                    old_index[tuple(_memo_key(o.get(k)) or repr(o.get(k)) for k in map_keys)] = o
         for i, item in enumerate(value):
             old_item = None
             if old_index and isinstance(item, dict):
-                old_item = old_index.get(tuple(json.dumps(item.get(k), sort_keys=True) for k in map_keys))
+                old_item = old_index.get(tuple(_memo_key(item.get(k)) or repr(item.get(k)) for k in map_keys))
             _walk(item, items, join_path(path, i), old_item, old_item is not None, ctx)
 
 
 def cache_info():
-    """Sizes of the module-level caches (compiled programs, memoised results)."""
-    return {"programs": len(_PROGRAMS), "results": len(_RESULTS)}
+    """Sizes of the module-level caches (compiled programs, memoised results, rules compiled to Python)."""
+    from . import celcompile
+
+    return {"programs": len(_PROGRAMS), "results": len(_RESULTS), "compiled": celcompile.cache_size()}
 
 
 def clear_caches(programs=False):
+    """Forget memoised results; with ``programs=True`` also everything compiled (celpy programs, rules
+    compiled to Python, the validation plans of the schemas and the regular expressions): what a fresh
+    process starts with."""
     _RESULTS.clear()
     if programs:
+        from . import celcompile, fastpath
+        from . import schema as schema_mod
+
         _PROGRAMS.clear()
+        _PLANS.clear()
+        _REGEX.clear()
+        celcompile.clear_cache()
+        fastpath.clear_cache()
+        schema_mod._PATTERN_CACHE.clear()

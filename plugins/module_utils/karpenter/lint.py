@@ -12,6 +12,7 @@ Helpers outside the batch flow: ``lint_controller_policy(doc)`` (IAM policy of t
 ``lint_helm_values(values)`` and ``find_obsolete_metrics(text)``.
 """
 
+# pylint: disable=unidiomatic-typecheck  # bool is not an integer quantity here
 import re
 
 from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
@@ -94,7 +95,8 @@ def _kind(obj):
     """``(apiVersion, kind)``; a value that is not a string (a list, a map) is None (the validator reports it)."""
     if not isinstance(obj, dict):
         return None, None
-    return tuple(v if isinstance(v, str) else None for v in (obj.get("apiVersion"), obj.get("kind")))
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    return (api_version if isinstance(api_version, str) else None), (kind if isinstance(kind, str) else None)
 
 
 def _requirements(np):
@@ -111,6 +113,15 @@ def _template_labels(np):
     return {k: v for k, v in _dict(_get(np, "spec", "template", "metadata", "labels")).items() if isinstance(k, str)}
 
 
+# lint_nodepool computes the requirements and the template labels once and hands them to the rules
+def _reqs(np, reqs):
+    return _requirements(np) if reqs is None else reqs
+
+
+def _labels(np, labels):
+    return _template_labels(np) if labels is None else labels
+
+
 REQ_PATH = "spec.template.spec.requirements"
 LABELS_PATH = "spec.template.metadata.labels"
 
@@ -121,9 +132,9 @@ _GLOB_CHARS = re.compile(r"[*?\[\]^$|+(){}\\]")
 _FAMILY_GLOB = re.compile(r"^([a-z][a-z0-9-]*[a-z0-9])\.\*$")
 
 
-def _rule_glob_values(np, ref):
+def _rule_glob_values(np, ref, reqs=None):
     out = []
-    for i, rkey, op, values, _unused in _requirements(np):
+    for i, rkey, op, values, _unused in _reqs(np, reqs):
         for j, v in enumerate(values):
             if not _GLOB_CHARS.search(v):
                 continue  # other invalid values are reported by the runtime validation
@@ -147,11 +158,11 @@ def _rule_glob_values(np, ref):
     return out
 
 
-def _rule_zone_label(np, ref):
-    zone = _template_labels(np).get(ZONE_LABEL)
+def _rule_zone_label(np, ref, reqs=None, labels=None):
+    zone = _labels(np, labels).get(ZONE_LABEL)
     if zone is None:
         return []
-    for i, rkey, op, values, _unused in _requirements(np):
+    for i, rkey, op, values, _unused in _reqs(np, reqs):
         if rkey == ZONE_LABEL and op == "In" and len(values) > 1 and zone in values:
             return [
                 _issue(
@@ -174,25 +185,25 @@ def _numeric(v):
         return None
 
 
-def _rule_unsatisfiable(np, ref):
+def _rule_unsatisfiable(np, ref, reqs=None, labels=None):
     """Per key: In sets (template labels included), NotIn, Exists/DoesNotExist and numeric bounds."""
     out = []
     per_key = {}
-    for lkey, lval in _template_labels(np).items():
+    for lkey, lval in _labels(np, labels).items():
         if isinstance(lval, str):
             per_key.setdefault(NORMALIZED_LABELS.get(lkey, lkey), []).append(
                 (join_path(LABELS_PATH, key(lkey)), "In", [lval], "label")
             )
-    for i, rkey, op, values, _unused in _requirements(np):
+    for i, rkey, op, values, _unused in _reqs(np, reqs):
         per_key.setdefault(rkey, []).append((join_path(REQ_PATH, i), op, values, "requirement"))
-    for rkey, reqs in per_key.items():
+    for rkey, entries in per_key.items():
         allowed = None  # None = any value
         excluded = set()
         exists = does_not_exist = False
         low, high = None, None
-        first_path = reqs[0][0]
+        first_path = entries[0][0]
         reasons = []
-        for path, op, values, _src in reqs:
+        for path, op, values, _src in entries:
             if op == "In":
                 if not values:
                     out.append(
@@ -227,7 +238,7 @@ def _rule_unsatisfiable(np, ref):
             remaining = allowed - excluded
             if not remaining and allowed:
                 reasons.append("no value is left: In %s, NotIn %s" % (sorted(allowed), sorted(excluded)))
-            elif not allowed and len([r for r in reqs if r[1] == "In" and r[2]]) > 1:
+            elif not allowed and len([r for r in entries if r[1] == "In" and r[2]]) > 1:
                 reasons.append("the In value sets (template labels count as In) do not intersect")
             elif low is not None or high is not None:
                 nums = [_numeric(v) for v in remaining]
@@ -290,11 +301,26 @@ def _rule_nodeclass_ref(np, ref, known, strict):
 _MIN_NODE = {"cpu": 1, "memory": GI, "nodes": 1}
 
 
+_PLAIN_QUANTITY = re.compile(r"([0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei)?\Z")
+_BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def _quantity(value):
+    """``parse_quantity(value)``; the common exact forms (an int, "100", "400Gi") as a plain int."""
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        m = _PLAIN_QUANTITY.match(value)
+        if m:
+            return int(m.group(1)) * _BINARY_SUFFIX[m.group(2)] if m.group(2) else int(m.group(1))
+    return parse_quantity(value)
+
+
 def _rule_limits(np, ref):
     out = []
     for name, value in _dict(_get(np, "spec", "limits")).items():
         try:
-            q = parse_quantity(value)
+            q = _quantity(value)
         except ValueError:
             continue
         floor = _MIN_NODE.get(name)
@@ -317,8 +343,8 @@ _GPU_FAMILY = re.compile(r"^(g|p|gr)[0-9]")
 _GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-",)
 
 
-def _selects_gpu(np):
-    for _i, rkey, op, values, _unused in _requirements(np):
+def _selects_gpu(np, reqs=None):
+    for _i, rkey, op, values, _unused in _reqs(np, reqs):
         if rkey.startswith(_GPU_KEYS):
             if op in ("In", "Exists", "Gt", "Gte"):
                 if op == "In" and rkey.endswith("-count") and all(v == "0" for v in values):
@@ -334,8 +360,8 @@ def _selects_gpu(np):
     return False
 
 
-def _rule_gpu_taint(np, ref):
-    if not _selects_gpu(np):
+def _rule_gpu_taint(np, ref, reqs=None):
+    if not _selects_gpu(np, reqs):
         return []
     taints = _list(_get(np, "spec", "template", "spec", "taints"))
     if any(isinstance(t, dict) and t.get("effect") in ("NoSchedule", "NoExecute") for t in taints):
@@ -352,19 +378,19 @@ def _rule_gpu_taint(np, ref):
     ]
 
 
-def _capacity_types(np):
+def _capacity_types(np, reqs=None, labels=None):
     types = None
-    for _i, rkey, op, values, _unused in _requirements(np):
+    for _i, rkey, op, values, _unused in _reqs(np, reqs):
         if rkey == CAPACITY_TYPE_LABEL and op == "In":
             types = set(values) if types is None else types & set(values)
-    label = _template_labels(np).get(CAPACITY_TYPE_LABEL)
+    label = _labels(np, labels).get(CAPACITY_TYPE_LABEL)
     if label is not None:
         types = {label} if types is None else types & {label}
     return types
 
 
-def _rule_spot_budget(np, ref):
-    if _capacity_types(np) != {"spot"}:
+def _rule_spot_budget(np, ref, reqs=None, labels=None):
+    if _capacity_types(np, reqs, labels) != {"spot"}:
         return []
     if "budgets" in _dict(_get(np, "spec", "disruption")):
         return []
@@ -532,6 +558,9 @@ def suggest_duration(value):
     return "%ds" % seconds
 
 
+_BUDGET_DURATION = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
+
+
 def _rule_durations(np, ref):
     out = []
     fields = (
@@ -553,7 +582,7 @@ def _rule_durations(np, ref):
             )
     for i, budget in enumerate(_list(_get(np, "spec", "disruption", "budgets"))):
         duration = budget.get("duration") if isinstance(budget, dict) else None
-        if isinstance(duration, str) and not re.match(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$", duration):
+        if isinstance(duration, str) and not _BUDGET_DURATION.match(duration):
             suggestion = suggest_duration(duration)
             out.append(
                 _issue(
@@ -567,9 +596,9 @@ def _rule_durations(np, ref):
     return out
 
 
-def _rule_kubernetes_labels(np, ref):
+def _rule_kubernetes_labels(np, ref, reqs=None, labels=None):
     out = []
-    for lkey in _template_labels(np):
+    for lkey in _labels(np, labels):
         if is_kubernetes_domain_label(lkey):
             out.append(
                 _issue(
@@ -581,7 +610,7 @@ def _rule_kubernetes_labels(np, ref):
                     "use your own domain (example.com/...)",
                 )
             )
-    for i, rkey, _op, _values, _unused in _requirements(np):
+    for i, rkey, _op, _values, _unused in _reqs(np, reqs):
         if is_kubernetes_domain_label(rkey):
             out.append(
                 _issue(
@@ -604,8 +633,8 @@ def _rule_weight(np, ref):
     return []
 
 
-def _rule_label_count(np, ref):
-    n = len(_template_labels(np)) + len(_list(_get(np, "spec", "template", "spec", "requirements")))
+def _rule_label_count(np, ref, labels=None):
+    n = len(_labels(np, labels)) + len(_list(_get(np, "spec", "template", "spec", "requirements")))
     if n > 100:
         return [
             _issue(
@@ -633,9 +662,9 @@ def _rule_name(obj, ref):
     return []
 
 
-def _rule_provisioner_name_key(np, ref):
+def _rule_provisioner_name_key(np, ref, reqs=None):
     out = []
-    for i, rkey, _op, _values, _unused in _requirements(np):
+    for i, rkey, _op, _values, _unused in _reqs(np, reqs):
         if rkey in ("karpenter.sh/provisioner-name", "node.kubernetes.io/instance-family"):
             hint = (
                 "karpenter.k8s.aws/instance-family"
@@ -658,22 +687,24 @@ def lint_nodepool(np, defaulted=None, known_nodeclasses=None, strict_nodeclasses
     ref = object_ref(np)
     defaulted = defaulted if isinstance(defaulted, dict) else np
     out = []
-    out += _rule_glob_values(np, ref)
-    out += _rule_zone_label(np, ref)
-    out += _rule_unsatisfiable(np, ref)
+    reqs = _requirements(np)
+    labels = _template_labels(np)
+    out += _rule_glob_values(np, ref, reqs)
+    out += _rule_zone_label(np, ref, reqs, labels)
+    out += _rule_unsatisfiable(np, ref, reqs, labels)
     out += _rule_nodeclass_ref(np, ref, known_nodeclasses, strict_nodeclasses)
     out += _rule_limits(np, ref)
-    out += _rule_gpu_taint(np, ref)
-    out += _rule_spot_budget(np, ref)
+    out += _rule_gpu_taint(np, ref, reqs)
+    out += _rule_spot_budget(np, ref, reqs, labels)
     out += _rule_never_disrupted(np, ref, defaulted)
     out += _rule_legacy_fields(np, ref)
     out += _rule_disruption(np, ref)
     out += _rule_durations(np, ref)
-    out += _rule_kubernetes_labels(np, ref)
+    out += _rule_kubernetes_labels(np, ref, reqs, labels)
     out += _rule_weight(np, ref)
-    out += _rule_label_count(np, ref)
+    out += _rule_label_count(np, ref, labels)
     out += _rule_name(np, ref)
-    out += _rule_provisioner_name_key(np, ref)
+    out += _rule_provisioner_name_key(np, ref, reqs)
     return out
 
 
@@ -963,12 +994,12 @@ def lint(obj, defaulted=None, known_nodeclasses=None, strict_nodeclasses=True):
     """Lint one object; returns a list of Issues (source ``lint``)."""
     if not isinstance(obj, dict):
         return []
-    ref = object_ref(obj)
     kind = _kind(obj)
     if kind == NODEPOOL:
         return lint_nodepool(obj, defaulted, known_nodeclasses, strict_nodeclasses)
     if kind == EC2NODECLASS:
         return lint_ec2nodeclass(obj, defaulted)
+    ref = object_ref(obj)
     return _lint_legacy(obj, ref) + _lint_psp(obj, ref) + _lint_prometheus_rule(obj, ref)
 
 

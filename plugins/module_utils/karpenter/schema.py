@@ -408,6 +408,15 @@ def _validate_number(value, schema, path, issues, ref):
 
 
 def _validate_array(value, schema, path, issues, ref):
+    array_checks(value, schema, path, issues, ref)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        for i, item in enumerate(value):
+            _validate(item, items, join_path(path, i), issues, ref)
+
+
+def array_checks(value, schema, path, issues, ref):
+    """The checks of an array node itself (not of its items): size bounds and set/map uniqueness."""
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         _issue(
             issues, ref, path, "maxItems", "Too many: %d: must have at most %d items" % (len(value), schema["maxItems"])
@@ -445,13 +454,21 @@ def _validate_array(value, schema, path, issues, ref):
                         "Duplicate value: %s" % fmt_value(item),
                     )
                 seen.add(k)
-    items = schema.get("items")
-    if isinstance(items, dict):
-        for i, item in enumerate(value):
-            _validate(item, items, join_path(path, i), issues, ref)
 
 
 def _validate_object(value, schema, path, issues, ref):
+    object_checks(value, schema, path, issues, ref)
+    props = schema.get("properties") or {}
+    addl = schema.get("additionalProperties")
+    for k, v in value.items():
+        if k in props:
+            _validate(v, props[k], join_path(path, k), issues, ref)
+        elif isinstance(addl, dict):
+            _validate(v, addl, join_path(path, key(k)), issues, ref)
+
+
+def object_checks(value, schema, path, issues, ref):
+    """The checks of an object node itself (not of its properties): property count bounds, required."""
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         _issue(
             issues,
@@ -471,13 +488,6 @@ def _validate_object(value, schema, path, issues, ref):
     for req in schema.get("required") or ():
         if req not in value:
             _issue(issues, ref, join_path(path, req), "required", "Required value")
-    props = schema.get("properties") or {}
-    addl = schema.get("additionalProperties")
-    for k, v in value.items():
-        if k in props:
-            _validate(v, props[k], join_path(path, k), issues, ref)
-        elif isinstance(addl, dict):
-            _validate(v, addl, join_path(path, key(k)), issues, ref)
 
 
 def validate_metadata(meta, object_ref="", namespaced=False):

@@ -14,6 +14,7 @@ object has an error.
 import copy
 
 from . import cel as cel_mod
+from . import fastpath
 from . import schema as schema_mod
 from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
 from .labels import (
@@ -27,6 +28,10 @@ from .labels import (
     is_restricted_tag,
     is_valid_label_value,
 )
+
+# validate() takes fastpath (one pass, compiled CEL rules) whenever it gives the same result as the
+# separate prune / defaults / schema / cel.evaluate passes; False forces those passes (tests compare both).
+FAST_PATH = True
 
 NODEPOOL = ("karpenter.sh/v1", "NodePool")
 EC2NODECLASS = ("karpenter.k8s.aws/v1", "EC2NodeClass")
@@ -130,6 +135,9 @@ def default(obj):
     schema = schema_mod.schema_for(*kind_of(obj))
     if schema is None:
         return copy.deepcopy(obj)
+    walk = fastpath.run(obj, schema) if FAST_PATH else None
+    if walk is not None:
+        return walk[0]
     pruned, unused = schema_mod.prune(obj, schema)
     return schema_mod.apply_defaults(pruned, schema, copy_obj=False)
 
@@ -144,8 +152,10 @@ def validate(obj, old=None, index=None, stored=False):
     Returns a :class:`ValidationResult` with ``errors``, ``warnings`` and ``defaulted`` (the
     object as the apiserver would store it: unknown fields pruned, defaults applied, no status).
     """
-    ref = object_ref(obj, index)
-    api_version, kind = kind_of(obj)
+    return _validate(obj, old, stored, object_ref(obj, index), *kind_of(obj))
+
+
+def _validate(obj, old, stored, ref, api_version, kind):
     if not isinstance(obj, dict):
         issue = Issue(ref, "", "type", "Invalid value: an object (mapping) is required")
         return ValidationResult(obj, ref, None, None, None, [issue])
@@ -154,9 +164,15 @@ def validate(obj, old=None, index=None, stored=False):
         return ValidationResult(obj, ref, api_version, kind, None, [_unsupported_issue(ref, api_version, kind, obj)])
 
     # status is reset by the apiserver (status subresource): neither pruned nor validated
-    pruned, issues = schema_mod.prune({k: v for k, v in obj.items() if k != "status"}, schema, ref)
-    defaulted = schema_mod.apply_defaults(pruned, schema, copy_obj=False)
-    issues.extend(schema_mod.validate_schema(defaulted, schema, ref))
+    stripped = {k: v for k, v in obj.items() if k != "status"}
+    walk = fastpath.run(stripped, schema, ref) if FAST_PATH else None
+    if walk is not None:  # the same object and issues as the three calls below, in one pass
+        defaulted, walk = walk
+        issues = walk.P + walk.V
+    else:
+        pruned, issues = schema_mod.prune(stripped, schema, ref)
+        defaulted = schema_mod.apply_defaults(pruned, schema, copy_obj=False)
+        issues.extend(schema_mod.validate_schema(defaulted, schema, ref))
 
     old_defaulted = None
     if old is not None:
@@ -173,7 +189,10 @@ def validate(obj, old=None, index=None, stored=False):
     if stored:
         pass
     elif cel_mod.HAS_CELPY:
-        issues.extend(cel_mod.evaluate(defaulted, schema, old_defaulted, ref, error_paths))
+        if old_defaulted is None and fastpath.cel_ready(walk):
+            issues.extend(fastpath.cel_issues(walk, error_paths))
+        else:
+            issues.extend(cel_mod.evaluate(defaulted, schema, old_defaulted, ref, error_paths))
     else:
         issues.append(
             Issue(
@@ -278,17 +297,20 @@ def runtime_validate_nodepool(np, ref=""):
         for k, v in labels.items():
             if not isinstance(k, str):
                 continue
-            p = join_path(base, key(k))
+            found = []  # (rule, message); the path is built only when something is found
             if k == NODEPOOL_LABEL:
-                issues.append(_runtime(ref, p, "restricted-label", "invalid key name %s: restricted" % k))
+                found.append(("restricted-label", "invalid key name %s: restricted" % k))
             for err in is_qualified_name(k):
-                issues.append(_runtime(ref, p, "label-key", "invalid key name %s: %s" % (k, err)))
+                found.append(("label-key", "invalid key name %s: %s" % (k, err)))
             if isinstance(v, str):
                 for err in is_valid_label_value(v):
-                    issues.append(_runtime(ref, p, "label-value", "invalid value: %s, %s" % (v, err)))
+                    found.append(("label-value", "invalid value: %s, %s" % (v, err)))
             restricted = is_restricted_label(k)
             if restricted:
-                issues.append(_runtime(ref, p, "restricted-label", restricted))
+                found.append(("restricted-label", restricted))
+            if found:
+                p = join_path(base, key(k))
+                issues.extend(_runtime(ref, p, rule, message) for rule, message in found)
 
     existing = set()
     for field in ("taints", "startupTaints"):
@@ -321,10 +343,13 @@ def runtime_validate_nodepool(np, ref=""):
     if isinstance(reqs, list):
         for i, req in enumerate(reqs):
             if isinstance(req, dict):
-                p = join_path("spec.template.spec.requirements", i)
-                issues.extend(_runtime(ref, p + sub, rule, msg) for rule, sub, msg in validate_requirement(req))
-                if req.get("key") == NODEPOOL_LABEL:
-                    issues.append(_runtime(ref, p, "restricted-label", "%s is restricted" % NODEPOOL_LABEL))
+                found = validate_requirement(req)
+                restricted = req.get("key") == NODEPOOL_LABEL
+                if found or restricted:
+                    p = join_path("spec.template.spec.requirements", i)
+                    issues.extend(_runtime(ref, p + sub, rule, msg) for rule, sub, msg in found)
+                    if restricted:
+                        issues.append(_runtime(ref, p, "restricted-label", "%s is restricted" % NODEPOOL_LABEL))
     return issues
 
 
@@ -455,7 +480,7 @@ def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True, st
         ):  # another kind (e.g. a PrometheusRule): only linted
             results.append(ValidationResult(obj, ref, api_version, kind, None, []))
             continue
-        results.append(validate(obj, old=old, index=i, stored=i in stored))
+        results.append(_validate(obj, old, i in stored, ref, api_version, kind))
     if lint:
         per_object = lint_mod.lint_batch(
             objs, known_nodeclasses=known_nodeclasses, defaulted=[r.defaulted for r in results]

@@ -89,7 +89,7 @@ def test_equal_versions_read_only(eks):
     client, stub = eks
     describe(stub, "1.34")
     res, warnings, clock = run(client, params(version="1.34", allow_upgrade=True))
-    assert res["changed"] is False and res["update"] == {}
+    assert res["changed"] is False and res["eks_update"] == {}
     assert res["cluster"]["version"] == "1.34" and res["cluster"]["status"] == "ACTIVE"
     assert res["diff"] == {"before": {"version": "1.34"}, "after": {"version": "1.34"}}
     assert warnings == [] and clock.sleeps == []
@@ -98,7 +98,7 @@ def test_equal_versions_read_only(eks):
 def test_missing_cluster_is_left_to_eks_cluster(eks):
     client, stub = eks
     stub.add_client_error("describe_cluster", "ResourceNotFoundException", "No cluster found", 404, {"name": NAME})
-    res, unused, unused = run(client, params())
+    res, _clock, _warnings = run(client, params())
     assert res["changed"] is False and res["cluster"] == {}
     assert "does not exist" in res["msg"]
 
@@ -164,7 +164,7 @@ def test_check_mode_reports_the_upgrade_without_writing(eks):
     assert res["changed"] is True
     assert res["cluster"]["version"] == "1.34"  # the live cluster, as it is
     assert res["diff"] == {"before": {"version": "1.34"}, "after": {"version": "1.35"}}
-    assert res["update"] == {} and clock.sleeps == [] and warnings == []
+    assert res["eks_update"] == {} and clock.sleeps == [] and warnings == []
 
 
 def test_upgrade_waits_for_successful_update(eks):
@@ -177,8 +177,8 @@ def test_upgrade_waits_for_successful_update(eks):
     res, warnings, clock = run(client, params(allow_upgrade=True))
     assert res["changed"] is True
     assert res["cluster"]["version"] == "1.35"
-    assert res["update"]["id"] == UPDATE_ID and res["update"]["status"] == "Successful"
-    assert res["update"]["params"][0] == {"type": "Version", "value": "1.35"}
+    assert res["eks_update"]["id"] == UPDATE_ID and res["eks_update"]["status"] == "Successful"
+    assert res["eks_update"]["params"][0] == {"type": "Version", "value": "1.35"}
     assert clock.sleeps == [WAIT_DELAY]  # one InProgress answer, one pause
     assert warnings == [NEXT_STEPS.format(version="1.35")] == [res["next_steps"]]
 
@@ -188,7 +188,7 @@ def test_upgrade_without_wait_returns_the_started_update(eks):
     describe(stub, "1.34")
     stub.add_response("update_cluster_version", update("InProgress"), {"name": NAME, "version": "1.35"})
     res, unused, clock = run(client, params(allow_upgrade=True, wait=False))
-    assert res["changed"] is True and res["update"]["status"] == "InProgress"
+    assert res["changed"] is True and res["eks_update"]["status"] == "InProgress"
     assert UPDATE_ID in res["msg"] and clock.sleeps == []
 
 
@@ -231,7 +231,7 @@ def test_update_in_progress_is_waited_for_not_started_twice(eks):
     describe(stub, "1.35")
     res, unused, clock = run(client, params(allow_upgrade=True))
     assert res["changed"] is True and res["cluster"]["version"] == "1.35"
-    assert res["update"]["status"] == "Successful" and clock.sleeps == []
+    assert res["eks_update"]["status"] == "Successful" and clock.sleeps == []
 
 
 def test_update_in_progress_to_another_version_fails(eks):

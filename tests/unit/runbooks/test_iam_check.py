@@ -83,7 +83,7 @@ def queue_simulations(stub, decide=None, checks=None):
     for actions, resources in checks:
         results = []
         for a in actions:
-            results.append((decide or (lambda a, r: evaluation(a, r)))(a, resources))
+            results.append((decide or evaluation)(a, resources))
         stub.add_response(
             "simulate_principal_policy",
             {"EvaluationResults": results, "IsTruncated": False},

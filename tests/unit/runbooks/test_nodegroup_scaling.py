@@ -84,14 +84,14 @@ def test_scale_up_raises_max_and_keeps_the_rest(eks):
     ng = live(raw)
     assert ng["scalingConfig"] == {"minSize": 1, "maxSize": 4, "desiredSize": 4}
     assert ng["labels"] == {"role": "core"} and res["nodegroup"]["labels"] == {"role": "core"}
-    assert res["update"]["type"] == "ConfigUpdate"
+    assert res["eks_update"]["type"] == "ConfigUpdate"
     assert client.calls == ["describe_nodegroup", "update_nodegroup_config", "describe_nodegroup"]
 
 
 def test_check_mode_only_reads(eks):
     client, raw = eks
     res = ensure_nodegroup_scaling(client, params(), check_mode=True)
-    assert res["changed"] and res["scaling_config"]["desired_size"] == 4 and res["update"] == {}
+    assert res["changed"] and res["scaling_config"]["desired_size"] == 4 and res["eks_update"] == {}
     assert res["nodegroup"]["scaling_config"] == {"min_size": 1, "max_size": 4, "desired_size": 4}  # would be
     assert live(raw)["scalingConfig"] == {"minSize": 1, "maxSize": 3, "desiredSize": 2}
     assert client.calls == ["describe_nodegroup"]
