@@ -491,8 +491,10 @@ def test_design_conversion_report(uid):
     out, report = convert.convert(design_docs(GPU, uid))
     gpu = out[0]
     req = {r["key"]: r for r in gpu["spec"]["template"]["spec"]["requirements"]}
-    # globs on instance-type become instance-family values (values match literally in v1)
-    assert req["karpenter.k8s.aws/instance-family"]["values"] == ["g5", "p4", "p3"]
+    # globs on instance-type become instance-family values (values match literally in v1); "p4.*" names no family:
+    # the A100 families it prefixes are p4d and p4de
+    assert req["karpenter.k8s.aws/instance-family"]["values"] == ["g5", "p4d", "p4de", "p3"]
+    assert any("p4 is not an EC2 instance family" in r.message for r in report)
     assert "node.kubernetes.io/instance-type" not in req
     assert gpu["spec"]["template"]["spec"]["expireAfter"] == "168h"  # ttlSecondsUntilExpired 604800
     assert gpu["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "300s"}
