@@ -9,23 +9,19 @@
   over mixed lists, ``int()`` conversions, ``has()`` on non-maps, ...).
 """
 
-import copy
-import glob
-import os
-
 import pytest
-import yaml
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import cel, celcompile
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.crds import ec2nodeclass_v1, nodepool_v1
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.schema import iter_schema, matches_type
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate
+from corpus_cases import bases as corpus_bases
+from corpus_cases import entries as corpus_entries
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 celpy = pytest.importorskip("celpy")
 
 SCHEMAS = {"NodePool": nodepool_v1.SCHEMA, "EC2NodeClass": ec2nodeclass_v1.SCHEMA}
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "integration", "corpus")
 DIFF = settings(
     max_examples=60,
     deadline=None,
@@ -209,29 +205,12 @@ def _values_at(obj, path):
     return values
 
 
-def _merge(target, patch):
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = _merge(out.get(k), v)
-    return out
-
-
 def corpus_objects():
-    bases = yaml.safe_load(open(os.path.join(CORPUS, "bases.yaml")))
-    objs = list(bases.values())
-    for path in sorted(glob.glob(os.path.join(CORPUS, "*.yaml"))):
-        if os.path.basename(path) == "bases.yaml":
-            continue
-        for case in yaml.safe_load(open(path)) or []:
-            obj = _merge(bases[case["base"]], case.get("patch") or {})
-            if isinstance(obj.get("metadata"), dict):
-                obj["metadata"]["name"] = "c"
-            objs.append(obj)
+    objs = list(corpus_bases().values())
+    for _entry, obj, _old in corpus_entries():
+        if isinstance(obj.get("metadata"), dict):
+            obj["metadata"]["name"] = "c"
+        objs.append(obj)
     return objs
 
 

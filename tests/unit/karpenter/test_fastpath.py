@@ -6,12 +6,9 @@ and every issue (object, path, rule, message, severity, source, in order).
 """
 
 import copy
-import glob
 import json
-import os
 
 import pytest
-import yaml
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import (
     cel,
     celcompile,
@@ -19,10 +16,10 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter i
     schema,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import validate as validate_mod
+from corpus_cases import entries as corpus_entries
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "integration", "corpus")
 FUZZ = settings(
     max_examples=200,
     deadline=None,
@@ -53,31 +50,13 @@ def both(obj, old=None, monkeypatch=None):
     return fast, slow
 
 
-def _merge(target, patch):
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = _merge(out.get(k), v)
-    return out
-
-
 def corpus_cases():
-    bases = yaml.safe_load(open(os.path.join(CORPUS, "bases.yaml")))
     cases = []
-    for path in sorted(glob.glob(os.path.join(CORPUS, "*.yaml"))):
-        if os.path.basename(path) == "bases.yaml":
-            continue
-        for case in yaml.safe_load(open(path)) or []:
-            obj = _merge(bases[case["base"]], case.get("patch") or {})
-            old = _merge(bases[case["base"]], case["old_patch"]) if "old_patch" in case else None
-            for o in (obj, old):
-                if isinstance(o, dict) and isinstance(o.get("metadata"), dict):
-                    o["metadata"]["name"] = "fast-%s" % case["id"][:50]
-            cases.append(pytest.param(obj, old, id=case["id"]))
+    for case, obj, old in corpus_entries():
+        for o in (obj, old):
+            if isinstance(o, dict) and isinstance(o.get("metadata"), dict):
+                o["metadata"]["name"] = "fast-%s" % case["id"][:50]
+        cases.append(pytest.param(obj, old, id=case["id"]))
     return cases
 
 
