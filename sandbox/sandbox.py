@@ -736,6 +736,9 @@ def up(with_aws: bool = True, with_prometheus: bool = True, control_plane_only: 
     log("CRDs")
     install_crds()
     if control_plane_only:  # e.g. benchmarks that create thousands of NodeClaims no controller may act on
+        if with_aws:
+            log("moto (AWS emulator)")
+            start_moto()
         (STATE / "env.json").write_text(json.dumps(env_vars(), indent=2))
         (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in env_vars().items()))
         log(f"apiserver + CRDs ready in {time.monotonic() - t0:.1f}s (no controllers)")

@@ -39,6 +39,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import threading
 import zlib
 
 from .kube import engine
@@ -417,6 +418,45 @@ def _stream_jsonl(staging, rel, items, files, kind, transform):
     return count
 
 
+class _Background(object):
+    """Run ``fn(*args)`` in a thread; ``result()`` joins it and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(fn,) + args, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, *args):
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+
+    def join(self):
+        self._thread.join()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _read_inventory(api, staging):
+    """The forensic NodeClaim and Node snapshots (never restored); returns their file entries."""
+    files = []
+    _stream_jsonl(
+        staging,
+        "inventory/nodeclaims.jsonl",
+        list_paginated(api, engine.NODECLAIM.path()),
+        files,
+        "NodeClaim",
+        nodeclaim_snapshot,
+    )
+    _stream_jsonl(staging, "inventory/nodes.jsonl", list_paginated(api, "/api/v1/nodes"), files, "Node", node_summary)
+    return files
+
+
 def collect(
     api,
     staging,
@@ -435,89 +475,87 @@ def collect(
 
     now = now or utcnow()
     files, redactions, counts = [], [], {}
-    version = api.get("/version")
-    crds = crd_versions(api)
+    # the NodeClaim/Node inventory (the big reads) streams to its files in a second thread, on its own
+    # connection, while this one reads and writes the restorable sections
+    inventory = _Background(_read_inventory, api, staging) if include_inventory else None
+    try:
+        version = api.get("/version")
+        crds = crd_versions(api)
 
-    for sec in sections(namespace):
-        kind = sec.kind
-        if kind.kind == "ConfigMap" and not include_configmaps:
-            continue
-        if sec.crd and not crds.get(sec.crd, {}).get("present"):
-            if not sec.optional:
-                raise BackupError("CRD %s is not installed: is Karpenter installed in this cluster?" % sec.crd)
-            continue
-        objs = []
-        for item in list_paginated(api, kind.path(), label_selector=label_selector):
-            name = item["metadata"]["name"]
-            if kind.kind == "ConfigMap" and name in SYSTEM_CONFIGMAPS:
+        for sec in sections(namespace):
+            kind = sec.kind
+            if kind.kind == "ConfigMap" and not include_configmaps:
                 continue
-            clean = engine.normalize(item)
-            clean["apiVersion"], clean["kind"] = kind.api_version, kind.kind
-            clean, found = redact(clean, by_key=(kind.kind == "ConfigMap"))
-            for p, reason in found:
-                redactions.append(
-                    {"file": sec.filename, "object": "%s/%s" % (kind.kind, name), "path": p, "reason": reason}
-                )
-            objs.append(clean)
-        objs.sort(key=lambda o: o["metadata"]["name"])
-        counts[kind.kind] = len(objs)
+            if sec.crd and not crds.get(sec.crd, {}).get("present"):
+                if not sec.optional:
+                    raise BackupError("CRD %s is not installed: is Karpenter installed in this cluster?" % sec.crd)
+                continue
+            objs = []
+            for item in list_paginated(api, kind.path(), label_selector=label_selector):
+                name = item["metadata"]["name"]
+                if kind.kind == "ConfigMap" and name in SYSTEM_CONFIGMAPS:
+                    continue
+                clean = engine.normalize(item)
+                clean["apiVersion"], clean["kind"] = kind.api_version, kind.kind
+                clean, found = redact(clean, by_key=(kind.kind == "ConfigMap"))
+                for p, reason in found:
+                    redactions.append(
+                        {"file": sec.filename, "object": "%s/%s" % (kind.kind, name), "path": p, "reason": reason}
+                    )
+                objs.append(clean)
+            objs.sort(key=lambda o: o["metadata"]["name"])
+            counts[kind.kind] = len(objs)
+            _write(
+                staging,
+                sec.filename,
+                dump_yaml_docs(objs),
+                files,
+                kind=kind.kind,
+                count=len(objs),
+                restore=True,
+                order=sec.order,
+            )
+
         _write(
             staging,
-            sec.filename,
-            dump_yaml_docs(objs),
+            "cluster/crds.json",
+            json.dumps(crds, indent=2, sort_keys=True),
             files,
-            kind=kind.kind,
-            count=len(objs),
-            restore=True,
-            order=sec.order,
-        )
-
-    _write(
-        staging,
-        "cluster/crds.json",
-        json.dumps(crds, indent=2, sort_keys=True),
-        files,
-        kind="CustomResourceDefinition",
-        count=len(crds),
-        restore=False,
-    )
-
-    karpenter_version, source = None, None
-    helm = {"release": release, "namespace": namespace, "found": False, "skipped": True}
-    if include_helm:
-        helm, found = helm_release(api, namespace, release)
-        redactions.extend(
-            {"file": f, "object": "HelmRelease/%s" % release, "path": p, "reason": r} for f, p, r in found
-        )
-        if helm.get("found"):
-            karpenter_version, source = helm.get("app_version"), "helm"
-        _write(
-            staging,
-            "helm/release.json",
-            json.dumps(helm, indent=2, sort_keys=True),
-            files,
-            kind="HelmRelease",
-            count=1 if helm.get("found") else 0,
+            kind="CustomResourceDefinition",
+            count=len(crds),
             restore=False,
         )
-    if karpenter_version is None:
-        karpenter_version = deployment_version(api, namespace)
-        source = "deployment" if karpenter_version else None
 
-    if include_inventory:
-        n = _stream_jsonl(
-            staging,
-            "inventory/nodeclaims.jsonl",
-            list_paginated(api, engine.NODECLAIM.path()),
-            files,
-            "NodeClaim",
-            nodeclaim_snapshot,
-        )
-        counts["NodeClaim (inventory)"] = n
-        n = _stream_jsonl(
-            staging, "inventory/nodes.jsonl", list_paginated(api, "/api/v1/nodes"), files, "Node", node_summary
-        )
-        counts["Node (inventory)"] = n
+        karpenter_version, source = None, None
+        helm = {"release": release, "namespace": namespace, "found": False, "skipped": True}
+        if include_helm:
+            helm, found = helm_release(api, namespace, release)
+            redactions.extend(
+                {"file": f, "object": "HelmRelease/%s" % release, "path": p, "reason": r} for f, p, r in found
+            )
+            if helm.get("found"):
+                karpenter_version, source = helm.get("app_version"), "helm"
+            _write(
+                staging,
+                "helm/release.json",
+                json.dumps(helm, indent=2, sort_keys=True),
+                files,
+                kind="HelmRelease",
+                count=1 if helm.get("found") else 0,
+                restore=False,
+            )
+        if karpenter_version is None:
+            karpenter_version = deployment_version(api, namespace)
+            source = "deployment" if karpenter_version else None
+
+    except BaseException:
+        if inventory is not None:
+            inventory.join()  # the first error is the one reported; staging is removed by the caller
+        raise
+    inv_files = inventory.result() if inventory is not None else []  # re-raises the thread's error
+    for f in inv_files:
+        files.append(f)
+        counts["%s (inventory)" % f["kind"]] = f["count"]
 
     if redactions and secret_policy == "fail":
         raise BackupError(

@@ -79,8 +79,7 @@ def run_module(module, kind_name, **run_args):
     if not definitions and not p["prune"]:
         module.fail_json(msg="one of definitions or name is required")
     try:
-        configuration, headers = kclient.configuration_from_params(p)
-        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"])
+        api = kclient.connect(p, timeout=p["request_timeout"])
     except Exception as exc:  # kubeconfig missing/unreadable
         module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
     try:
@@ -138,8 +137,7 @@ def run_info_module():
 
     p = module.params
     try:
-        configuration, headers = kclient.configuration_from_params(p)
-        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"])
+        api = kclient.connect(p, timeout=p["request_timeout"])
         result = info.summarize(api, p["kinds"], p["names"])
     except kclient.KubeError as exc:
         module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)

@@ -301,10 +301,14 @@ except ImportError:
     bk = backup_run = None
     IMPORT_ERROR = traceback.format_exc()
 
-try:
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_s3
-except ImportError:
-    backup_s3 = None
+
+def load_backup_s3():
+    """The S3 store, imported only when a bucket is given (importing boto3 costs ~0.1 s)."""
+    try:
+        from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_s3
+    except ImportError:
+        return None
+    return backup_s3
 
 
 def argument_spec():
@@ -355,6 +359,7 @@ def main():
         module.fail_json(msg="cannot import the backup core", exception=IMPORT_ERROR)
     store = None
     if p["s3_bucket"]:
+        backup_s3 = load_backup_s3()
         if backup_s3 is None or not backup_s3.HAS_BOTO3:
             module.fail_json(msg=missing_required_lib("boto3"))
         store = backup_s3.S3Store(
@@ -376,8 +381,7 @@ def main():
         if not kclient.HAS_KUBERNETES:
             module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
         try:
-            configuration, headers = kclient.configuration_from_params(p)
-            api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"])
+            api = kclient.connect(p, timeout=p["request_timeout"])
         except Exception as exc:  # kubeconfig missing/unreadable
             module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
 

@@ -43,8 +43,7 @@ def read_cluster(p, notes):
 
     api = None
     try:
-        configuration, headers = kclient.configuration_from_params(p)
-        api = kclient.KubeApi(configuration, headers, timeout=p.get("request_timeout") or 30)
+        api = kclient.connect(p, timeout=p.get("request_timeout") or 30)
         summary = info.summarize(api, ["NodePool", "NodeClaim"])
         nodes = api.list("/api/v1/nodes", label_selector=p.get("node_selector")).get("items") or []
         pods = api.call("list", "GET", "/api/v1/pods", query={"fieldSelector": PODS_FIELD_SELECTOR}).get("items")

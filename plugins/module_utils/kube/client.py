@@ -1,37 +1,40 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small REST client over ``kubernetes.client.ApiClient`` that counts its requests and retries.
+"""A small REST client for the Kubernetes API that counts its requests and retries.
 
-Connection settings are resolved by kubernetes.core's own helpers (module params, then ``K8S_AUTH_*``
+Connection settings are resolved as kubernetes.core resolves them (module params, then ``K8S_AUTH_*``
 environment variables, then in-cluster config, then the kubeconfig chain), so users configure this
 collection exactly like ``kubernetes.core.k8s``. Unlike the DynamicClient it does no discovery: the
 paths of the kinds we manage are known, which saves requests on every run.
+
+Two transports: ``transport.DirectTransport`` (standard library) for client-certificate and bearer-token
+settings, and ``kubernetes.client.ApiClient`` for everything else (exec plugins, proxies, in-cluster, ...).
+``connect()`` picks one; the ``kubernetes`` package is imported only when the official client is used,
+which saves ~0.3 s per module run.
 """
 
 from __future__ import absolute_import, division, print_function
 
+import functools
+import importlib.util
 import json
 import random
 import threading
 import time
 
+from . import transport as direct
+
 try:
-    import kubernetes
-    from kubernetes.client.rest import ApiException
-
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError as e:  # pragma: no cover - reported by the module
+    HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
+except (ImportError, ValueError):  # pragma: no cover
     HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = e
-
-    class ApiException(Exception):  # never raised: the module fails early without kubernetes
-        pass
+KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
 
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
+@functools.cache
 def _rest_encodes_apply_patch():
     """kubernetes >= 30's REST layer JSON-encodes apply-patch bodies itself; older ones want a string."""
     try:
@@ -43,7 +46,6 @@ def _rest_encodes_apply_patch():
         return False
 
 
-REST_ENCODES_APPLY_PATCH = HAS_KUBERNETES and _rest_encodes_apply_patch()
 WRITE_VERBS = ("create", "patch", "update", "delete")
 USER_AGENT = "karpenter-eks-platform/0.1.0"
 
@@ -55,6 +57,15 @@ class KubeError(Exception):
         super(KubeError, self).__init__(msg)
         self.status = status
         self.body = body
+
+
+def connect(params, timeout=30, retries=5):
+    """A KubeApi for the module parameters: the direct transport when it applies, else the official client."""
+    config = direct.direct_config(params)
+    if config is not None:
+        return KubeApi(config, timeout=timeout, retries=retries)
+    configuration, headers = configuration_from_params(params)
+    return KubeApi(configuration, headers, timeout=timeout, retries=retries)
 
 
 def configuration_from_params(params):
@@ -73,11 +84,20 @@ class KubeApi(object):
     """Raw JSON REST calls with request accounting, backoff on throttling/transient errors."""
 
     def __init__(self, configuration, headers=None, timeout=30, retries=5, backoff=0.5, sleep=time.sleep):
-        self.client = kubernetes.client.ApiClient(configuration)
-        self.client.user_agent = USER_AGENT
-        for name, value in (headers or {}).items():
-            for v in value if isinstance(value, list) else [value]:
-                self.client.set_default_header(name, v)
+        """``configuration``: a transport.DirectConfig, or a kubernetes ``Configuration`` (official client)."""
+        self.client = self.direct = None
+        if isinstance(configuration, direct.DirectConfig):
+            self.direct = direct.DirectTransport(configuration, USER_AGENT, headers)
+            self.transport_name = "direct"
+        else:
+            import kubernetes
+
+            self.client = kubernetes.client.ApiClient(configuration)
+            self.client.user_agent = USER_AGENT
+            for name, value in (headers or {}).items():
+                for v in value if isinstance(value, list) else [value]:
+                    self.client.set_default_header(name, v)
+            self.transport_name = "kubernetes"
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -102,37 +122,47 @@ class KubeApi(object):
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-            if content_type == "application/apply-patch+yaml" and not REST_ENCODES_APPLY_PATCH:
-                body = json.dumps(body)  # JSON is YAML; old clients send strings as they are
         attempt = 0
         while True:
             self._count(verb)
             try:
-                resp = self.client.call_api(
-                    path,
-                    method,
-                    query_params=list((query or {}).items()),
-                    header_params=headers,
-                    body=body,
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=timeout or self.timeout,
-                )
-                data = resp[0].data if isinstance(resp, tuple) else resp.data
+                data = self._send(method, path, query, headers, body, timeout or self.timeout)
                 return json.loads(data) if data else {}
-            except ApiException as exc:
+            except KubeError:
+                raise
+            except Exception as exc:
                 status = getattr(exc, "status", None)
-                if status in RETRY_STATUS and attempt < self.retries:
-                    attempt += 1
-                    self._sleep(self._delay(attempt, exc))
-                    continue
-                raise KubeError(self._message(exc), status=status, body=getattr(exc, "body", None))
-            except Exception as exc:  # urllib3 connection errors, timeouts
-                if _transient(exc) and attempt < self.retries:
+                if status is not None and hasattr(exc, "reason"):  # an HTTP answer (ApiException or ours)
+                    if status in RETRY_STATUS and attempt < self.retries:
+                        attempt += 1
+                        self._sleep(self._delay(attempt, exc))
+                        continue
+                    raise KubeError(self._message(exc), status=status, body=getattr(exc, "body", None))
+                if _transient(exc) and attempt < self.retries:  # connection errors, timeouts
                     attempt += 1
                     self._sleep(self._delay(attempt, None))
                     continue
                 raise KubeError("cannot reach the Kubernetes API: %s" % exc)
+
+    def _send(self, method, path, query, headers, body, timeout):
+        if self.direct is not None:
+            try:
+                return self.direct.request(method, path, query=query, headers=headers, body=body, timeout=timeout)
+            except direct.ssl.SSLError as exc:  # a certificate problem is not transient
+                raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)
+        if headers.get("Content-Type") == "application/apply-patch+yaml" and not _rest_encodes_apply_patch():
+            body = json.dumps(body)  # JSON is YAML; old clients send strings as they are
+        resp = self.client.call_api(
+            path,
+            method,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+        return resp[0].data if isinstance(resp, tuple) else resp.data
 
     def _delay(self, attempt, exc):
         retry_after = None
@@ -188,21 +218,16 @@ class KubeApi(object):
             }
             self._count("watch")
             try:
-                resp = self.client.call_api(
-                    path,
-                    "GET",
-                    query_params=list(query.items()),
-                    header_params={"Accept": "application/json"},
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=remaining + 5,
-                )
-            except ApiException as exc:
+                chunks, close = self._stream(path, query, remaining + 5)
+            except KubeError:
+                raise
+            except Exception as exc:
+                if getattr(exc, "status", None) is None:
+                    raise KubeError("cannot reach the Kubernetes API: %s" % exc)
                 raise KubeError(self._message(exc), status=getattr(exc, "status", None))
-            resp = resp[0] if isinstance(resp, tuple) else resp
             buf = b""
             try:
-                for chunk in resp.stream(4096, decode_content=True):
+                for chunk in chunks:
                     buf += chunk
                     while b"\n" in buf:
                         line, buf = buf.split(b"\n", 1)
@@ -219,7 +244,24 @@ class KubeApi(object):
                         if event.get("type") != "BOOKMARK" and predicate(event.get("type"), obj):
                             return True
             finally:
-                resp.release_conn()
+                close()
+
+    def _stream(self, path, query, timeout):
+        """(chunks, close) of a watch request, over either transport."""
+        headers = {"Accept": "application/json"}
+        if self.direct is not None:
+            return self.direct.stream("GET", path, query=query, headers=headers, timeout=timeout)
+        resp = self.client.call_api(
+            path,
+            "GET",
+            query_params=list(query.items()),
+            header_params=headers,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+        resp = resp[0] if isinstance(resp, tuple) else resp
+        return resp.stream(4096, decode_content=True), resp.release_conn
 
 
 def _transient(exc):

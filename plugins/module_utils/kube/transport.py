@@ -1,0 +1,349 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A direct HTTPS transport to the Kubernetes API for the simple, common connection settings.
+
+Importing the ``kubernetes`` package costs about 0.3 s (it loads ~700 model classes) in every module
+process, although our modules only send raw JSON requests. For the settings most runs use - a kubeconfig
+whose user authenticates with a client certificate or a bearer token, or ``host`` + ``api_key``
+(the ``K8S_AUTH_*`` variables an AWX Kubernetes credential injects) - this module connects with the
+standard library instead.
+
+Anything else goes to the official client, unchanged: exec and auth-provider plugins (``aws eks
+get-token``), basic auth, proxies (settings or ``*_PROXY`` variables), impersonation, in-cluster
+configuration, several kubeconfig files in ``KUBECONFIG``, ``tls-server-name`` and any kubeconfig key not
+listed below. ``direct_config`` returns None for those, and ``KARPENTER_EKS_KUBE_TRANSPORT=kubernetes``
+forces the official client everywhere.
+
+The resolution follows kubernetes.core (module parameter, then ``K8S_AUTH_<NAME>``; explicit host +
+credentials first, then the kubeconfig and context; relative file paths are relative to the kubeconfig).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+from urllib.parse import quote, urlencode, urlsplit
+
+FORCE_ENV = "KARPENTER_EKS_KUBE_TRANSPORT"
+PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+# parameter name -> environment variable suffix(es), as kubernetes.core's AUTH_ARG_MAP
+AUTH_PARAMS = (
+    ("kubeconfig", ("KUBECONFIG",)),
+    ("context", ("CONTEXT",)),
+    ("host", ("HOST",)),
+    ("api_key", ("API_KEY",)),
+    ("username", ("USERNAME",)),
+    ("password", ("PASSWORD",)),
+    ("validate_certs", ("VALIDATE_CERTS", "VERIFY_SSL")),
+    ("ca_cert", ("CA_CERT", "SSL_CA_CERT")),
+    ("client_cert", ("CLIENT_CERT", "CERT_FILE")),
+    ("client_key", ("CLIENT_KEY", "KEY_FILE")),
+    ("proxy", ("PROXY",)),
+    ("no_proxy", ("NO_PROXY",)),
+    ("persist_config", ("PERSIST_CONFIG",)),
+    ("impersonate_user", ("IMPERSONATE_USER",)),
+    ("impersonate_groups", ("IMPERSONATE_GROUPS",)),
+)
+BOOL_PARAMS = ("validate_certs", "persist_config")
+DIRECT_PARAMS = ("kubeconfig", "context", "host", "api_key", "validate_certs", "ca_cert", "client_cert", "client_key")
+CLUSTER_KEYS = {
+    "server",
+    "certificate-authority",
+    "certificate-authority-data",
+    "insecure-skip-tls-verify",
+    "extensions",
+}
+USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile"}
+USER_KEYS_IGNORED = {"extensions"}
+
+
+class HTTPStatusError(Exception):
+    """A non-2xx answer; carries the same attributes as kubernetes' ApiException."""
+
+    def __init__(self, status, reason, headers, body):
+        super(HTTPStatusError, self).__init__("%s %s" % (status, reason))
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+
+
+def resolve_auth(params, environ=None):
+    """The connection settings kubernetes.core would use: parameters first, then K8S_AUTH_* variables."""
+    environ = os.environ if environ is None else environ
+    auth = {}
+    for name, suffixes in AUTH_PARAMS:
+        value = params.get(name)
+        if value is None:
+            for suffix in suffixes:
+                value = environ.get("K8S_AUTH_" + suffix)
+                if value is not None:
+                    break
+            if value is not None and name in BOOL_PARAMS:
+                value = value.lower() not in ("0", "false", "no")
+        if value is not None and value != "" and value != []:
+            auth[name] = value
+    if params.get("proxy_headers"):
+        auth["proxy_headers"] = params["proxy_headers"]
+    elif any(k.startswith("K8S_AUTH_PROXY_HEADERS_") for k in environ):
+        auth["proxy_headers"] = True
+    return auth
+
+
+def direct_config(params, environ=None):
+    """A DirectConfig for settings this transport handles exactly as the official client, else None."""
+    environ = os.environ if environ is None else environ
+    if environ.get(FORCE_ENV, "").lower() == "kubernetes":
+        return None
+    if any(environ.get(v) for v in PROXY_ENV):
+        return None
+    auth = resolve_auth(params, environ)
+    if set(auth) - set(DIRECT_PARAMS):
+        return None
+    verify = auth.get("validate_certs")
+    host = (auth.get("host") or "").rstrip("/")
+    if host and (auth.get("api_key") or (auth.get("client_cert") and auth.get("client_key"))):
+        if set(auth) & {"kubeconfig", "context"}:
+            return None  # kubeconfig plus overrides: leave the merge to the official client
+        return DirectConfig.build(
+            host,
+            ca_file=auth.get("ca_cert"),
+            verify=True if verify is None else verify,
+            token=auth.get("api_key"),
+            cert_file=auth.get("client_cert"),
+            key_file=auth.get("client_key"),
+        )
+    if set(auth) - {"kubeconfig", "context"}:
+        return None
+    path = auth.get("kubeconfig")
+    if path is None:
+        if environ.get("KUBERNETES_SERVICE_HOST"):
+            return None  # kubernetes.core tries the in-cluster configuration first
+        path = environ.get("KUBECONFIG") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".kube", "config")
+        if os.pathsep in path:
+            return None  # several files are merged by the official loader
+    if not isinstance(path, str):
+        return None  # a kubeconfig given as a dict
+    return from_kubeconfig(os.path.expanduser(path), auth.get("context"))
+
+
+def _named(items, name):
+    for item in items or []:
+        if isinstance(item, dict) and item.get("name") == name:
+            return item
+    return None
+
+
+def from_kubeconfig(path, context=None):
+    import yaml
+
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None  # the official loader reports the problem in its own words
+    if not isinstance(doc, dict):
+        return None
+    ctx = _named(doc.get("contexts"), context or doc.get("current-context"))
+    ctx = (ctx or {}).get("context")
+    if not isinstance(ctx, dict):
+        return None
+    cluster = ((_named(doc.get("clusters"), ctx.get("cluster")) or {}).get("cluster")) or None
+    user = ((_named(doc.get("users"), ctx.get("user")) or {}).get("user")) or {}
+    if not isinstance(cluster, dict) or not isinstance(user, dict):
+        return None
+    if set(cluster) - CLUSTER_KEYS or set(user) - USER_KEYS - USER_KEYS_IGNORED:
+        return None  # exec, auth-provider, basic auth, impersonation, proxy-url, tls-server-name, ...
+    server = (cluster.get("server") or "").rstrip("/")
+    if not server.startswith("https://"):
+        return None
+    base = os.path.dirname(os.path.abspath(path))
+
+    def file_or_data(src, key):
+        if src.get(key + "-data"):
+            return None, base64.b64decode(src[key + "-data"])
+        value = src.get(key)
+        return (os.path.join(base, os.path.expanduser(value)) if value else None), None
+
+    ca_file, ca_data = file_or_data(cluster, "certificate-authority")
+    cert_file, cert_data = file_or_data(user, "client-certificate")
+    key_file, key_data = file_or_data(user, "client-key")
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        return None  # the official client re-reads token files as they rotate
+    if not token and not (cert_file or cert_data):
+        return None
+    return DirectConfig.build(
+        server,
+        ca_file=ca_file,
+        ca_data=ca_data,
+        verify=not cluster.get("insecure-skip-tls-verify"),
+        token=token,
+        cert_file=cert_file,
+        cert_data=cert_data,
+        key_file=key_file,
+        key_data=key_data,
+    )
+
+
+class DirectConfig(object):
+    """Where and how to connect: host, port, TLS context and the Authorization header."""
+
+    def __init__(self, host, port, ssl_context, authorization=None):
+        self.host, self.port, self.ssl_context, self.authorization = host, port, ssl_context, authorization
+
+    @classmethod
+    def build(
+        cls,
+        server,
+        ca_file=None,
+        ca_data=None,
+        verify=True,
+        token=None,
+        cert_file=None,
+        cert_data=None,
+        key_file=None,
+        key_data=None,
+    ):
+        url = urlsplit(server)
+        if url.scheme != "https" or not url.hostname or url.path not in ("", "/"):
+            return None
+        # only the cluster's CA when one is given, as the official client (not the system's CAs as well)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check and CERT_REQUIRED by default
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif ca_data:
+            ctx.load_verify_locations(cadata=ca_data.decode("ascii"))
+        elif ca_file:
+            ctx.load_verify_locations(cafile=ca_file)
+        else:
+            _load_public_cas(ctx)
+        if cert_data or key_data or cert_file:
+            _load_client_cert(ctx, cert_file, cert_data, key_file, key_data)
+        return cls(url.hostname, url.port or 443, ctx, "Bearer %s" % token if token else None)
+
+
+def _load_public_cas(ctx):
+    """No CA in the settings: certifi's bundle, as the official client (urllib3), else the system's."""
+    try:
+        import certifi
+
+        ctx.load_verify_locations(cafile=certifi.where())
+    except ImportError:  # pragma: no cover
+        ctx.load_default_certs()
+
+
+def _load_client_cert(ctx, cert_file, cert_data, key_file, key_data):
+    """ssl only loads certificates from files: *-data values go through a private, short-lived directory."""
+    tmp = None
+    try:
+        if cert_data is not None or key_data is not None:
+            tmp = tempfile.mkdtemp(prefix="karpenter-eks-tls-")  # 0700
+            if cert_data is not None:
+                cert_file = os.path.join(tmp, "client.crt")
+                with open(cert_file, "wb") as f:
+                    f.write(cert_data)
+            if key_data is not None:
+                key_file = os.path.join(tmp, "client.key")
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(key_data)
+        ctx.load_cert_chain(cert_file, key_file)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class DirectTransport(object):
+    """Keep-alive HTTPS connections, one per thread (http.client connections are not thread-safe)."""
+
+    def __init__(self, config, user_agent, headers=None):
+        self.config = config
+        self.base_headers = {"User-Agent": user_agent}
+        self.base_headers.update(headers or {})
+        if config.authorization:
+            self.base_headers["Authorization"] = config.authorization
+        self._local = threading.local()
+
+    def _connection(self, timeout, fresh=False):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or fresh:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPSConnection(
+                self.config.host, self.config.port, timeout=timeout, context=self.config.ssl_context
+            )
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def _send(self, method, path, query, headers, body, timeout):
+        url = quote(path, safe="/:@-._~!$&'()*+,;=") + ("?" + urlencode(query) if query else "")
+        all_headers = dict(self.base_headers, **headers)
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        for attempt in (0, 1):
+            conn = self._connection(timeout, fresh=attempt > 0)
+            reused = conn.sock is not None
+            try:
+                conn.request(method, url, body=data, headers=all_headers)
+                return conn.getresponse()
+            except ssl.SSLError:
+                conn.close()
+                raise
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if reused and attempt == 0:
+                    continue  # the server closed an idle keep-alive connection: reconnect once
+                raise ConnectionError("connection to %s:%s closed" % (self.config.host, self.config.port))
+            except TimeoutError:
+                conn.close()
+                raise TimeoutError("no answer from %s:%s in %ss" % (self.config.host, self.config.port, timeout))
+            except OSError as exc:
+                conn.close()
+                raise ConnectionError("cannot connect to %s:%s: %s" % (self.config.host, self.config.port, exc))
+        raise ConnectionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def request(self, method, path, query=None, headers=None, body=None, timeout=30):
+        """The response body (bytes) of a 2xx answer; raises HTTPStatusError otherwise."""
+        resp = self._send(method, path, query, headers or {}, body, timeout)
+        try:
+            data = resp.read()
+        except TimeoutError:
+            self._connection(timeout, fresh=True)
+            raise TimeoutError("no answer from %s:%s in %ss" % (self.config.host, self.config.port, timeout))
+        except (http.client.HTTPException, OSError) as exc:
+            self._connection(timeout, fresh=True)
+            raise ConnectionError("connection broken while reading the answer: %s" % exc)
+        if resp.will_close:
+            self._local.conn.close()
+        if not 200 <= resp.status < 300:
+            raise HTTPStatusError(resp.status, resp.reason, dict(resp.getheaders()), data)
+        return data
+
+    def stream(self, method, path, query=None, headers=None, timeout=30):
+        """(chunks iterator, close function) of a 2xx streaming answer (watches)."""
+        resp = self._send(method, path, query, headers or {}, None, timeout)
+        if not 200 <= resp.status < 300:
+            data = resp.read()
+            raise HTTPStatusError(resp.status, resp.reason, dict(resp.getheaders()), data)
+
+        def chunks():
+            while True:
+                chunk = resp.read1(65536)
+                if not chunk:
+                    return
+                yield chunk
+
+        def close():
+            # a watch that ends before the server's timeout leaves unread data: never reuse that connection
+            self._connection(timeout, fresh=True)
+
+        return chunks(), close

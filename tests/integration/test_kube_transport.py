@@ -1,0 +1,91 @@
+"""The direct HTTPS transport against the real sandbox apiserver, side by side with the official client.
+
+The modules use the direct transport for the sandbox's client-certificate kubeconfig (and for AWX's
+K8S_AUTH_HOST + K8S_AUTH_API_KEY, see test_awx_credentials.py); KARPENTER_EKS_KUBE_TRANSPORT=kubernetes forces
+kubernetes.client. Both must read the same objects with the same requests and map errors the same way.
+"""
+
+import json
+
+import pytest
+import yaml
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import transport
+
+
+@pytest.fixture
+def both(sandbox, monkeypatch):
+    params = {"kubeconfig": sandbox.env["KUBECONFIG"]}
+    fast = kclient.connect(params)
+    monkeypatch.setenv(transport.FORCE_ENV, "kubernetes")
+    slow = kclient.connect(params)
+    assert (fast.transport_name, slow.transport_name) == ("direct", "kubernetes")
+    return fast, slow
+
+
+def test_same_answers_and_requests(both):
+    fast, slow = both
+    for api in both:
+        assert api.get("/version")["major"] == "1"
+    paths = [
+        "/api/v1/namespaces",
+        "/apis/karpenter.sh/v1/nodepools",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    ]
+    for path in paths:
+        a, b = fast.list(path), slow.list(path)
+        assert sorted(i["metadata"]["uid"] for i in a["items"]) == sorted(i["metadata"]["uid"] for i in b["items"])
+    assert fast.request_summary() == slow.request_summary()
+
+
+def test_errors_carry_the_apiserver_message_and_status(both):
+    for api in both:
+        with pytest.raises(kclient.KubeError) as exc:
+            api.get("/api/v1/namespaces/does-not-exist-ns")
+        assert exc.value.status == 404
+        assert 'namespaces "does-not-exist-ns" not found (HTTP 404)' in str(exc.value)
+        assert api.counts["get"] == 1  # a 404 is not retried
+
+
+def test_apply_watch_and_delete_over_the_direct_transport(both, uid):
+    fast = both[0]
+    ns, name = "default", f"transport-{uid}"
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    rv = fast.list(path)["metadata"]["resourceVersion"]
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"k": "v"}}
+    out = fast.apply(f"{path}/{name}", cm, "transport-test")
+    assert out["data"] == {"k": "v"}
+    seen = fast.watch_until(path, lambda t, o: t == "ADDED" and o["metadata"]["name"] == name, rv, timeout=20)
+    assert seen is True
+    fast.delete(f"{path}/{name}")
+    with pytest.raises(kclient.KubeError) as exc:
+        fast.get(f"{path}/{name}")
+    assert exc.value.status == 404
+    # the connection used by the watch was dropped; the next request opened a new one and succeeded
+    assert fast.counts == {"list": 1, "patch": 1, "watch": 1, "delete": 1, "get": 1}
+
+
+def test_a_wrong_ca_is_a_clear_error_and_is_not_retried(sandbox, tmp_path):
+    doc = yaml.safe_load(open(sandbox.env["KUBECONFIG"]))
+    other_ca = tmp_path / "other-ca.crt"
+    # any valid CA that did not sign the apiserver's certificate: the client certificate itself
+    user = doc["users"][0]["user"]
+    if "client-certificate-data" in user:
+        import base64
+
+        other_ca.write_bytes(base64.b64decode(user["client-certificate-data"]))
+    else:
+        other_ca.write_text(open(user["client-certificate"]).read())
+    cluster = doc["clusters"][0]["cluster"]
+    cluster.pop("certificate-authority-data", None)
+    cluster["certificate-authority"] = str(other_ca)
+    if "client-certificate" in user and not user["client-certificate"].startswith("/"):
+        pytest.skip("relative paths in the sandbox kubeconfig")
+    bad = tmp_path / "kubeconfig"
+    bad.write_text(json.dumps(doc))
+    api = kclient.connect({"kubeconfig": str(bad)}, retries=3)
+    assert api.transport_name == "direct"
+    with pytest.raises(kclient.KubeError) as exc:
+        api.get("/version")
+    assert "TLS error" in str(exc.value) and "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
+    assert api.counts == {"get": 1}
