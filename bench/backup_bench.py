@@ -231,10 +231,15 @@ def main():
         if shutil.which("aws") and env.get("AWS_ENDPOINT_URL"):
             import boto3
 
-            s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+            session = boto3.Session(
+                aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "testing"),
+                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                region_name="us-east-1",
+            )
+            s3 = session.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
             s3.create_bucket(Bucket="bench-backups")
             s3.put_bucket_versioning(Bucket="bench-backups", VersioningConfiguration={"Status": "Enabled"})
-            kms = boto3.client("kms", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+            kms = session.client("kms", endpoint_url=env["AWS_ENDPOINT_URL"])
             key = kms.create_key()["KeyMetadata"]["KeyId"]
             design_s3 = sorted(
                 run_design({"S3_BUCKET": "s3://bench-backups/design"}, s3=True)[0] for unused in range(3)

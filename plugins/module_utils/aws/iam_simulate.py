@@ -23,6 +23,9 @@ except ImportError:  # pragma: no cover - AnsibleAWSModule reports the missing S
     BotoCoreError = ClientError = ResponseParserError = Exception
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.iam_actions import (
+    INSTANCE_PROFILE_ACTIONS,
+)
 
 # what an unusable simulator raises: API errors, transport errors, and a reply that is not the IAM API's (an
 # emulator's HTML error page; ResponseParserError is not a BotoCoreError)
@@ -69,14 +72,7 @@ def controller_checks(cluster, region, account, partition="aws", node_role_arn=N
         (["iam:PassRole"], [node_role]),
         # instance profiles (EC2NodeClass spec.role)
         (
-            [
-                "iam:CreateInstanceProfile",
-                "iam:TagInstanceProfile",
-                "iam:AddRoleToInstanceProfile",
-                "iam:RemoveRoleFromInstanceProfile",
-                "iam:DeleteInstanceProfile",
-                "iam:GetInstanceProfile",
-            ],
+            list(INSTANCE_PROFILE_ACTIONS),
             [ip],
         ),
         (["iam:ListInstanceProfiles", "pricing:GetProducts"], ["*"]),

@@ -15,6 +15,7 @@ Helpers outside the batch flow: ``lint_controller_policy(doc)`` (IAM policy of t
 # pylint: disable=unidiomatic-typecheck  # bool is not an integer quantity here
 import re
 
+from .iam_actions import V1_NEW_ACTIONS
 from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
 from .labels import (
     CAPACITY_TYPE_LABEL,
@@ -894,20 +895,6 @@ def _lint_prometheus_rule(obj, ref):
 # helpers for non-Kubernetes inputs
 
 
-_V1_CONTROLLER_ACTIONS = (
-    "iam:CreateInstanceProfile",
-    "iam:TagInstanceProfile",
-    "iam:AddRoleToInstanceProfile",
-    "iam:RemoveRoleFromInstanceProfile",
-    "iam:DeleteInstanceProfile",
-    "iam:GetInstanceProfile",
-    "iam:ListInstanceProfiles",
-    "ec2:DescribeCapacityReservations",
-    "ec2:DescribeInstanceStatus",
-    "ec2:DescribePlacementGroups",
-)
-
-
 def lint_controller_policy(doc, name="ControllerPolicy"):
     """Lint one or more IAM policy documents (dict or list) of the Karpenter controller (KPL028)."""
     docs = doc if isinstance(doc, list) else [doc]
@@ -941,7 +928,7 @@ def lint_controller_policy(doc, name="ControllerPolicy"):
                         actions.add(a)
     if "*" not in actions:
         missing = []
-        for action in _V1_CONTROLLER_ACTIONS:
+        for action in V1_NEW_ACTIONS:
             service = action.split(":", maxsplit=1)[0]
             if action not in actions and "%s:*" % service not in actions:
                 missing.append(action)
