@@ -43,6 +43,17 @@ def owned_paths(live, manager):
     return out
 
 
+def owned_paths_of_others(live, manager):
+    """Set of tuples: the leaf paths every other field manager owns (any operation), and ``manager``'s
+    through an Update. Server-side apply removes a field the applier stops sending only if none of them
+    owns it as well."""
+    out = set()
+    for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            _walk_fields(entry.get("fieldsV1") or {}, (), out)
+    return out
+
+
 def _has(obj, path):
     cur = obj
     for p in path:

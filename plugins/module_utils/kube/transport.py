@@ -122,7 +122,9 @@ def direct_config(params, environ=None):
     if path is None:
         if environ.get("KUBERNETES_SERVICE_HOST"):
             return None  # kubernetes.core tries the in-cluster configuration first
-        path = environ.get("KUBECONFIG") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".kube", "config")
+        path = environ.get("KUBECONFIG") or os.path.join(
+            environ.get("HOME") or os.path.expanduser("~"), ".kube", "config"
+        )
         if os.pathsep in path:
             return None  # several files are merged by the official loader
     if not isinstance(path, str):
