@@ -3,6 +3,7 @@
 import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
+from batchlib import aws, moto_endpoint  # noqa: F401  # pylint: disable=unused-import
 from botocore.stub import Stubber
 
 
