@@ -27,10 +27,14 @@ except ImportError:  # pragma: no cover - AnsibleAWSModule reports the missing S
     BotoCoreError = ClientError = Exception
     Config = None
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+
+# one SDK call with retries on throttling (SDK errors become AwsOperationError naming what we were doing), and the
+# same returning None when the error code says the resource does not exist: the EKS modules' helpers
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import _call as call  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import _missing_or as call_missing_ok  # noqa: F401  pylint: disable=unused-import
 
 READ_PREFIXES = ("Describe", "Get", "List")
 USER_AGENT = "karpenter_eks.platform"
@@ -65,24 +69,6 @@ class RequestCounter(object):
 
     def summary(self):
         return {"total": self.total, "writes": list(self.writes)}
-
-
-def call(what, method, **kwargs):
-    """One SDK call with retries on throttling; SDK errors become AwsOperationError naming ``what``."""
-    try:
-        return method(aws_retry=True, **kwargs)
-    except (BotoCoreError, ClientError) as e:
-        raise AwsOperationError("Failed to " + what, e)
-
-
-def call_missing_ok(what, method, codes, **kwargs):
-    """Like call(), but returns None when the error code says the resource does not exist."""
-    try:
-        return method(aws_retry=True, **kwargs)
-    except is_boto3_error_code(codes):
-        return None
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        raise AwsOperationError("Failed to " + what, e)
 
 
 def paginate(what, client, operation, **kwargs):
