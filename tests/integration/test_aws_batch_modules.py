@@ -426,3 +426,59 @@ def test_bad_input_fails_naming_the_field_before_any_request(moto, tmp_path, tas
     assert message in res["msg"], res["msg"]
     assert "Traceback" not in json.dumps(res) and res.get("exception") in (None, "(traceback unavailable)")
     assert [op for op, ua in moto.requests() if UA in ua] == []
+
+
+def test_features_turned_off_are_deleted(moto, converged):
+    """Zonal shift, the capacity-reservation rule and the whole interruption queue: on, then off again."""
+    tmp = converged[0]
+    plays = [CLUSTER_PLAY, KARPENTER_PLAY]
+    zonal = "KarpenterControllerZonalShiftPolicy-" + CLUSTER
+    interruption = "KarpenterControllerInterruptionPolicy-" + CLUSTER
+    reservation_rule = "Karpenter-%s-CapacityReservationInterruption" % CLUSTER
+    role = "KarpenterControllerRole-" + CLUSTER
+    on = {"karpenter_enable_zonal_shift": True, "karpenter_capacity_reservation_interruption_rule": True}
+    assert playbook(moto, tmp, plays, extra_vars=on)["rc"] == 0
+    state = aws_state(moto)
+    assert state["policies"][zonal]["roles"] == [role] and reservation_rule in state["rules"]
+
+    # back to the defaults: --check --diff shows both deletions and writes nothing
+    moto.reset()
+    check = playbook(moto, tmp, plays, "--check", "--diff")
+    assert check["rc"] == 0 and moto.writes() == [], moto.writes()
+    rules = results(check, "Route interruption events to the queue")[0]
+    (deletion,) = rules["diff"]
+    assert deletion["after_header"] == "EventBridge rule %s (bus default)" % reservation_rule
+    assert deletion["before"]["name"] == reservation_rule and deletion["after"] == {}
+    policies = results(check, "Create the controller's managed policies")[0]
+    assert [p["name"] for p in policies["policies"] if p["changed"]] == [zonal]
+    out = playbook(moto, tmp, plays)
+    assert out["rc"] == 0, json.dumps(out)[-3000:]
+    state = aws_state(moto)
+    assert zonal not in state["policies"] and reservation_rule not in state["rules"]
+    attached = moto.client("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert sorted(p["PolicyName"] for p in attached) == sorted(state["policies"])  # the five left, all attached
+    moto.reset()
+    again = playbook(moto, tmp, plays)
+    assert again["rc"] == 0 and changed_tasks(again) == [], changed_tasks(again)
+
+    # the queue turned off: its rules, the queue and the Interruption policy go; a rerun is a no-op
+    off = {"karpenter_interruption_queue_enabled": False}
+    out = playbook(moto, tmp, plays, extra_vars=off)
+    assert out["rc"] == 0, json.dumps(out)[-3000:]
+    state = aws_state(moto)
+    assert interruption not in state["policies"] and len(state["policies"]) == 4
+    assert [r for r in state["rules"] if r.startswith("Karpenter-%s-" % CLUSTER)] == []
+    assert moto.client("sqs").list_queues().get("QueueUrls", []) == []
+    again = playbook(moto, tmp, plays, extra_vars=off)
+    assert again["rc"] == 0 and changed_tasks(again) == [], changed_tasks(again)
+
+    # and on again: everything is back, as the converged fixture left it
+    assert playbook(moto, tmp, plays)["rc"] == 0
+    assert sorted(aws_state(moto)["rules"]) == sorted(converged_rules())
+    assert len(aws_state(moto)["policies"]) == 5
+
+
+def converged_rules():
+    return [
+        "Karpenter-%s-%s" % (CLUSTER, n) for n in ("ScheduledChange", "SpotInterruption", "Rebalance", "InstanceStateChange")
+    ]
