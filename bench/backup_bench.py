@@ -5,7 +5,9 @@ Compares, in one run on the same cluster, `karpenter_backup` (through ansible-pl
 with the original design's kubectl script (v1 kind names: one `kubectl get <kind> -o yaml` per kind plus
 the loop over every Karpenter CRD; medians of 4 alternating runs), then the same with the design's upload
 step (`aws s3 sync`, when the AWS CLI is installed) against ours uploading with SSE-KMS to the same moto,
-then times a restore into the emptied cluster. Request counts come
+then both again with EKS authentication (the kubeconfig user runs `aws eks get-token`, as every EKS kubeconfig
+does; the sandbox's apiserver verifies those tokens against moto's STS), then times a restore into the emptied
+cluster. Request counts come
 from the apiserver's `apiserver_request_total` metric (all clients), peak memory from GNU time.
 
 It uses its own control-plane-only sandbox (no Karpenter would act on the 5,000 NodeClaims):
@@ -186,14 +188,28 @@ def main():
 
         playbook = [os.path.join(VENV, "ansible-playbook"), "-i", inv, os.path.join(ROOT, "playbooks", "backup.yml")]
 
-        def run_design(extra_env=None, s3=False):
+        def run_design(extra_env=None, s3=False, kubeconfig=None):
             script = DESIGN_SCRIPT + (DESIGN_S3_SYNC if s3 else "")
             d = tempfile.mkdtemp(dir=work)
-            return timed(["bash", "-c", script, "design", d], dict(env, **(extra_env or {})))
+            run_env = dict(env, **(extra_env or {}))
+            if kubeconfig:
+                run_env["KUBECONFIG"] = kubeconfig
+            return timed(["bash", "-c", script, "design", d], run_env)
 
-        def run_ours(extra_vars):
+        def run_ours(extra_vars, kubeconfig=None):
             d = tempfile.mkdtemp(dir=work)
-            return timed(playbook + ["-e", json.dumps(dict(extra_vars, karpenter_backup_dest=d))], ansible_env)
+            extra = dict(extra_vars, karpenter_backup_dest=d)
+            if kubeconfig:
+                extra["karpenter_eks_kubeconfig"] = kubeconfig
+            return timed(playbook + ["-e", json.dumps(extra)], ansible_env)
+
+        def medians(design, ours, runs=4):
+            """Median seconds of ``runs`` alternating runs of each."""
+            d, o = [], []
+            while len(d) < runs:
+                d.append(design()[0])
+                o.append(ours()[0])
+            return sorted(d)[len(d) // 2], sorted(o)[len(o) // 2]
 
         # local destination: the design's kubectl part against the playbook writing a local archive
         m0 = metrics_total(env)
@@ -257,6 +273,41 @@ def main():
                 "speedup": round(design_s3 / ours_s3, 2),
                 "speedup_module_only": round(design_s3 / (ours_s3 - startup), 2),
             }
+
+        # EKS authentication, as every EKS kubeconfig (`aws eks update-kubeconfig`) has it: the user is an exec
+        # plugin, `aws eks get-token`, run once per kubectl process by the script and once per module run by ours.
+        # The sandbox's apiserver checks these tokens against moto's STS like EKS's authenticator does.
+        eks_kubeconfig = env.get("SANDBOX_EKS_KUBECONFIG")
+        if shutil.which("aws") and eks_kubeconfig and os.path.exists(eks_kubeconfig):
+            m5 = metrics_total(env)
+            design_eks, ours_eks = medians(
+                lambda: run_design(kubeconfig=eks_kubeconfig), lambda: run_ours({}, kubeconfig=eks_kubeconfig)
+            )
+            m6 = metrics_total(env)
+            get_token = sorted(
+                timed(["aws", "eks", "get-token", "--cluster-name", "bench"], env)[0] for unused in range(3)
+            )[1]
+            out["eks_token_auth"] = {
+                "design_kubectl_script_seconds": round(design_eks, 2),
+                "karpenter_backup_seconds": round(ours_eks, 2),
+                "speedup": round(design_eks / ours_eks, 2),
+                "aws_eks_get_token_seconds": round(get_token, 2),
+                # 3 gets + `kubectl get crd` + one get per Karpenter CRD
+                "kubectl_processes_of_the_script": 4
+                + sum("karpenter" in n for n in kubectl(env, "get", "crd", "-o", "name").stdout.split()),
+                "requests_both_4_runs": delta(m5, m6),
+            }
+            if "with_s3_upload" in out:
+                design_s3_eks, ours_s3_eks = medians(
+                    lambda: run_design({"S3_BUCKET": "s3://bench-backups/design"}, s3=True, kubeconfig=eks_kubeconfig),
+                    lambda: run_ours(ours_vars, kubeconfig=eks_kubeconfig),
+                    runs=3,
+                )
+                out["eks_token_auth"]["with_s3_upload"] = {
+                    "design_script_with_aws_s3_sync_seconds": round(design_s3_eks, 2),
+                    "karpenter_backup_local_and_s3_sse_kms_seconds": round(ours_s3_eks, 2),
+                    "speedup": round(design_s3_eks / ours_s3_eks, 2),
+                }
 
         dest = os.path.join(work, "archives")
         timed(playbook + ["-e", json.dumps({"karpenter_backup_dest": dest})], ansible_env)  # restored below

@@ -7,7 +7,8 @@
     sandbox/sandbox.py env [--format shell|json] environment for inventories/local and tests
     sandbox/sandbox.py reset                     down + wipe the state (etcd data, PKI)
 
-Components, in start order (each waits for the previous one to be healthy): etcd, kube-apiserver,
+Components, in start order (each waits for the previous one to be healthy): etcd, eks-authn (the
+aws-iam-authenticator stand-in: EKS `aws eks get-token` tokens, verified against moto), kube-apiserver,
 CRDs (Established), kube-controller-manager, kube-scheduler, kwok (nodes Ready, pods Running),
 system nodes + KWOKNodeClass, karpenter-kwok (the real Karpenter controllers on a fake cloud), moto.
 Everything binds 127.0.0.1. Binaries come from sandbox/build.sh (a cache outside the repository).
@@ -38,6 +39,8 @@ ROOT = HERE.parent
 STATE = Path(os.environ.get("SANDBOX_STATE", ROOT / ".sandbox")).resolve()
 MARK = "KARPENTER_EKS_SANDBOX"  # env marker on every process we start, used by `down` to find strays
 REGION = "us-east-1"
+CLUSTER_NAME = "sandbox"  # what Karpenter, inventories/local and `aws eks get-token --cluster-name` call it
+ACCOUNT_ID = "123456789012"  # moto's default account
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
@@ -57,6 +60,7 @@ PORTS = {
     "karpenter_metrics": _port("karpenter_metrics", 28080),
     "karpenter_health": _port("karpenter_health", 28081),
     "moto": _port("moto", 25055),
+    "eks_authn": _port("eks_authn", 26460),
     "prometheus": _port("prometheus", 29090),
 }
 
@@ -195,6 +199,10 @@ def kubeconfig_path() -> Path:
     return STATE / "admin.kubeconfig"
 
 
+def eks_kubeconfig_path() -> Path:
+    return STATE / "eks-kubeconfig"
+
+
 def write_kubeconfig() -> None:
     import base64
 
@@ -203,18 +211,14 @@ def write_kubeconfig() -> None:
     def b64(f):
         return base64.b64encode((pki / f).read_bytes()).decode()
 
+    cluster = {
+        "server": f"https://127.0.0.1:{PORTS['apiserver']}",
+        "certificate-authority-data": b64("ca.crt"),
+    }
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {
-                "name": "sandbox",
-                "cluster": {
-                    "server": f"https://127.0.0.1:{PORTS['apiserver']}",
-                    "certificate-authority-data": b64("ca.crt"),
-                },
-            }
-        ],
+        "clusters": [{"name": "sandbox", "cluster": cluster}],
         "users": [
             {
                 "name": "sandbox-admin",
@@ -226,6 +230,31 @@ def write_kubeconfig() -> None:
     }
     kubeconfig_path().write_text(json.dumps(cfg, indent=2))
     os.chmod(kubeconfig_path(), 0o600)
+    write_eks_kubeconfig(cluster)
+
+
+def write_eks_kubeconfig(cluster: dict) -> None:
+    """What `aws eks update-kubeconfig --name sandbox` writes: the user runs `aws eks get-token` (with the
+    sandbox env, the token is a GetCallerIdentity URL presigned for moto) and eks-authn verifies it."""
+    if not shutil.which("aws"):
+        log("the AWS CLI is not on PATH: eks-kubeconfig is written, but it works only once `aws` is installed")
+    arn = f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/{CLUSTER_NAME}"
+    exec_ = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": "aws",
+        "args": ["--region", REGION, "eks", "get-token", "--cluster-name", CLUSTER_NAME, "--output", "json"],
+        "interactiveMode": "Never",
+    }
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": arn, "cluster": cluster}],
+        "users": [{"name": arn, "user": {"exec": exec_}}],
+        "contexts": [{"name": arn, "context": {"cluster": arn, "user": arn}}],
+        "current-context": arn,
+    }
+    eks_kubeconfig_path().write_text(json.dumps(cfg, indent=2))
+    os.chmod(eks_kubeconfig_path(), 0o600)
 
 
 # --------------------------------------------------------------------------- processes
@@ -427,8 +456,55 @@ def audit_log_path() -> Path:
     return STATE / "logs" / "audit.log"
 
 
+def eks_authn_url() -> str:
+    return f"http://127.0.0.1:{PORTS['eks_authn']}"
+
+
+def write_eks_authn_webhook_config() -> Path:
+    """The apiserver's --authentication-token-webhook-config-file (kubeconfig format; plain HTTP on loopback)."""
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "eks-authn", "cluster": {"server": f"{eks_authn_url()}/authenticate"}}],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "eks-authn", "context": {"cluster": "eks-authn", "user": "kube-apiserver"}}],
+        "current-context": "eks-authn",
+    }
+    path = STATE / "eks-authn-webhook.kubeconfig"
+    path.write_text(json.dumps(cfg, indent=2))
+    return path
+
+
+def start_eks_authn() -> None:
+    """The aws-iam-authenticator stand-in (sandbox/eks_authn.py). It needs moto only to verify tokens, so it
+    starts before moto (and with --no-aws too, where every EKS token is then refused)."""
+    ready = STATE / "run" / "eks-authn.ready"
+    if not running_pid("eks-authn"):
+        ready.unlink(missing_ok=True)
+    start(
+        "eks-authn",
+        [
+            sys.executable,
+            str(HERE / "eks_authn.py"),
+            f"--port={PORTS['eks_authn']}",
+            f"--sts-endpoint=http://127.0.0.1:{PORTS['moto']}",
+            f"--cluster-name={CLUSTER_NAME}",
+            f"--ready-file={ready}",
+        ],
+        [PORTS["eks_authn"]],
+    )
+    wait_for("eks-authn", lambda: ready.exists() and probe(f"{eks_authn_url()}/healthz"), 30)
+
+
 def start_apiserver() -> None:
     pki = STATE / "pki"
+    pid = running_pid("kube-apiserver")
+    try:
+        stale = pid and b"--authentication-token-webhook-config-file" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        stale = False
+    if stale:
+        log("kube-apiserver was started without the EKS token webhook: `sandbox/sandbox.py down` and `up` to enable it")
     start(
         "kube-apiserver",
         [
@@ -456,6 +532,10 @@ def start_apiserver() -> None:
             "--audit-log-format=json",
             "--audit-log-maxsize=200",
             "--audit-log-maxbackup=1",
+            # EKS tokens (`aws eks get-token`), beside client certificates: eks-authn plays aws-iam-authenticator.
+            # The default cache TTL (2m) is kept, as EKS has one too.
+            f"--authentication-token-webhook-config-file={write_eks_authn_webhook_config()}",
+            "--authentication-token-webhook-version=v1",
         ],
         [PORTS["apiserver"]],
     )
@@ -617,7 +697,7 @@ def start_karpenter() -> None:
             "FEATURE_GATES": "NodeRepair=true,SpotToSpotConsolidation=true",
             "BATCH_IDLE_DURATION": "1s",
             "BATCH_MAX_DURATION": "5s",
-            "CLUSTER_NAME": "sandbox",
+            "CLUSTER_NAME": CLUSTER_NAME,
         },
     )
     wait_for("karpenter", lambda: probe(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 120)
@@ -674,6 +754,7 @@ def start_prometheus() -> bool:
 
 COMPONENT_NAMES = (
     "etcd",
+    "eks-authn",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
@@ -690,6 +771,7 @@ def health() -> dict[str, bool]:
     insecure = ssl._create_unverified_context()
     checks = {
         "etcd": lambda: probe(f"http://127.0.0.1:{PORTS['etcd']}/health"),
+        "eks-authn": lambda: probe(f"{eks_authn_url()}/healthz"),
         "kube-apiserver": lambda: ctx is not None and probe(f"https://127.0.0.1:{PORTS['apiserver']}/readyz", ctx),
         "kube-controller-manager": lambda: probe(f"https://127.0.0.1:{PORTS['kcm']}/healthz", insecure),
         "kube-scheduler": lambda: probe(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", insecure),
@@ -709,6 +791,8 @@ def env_vars() -> dict[str, str]:
     return {
         "KUBECONFIG": kc,
         "K8S_AUTH_KUBECONFIG": kc,
+        "SANDBOX_EKS_KUBECONFIG": str(eks_kubeconfig_path()),  # user = `aws eks get-token` (needs the AWS CLI)
+        "SANDBOX_EKS_AUTHN_URL": eks_authn_url(),  # GET /stats: reviews, authenticated, rejected, sts_requests
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['moto']}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -731,6 +815,8 @@ def up(with_aws: bool = True, with_prometheus: bool = True, control_plane_only: 
     write_kubeconfig()
     log("etcd")
     start_etcd()
+    log("eks-authn (EKS token webhook)")
+    start_eks_authn()
     log("kube-apiserver")
     start_apiserver()
     log("CRDs")

@@ -42,13 +42,13 @@ import tempfile
 import threading
 import zlib
 
+from . import yaml_emit
 from .kube import engine
 from .kube.client import KubeError
 
 try:
     import yaml
 
-    _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
     yaml = None
@@ -363,9 +363,8 @@ def sha256_file(path):
 
 
 def dump_yaml_docs(objs):
-    if not objs:
-        return ""
-    return yaml.dump_all(objs, Dumper=_Dumper, default_flow_style=False, sort_keys=True, explicit_start=True)
+    """The objects as a YAML stream (``---`` before each), keys sorted; see yaml_emit for why not PyYAML."""
+    return yaml_emit.dump_docs(objs)
 
 
 def load_yaml_docs(text):

@@ -480,5 +480,6 @@ def test_features_turned_off_are_deleted(moto, converged):
 
 def converged_rules():
     return [
-        "Karpenter-%s-%s" % (CLUSTER, n) for n in ("ScheduledChange", "SpotInterruption", "Rebalance", "InstanceStateChange")
+        "Karpenter-%s-%s" % (CLUSTER, n)
+        for n in ("ScheduledChange", "SpotInterruption", "Rebalance", "InstanceStateChange")
     ]

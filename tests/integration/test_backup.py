@@ -15,6 +15,7 @@ import uuid
 
 import boto3
 import pytest
+import yaml
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -270,7 +271,7 @@ def test_tampered_or_invalid_archive_writes_nothing(sandbox, uid, tmp_path):
 
         tampered = str(tmp_path / "tampered" / name)
         os.makedirs(os.path.dirname(tampered))
-        _rewrite_archive(good, tampered, lambda t: t.replace("cpu: '64'", "cpu: '6400'"), fix_manifest=False)
+        _rewrite_archive(good, tampered, lambda t: t.replace('cpu: "64"', 'cpu: "6400"'), fix_manifest=False)
         mark = sandbox.audit_mark()
         rc, out = sandbox.playbook(
             RESTORE, extra_vars={"karpenter_restore_archive": tampered, "karpenter_backup_dest": dest}, check=False
@@ -496,4 +497,52 @@ def test_secrets_never_written_and_redacted_objects_not_restored(sandbox, uid, t
             env=dict(os.environ, KUBECONFIG=sandbox.env["KUBECONFIG"]),
         )
         sandbox.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        delete_all(sandbox, uid)
+
+
+# values a YAML writer must quote or escape (backups write YAML with module_utils/yaml_emit.py)
+TRICKY_VALUES = [
+    "yes", "No", "on", "OFF", "y", "null", "~", "", "1", "1.0", "0o17", "1e3", "- a", ": x", "#c", "a: b", " lead",
+    "trail ", "é", "😀", "\u2028", "true", "<<", "!tag", "&a", "*a", "%x", "@x", "'q", '"q', "{a}", "[a]", "?x",
+    "|x", ">x", "a\nb", "tab\there", "2024-01-01", "12:30", "v1.2.3", "back\\slash", "---",
+]  # fmt: skip
+
+
+def test_an_extracted_backup_is_read_by_kubectl_as_the_same_objects(sandbox, uid, tmp_path):
+    """kubectl (Go YAML) reads the archive's YAML files as exactly what was backed up, and the apiserver accepts
+    them (server-side dry run): an extracted backup can be applied by hand at 3 a.m."""
+    dest = str(tmp_path / "backups")
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"bk-yaml-{uid}", "namespace": "karpenter", "labels": {LABEL: uid}},
+        "data": {"v%02d" % i: v for i, v in enumerate(TRICKY_VALUES)},
+    }
+    sandbox.apply(objects(uid))
+    # raw UTF-8: kubectl's YAML reader refuses JSON's surrogate-pair escapes of the emoji
+    sandbox.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(cm, ensure_ascii=False))
+    try:
+        _, out = sandbox.playbook(BACKUP, extra_vars=backup_vars(uid, karpenter_backup_dest=dest))
+        archive = task(out, "Take the backup")["archive"]["path"]
+        extracted = tmp_path / "extracted"
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(extracted, filter="data")
+        files = sorted(str(p) for p in (extracted / "resources").glob("*.yaml") if p.stat().st_size)
+        assert any(f.endswith("10-configmaps.yaml") for f in files)
+        for f in files:
+            res = sandbox.kubectl("create", "--dry-run=client", "--validate=false", "-o", "json", "-f", f)
+            dec, text, pos, read = json.JSONDecoder(), res.stdout, 0, []
+            while text[pos:].strip():
+                obj, pos = dec.raw_decode(text, len(text) - len(text[pos:].lstrip()))
+                read.append(obj)
+            with open(f) as fh:
+                assert read == [o for o in yaml.safe_load_all(fh) if o is not None], f  # Go YAML == PyYAML
+            if f.endswith("10-configmaps.yaml"):
+                (got,) = [o for o in read if o["metadata"]["name"] == cm["metadata"]["name"]]
+                assert got["data"] == cm["data"]
+        sandbox.kubectl("apply", "--dry-run=server", "-f", str(extracted / "resources"))
+    finally:
+        sandbox.kubectl(
+            "delete", "configmap", cm["metadata"]["name"], "-n", "karpenter", "--ignore-not-found", check=False
+        )
         delete_all(sandbox, uid)

@@ -89,3 +89,53 @@ def test_a_wrong_ca_is_a_clear_error_and_is_not_retried(sandbox, tmp_path):
         api.get("/version")
     assert "TLS error" in str(exc.value) and "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
     assert api.counts == {"get": 1}
+
+
+@pytest.fixture
+def eks_params(sandbox):
+    import shutil
+
+    if not shutil.which("aws"):
+        pytest.skip("the AWS CLI is not installed: the EKS kubeconfig runs `aws eks get-token`")
+    return {"kubeconfig": sandbox.env["SANDBOX_EKS_KUBECONFIG"]}
+
+
+def test_eks_kubeconfig_runs_aws_eks_get_token_once_over_the_direct_transport(eks_params, sandbox, monkeypatch):
+    """The kubeconfig `aws eks update-kubeconfig` writes: the plugin runs once, the apiserver (via the sandbox's
+    EKS token authenticator) sees the caller's ARN, and the answers equal the official client's."""
+    api = kclient.connect(eks_params)
+    assert api.transport_name == "direct" and api.direct.config.plugin.runs == 1
+    review = api.call(
+        "create",
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
+    user = review["status"]["userInfo"]
+    assert user["username"].startswith("arn:aws:") and "system:masters" in user["groups"]
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    monkeypatch.setenv(transport.FORCE_ENV, "kubernetes")
+    official = kclient.connect({"kubeconfig": sandbox.env["KUBECONFIG"]})
+    ours, theirs = api.list(path), official.list(path)
+    assert sorted(i["metadata"]["uid"] for i in ours["items"]) == sorted(i["metadata"]["uid"] for i in theirs["items"])
+    assert api.direct.config.plugin.runs == 1  # one token for every request of the run
+
+
+def test_a_rejected_token_is_fetched_again_once(eks_params):
+    """An expired/revoked token (401) makes the transport run the plugin again and repeat the request once."""
+    api = kclient.connect(eks_params)
+    plugin = api.direct.config.plugin
+    plugin._cred = {"token": "k8s-aws-v1.bm90LWEtdXJs"}  # what the apiserver refuses, as an expired token
+    assert api.get("/version")["major"] == "1"
+    assert plugin.runs == 2 and api.counts["get"] == 1
+
+
+def test_a_failing_plugin_is_a_clear_module_error(sandbox, tmp_path):
+    """The EKS kubeconfig with AWS credentials that STS refuses: the module fails naming the plugin, no traceback."""
+    doc = yaml.safe_load(open(sandbox.env["SANDBOX_EKS_KUBECONFIG"]))
+    doc["users"][0]["user"]["exec"]["command"] = str(tmp_path / "missing-aws")
+    doc["users"][0]["user"]["exec"]["installHint"] = "install the AWS CLI v2"
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(transport.CredentialError, match="not found: install the AWS CLI v2"):
+        kclient.connect({"kubeconfig": str(path)})

@@ -7,8 +7,9 @@ environment variables, then in-cluster config, then the kubeconfig chain), so us
 collection exactly like ``kubernetes.core.k8s``. Unlike the DynamicClient it does no discovery: the
 paths of the kinds we manage are known, which saves requests on every run.
 
-Two transports: ``transport.DirectTransport`` (standard library) for client-certificate and bearer-token
-settings, and ``kubernetes.client.ApiClient`` for everything else (exec plugins, proxies, in-cluster, ...).
+Two transports: ``transport.DirectTransport`` (standard library) for client-certificate, bearer-token and
+exec-plugin (``aws eks get-token``) settings, and ``kubernetes.client.ApiClient`` for everything else
+(auth providers, proxies, in-cluster, ...).
 ``connect()`` picks one; the ``kubernetes`` package is imported only when the official client is used,
 which saves ~0.3 s per module run.
 """
@@ -150,6 +151,8 @@ class KubeApi(object):
                 return self.direct.request(method, path, query=query, headers=headers, body=body, timeout=timeout)
             except direct.ssl.SSLError as exc:  # a certificate problem is not transient
                 raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)
+            except direct.CredentialError as exc:  # nor is a failing exec credential plugin
+                raise KubeError("no Kubernetes credential: %s" % exc)
         if headers.get("Content-Type") == "application/apply-patch+yaml" and not _rest_encodes_apply_patch():
             body = json.dumps(body)  # JSON is YAML; old clients send strings as they are
         resp = self.client.call_api(

@@ -8,11 +8,16 @@ whose user authenticates with a client certificate or a bearer token, or ``host`
 (the ``K8S_AUTH_*`` variables an AWX Kubernetes credential injects) - this module connects with the
 standard library instead.
 
-Anything else goes to the official client, unchanged: exec and auth-provider plugins (``aws eks
-get-token``), basic auth, proxies (settings or ``*_PROXY`` variables), impersonation, in-cluster
-configuration, several kubeconfig files in ``KUBECONFIG``, ``tls-server-name`` and any kubeconfig key not
-listed below. ``direct_config`` returns None for those, and ``KARPENTER_EKS_KUBE_TRANSPORT=kubernetes``
-forces the official client everywhere.
+Exec credential plugins - the ``aws eks get-token`` stanza ``aws eks update-kubeconfig`` writes, so every
+EKS kubeconfig - are run here too, as client-go runs them: once per process, ``KUBERNETES_EXEC_INFO`` set,
+the kubeconfig's ``env`` added to the environment, the ``ExecCredential`` token (or client certificate)
+used until it expires, and run again when the server answers 401 (``ExecPlugin``).
+
+Anything else goes to the official client, unchanged: auth-provider plugins, exec plugins that ask for
+``provideClusterInfo`` or ``interactiveMode: Always``, basic auth, proxies (settings or ``*_PROXY``
+variables), impersonation, in-cluster configuration, several kubeconfig files in ``KUBECONFIG``,
+``tls-server-name`` and any kubeconfig key not listed below. ``direct_config`` returns None for those, and
+``KARPENTER_EKS_KUBE_TRANSPORT=kubernetes`` forces the official client everywhere.
 
 The resolution follows kubernetes.core (module parameter, then ``K8S_AUTH_<NAME>``; explicit host +
 credentials first, then the kubeconfig and context; relative file paths are relative to the kubeconfig).
@@ -21,13 +26,16 @@ credentials first, then the kubeconfig and context; relative file paths are rela
 from __future__ import absolute_import, division, print_function
 
 import base64
+import datetime
 import http.client
 import json
 import os
 import shutil
 import ssl
+import subprocess
 import tempfile
 import threading
+import time
 from urllib.parse import quote, urlencode, urlsplit
 
 FORCE_ENV = "KARPENTER_EKS_KUBE_TRANSPORT"
@@ -61,6 +69,14 @@ CLUSTER_KEYS = {
 }
 USER_KEYS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile"}
 USER_KEYS_IGNORED = {"extensions"}
+EXEC_KEYS = {"command", "args", "env", "apiVersion", "installHint", "provideClusterInfo", "interactiveMode"}
+EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+EXEC_TIMEOUT = 120  # seconds an exec plugin may take (aws eks get-token takes about 0.5 s)
+EXPIRY_SKEW = 30  # seconds before expirationTimestamp at which a credential is fetched again
+
+
+class CredentialError(Exception):
+    """The kubeconfig's exec credential plugin failed or answered something unusable."""
 
 
 class HTTPStatusError(Exception):
@@ -157,22 +173,21 @@ def from_kubeconfig(path, context=None):
     user = ((_named(doc.get("users"), ctx.get("user")) or {}).get("user")) or {}
     if not isinstance(cluster, dict) or not isinstance(user, dict):
         return None
-    if set(cluster) - CLUSTER_KEYS or set(user) - USER_KEYS - USER_KEYS_IGNORED:
-        return None  # exec, auth-provider, basic auth, impersonation, proxy-url, tls-server-name, ...
+    if set(cluster) - CLUSTER_KEYS:
+        return None  # proxy-url, tls-server-name, ...
     server = (cluster.get("server") or "").rstrip("/")
     if not server.startswith("https://"):
         return None
     base = os.path.dirname(os.path.abspath(path))
-
-    def file_or_data(src, key):
-        if src.get(key + "-data"):
-            return None, base64.b64decode(src[key + "-data"])
-        value = src.get(key)
-        return (os.path.join(base, os.path.expanduser(value)) if value else None), None
-
-    ca_file, ca_data = file_or_data(cluster, "certificate-authority")
-    cert_file, cert_data = file_or_data(user, "client-certificate")
-    key_file, key_data = file_or_data(user, "client-key")
+    ca_file, ca_data = _file_or_data(cluster, "certificate-authority", base)
+    verify = not cluster.get("insecure-skip-tls-verify")
+    if "exec" in user:
+        plugin = ExecPlugin.from_user(user, base)
+        return None if plugin is None else _exec_config(server, ca_file, ca_data, verify, plugin)
+    if set(user) - USER_KEYS - USER_KEYS_IGNORED:
+        return None  # auth-provider, basic auth, impersonation, ...
+    cert_file, cert_data = _file_or_data(user, "client-certificate", base)
+    key_file, key_data = _file_or_data(user, "client-key", base)
     token = user.get("token")
     if not token and user.get("tokenFile"):
         return None  # the official client re-reads token files as they rotate
@@ -182,7 +197,7 @@ def from_kubeconfig(path, context=None):
         server,
         ca_file=ca_file,
         ca_data=ca_data,
-        verify=not cluster.get("insecure-skip-tls-verify"),
+        verify=verify,
         token=token,
         cert_file=cert_file,
         cert_data=cert_data,
@@ -191,11 +206,150 @@ def from_kubeconfig(path, context=None):
     )
 
 
+def _file_or_data(src, key, base):
+    """(path, None) or (None, bytes) of a kubeconfig ``<key>``/``<key>-data`` pair; paths relative to ``base``."""
+    if src.get(key + "-data"):
+        return None, base64.b64decode(src[key + "-data"])
+    value = src.get(key)
+    return (os.path.join(base, os.path.expanduser(value)) if value else None), None
+
+
+def _exec_config(server, ca_file, ca_data, verify, plugin):
+    """Connect with what the plugin gives: a token (fetched again on expiry or 401) or a client certificate."""
+    cred = plugin.credential()
+    if cred.get("token"):
+        config = DirectConfig.build(server, ca_file=ca_file, ca_data=ca_data, verify=verify, token=cred["token"])
+        if config is not None:
+            config.plugin = plugin
+        return config
+    # a client certificate lives in the TLS context, built once: it is not fetched again on 401
+    return DirectConfig.build(
+        server,
+        ca_file=ca_file,
+        ca_data=ca_data,
+        verify=verify,
+        cert_data=cred["clientCertificateData"].encode("ascii"),
+        key_data=cred["clientKeyData"].encode("ascii"),
+    )
+
+
+def _parse_time(value):
+    """An RFC 3339 expirationTimestamp as epoch seconds; None when absent; ValueError when malformed."""
+    if value is None or value == "":
+        return None
+    when = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (module_utils keep Python < 3.11 syntax)
+    return when.timestamp()
+
+
+class ExecPlugin(object):
+    """A kubeconfig ``user.exec`` credential plugin, run the way client-go runs it (non-interactive)."""
+
+    def __init__(self, command, args, env, api_version, install_hint, runner=None, clock=time.time):
+        self.command, self.args, self.env = command, list(args), dict(env)
+        self.api_version, self.install_hint = api_version, install_hint
+        self.runner = runner or subprocess.run
+        self.clock = clock
+        self.runs = 0
+        self._cred, self._expiry = None, None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_user(cls, user, base):
+        """The plugin of a kubeconfig user, or None when the official client must handle it."""
+        spec = user.get("exec")
+        if set(user) - {"exec"} - USER_KEYS_IGNORED or not isinstance(spec, dict) or set(spec) - EXEC_KEYS:
+            return None
+        command, args, env = spec.get("command"), spec.get("args") or [], spec.get("env") or []
+        if not isinstance(command, str) or not command or not isinstance(args, list) or not isinstance(env, list):
+            return None
+        if spec.get("apiVersion") not in EXEC_API_VERSIONS or spec.get("provideClusterInfo"):
+            return None
+        if spec.get("interactiveMode") == "Always":
+            return None  # needs a terminal: the official client reports it
+        pairs = {}
+        for item in env:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                return None
+            pairs[item["name"]] = str(item.get("value", ""))
+        if os.sep in command and not os.path.isabs(command):
+            command = os.path.join(base, command)  # client-go: relative to the kubeconfig's directory
+        return cls(command, [str(a) for a in args], pairs, spec["apiVersion"], spec.get("installHint"))
+
+    def credential(self, force=False):
+        """The ExecCredential status (token, or clientCertificateData + clientKeyData); cached until it expires."""
+        with self._lock:
+            fresh = self._expiry is None or self.clock() < self._expiry - EXPIRY_SKEW
+            if self._cred is None or force or not fresh:
+                self._cred, self._expiry = self._run()
+            return self._cred
+
+    def _run(self):
+        env = dict(os.environ, **self.env)
+        env["KUBERNETES_EXEC_INFO"] = json.dumps(
+            {"apiVersion": self.api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
+        )
+        name = os.path.basename(self.command)
+        self.runs += 1
+        try:
+            # no AnsibleModule here (a transport, also used from threads): run_command is not available
+            res = self.runner(  # pylint: disable=ansible-bad-function
+                [self.command] + self.args,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=EXEC_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError:
+            hint = (": %s" % self.install_hint.strip()) if self.install_hint else ""
+            raise CredentialError("exec plugin %r of the kubeconfig user not found%s" % (self.command, hint))
+        except subprocess.TimeoutExpired:
+            raise CredentialError("exec plugin %r gave no credential in %ss" % (name, EXEC_TIMEOUT))
+        except OSError as exc:
+            raise CredentialError("exec plugin %r cannot run: %s" % (name, exc))
+        if res.returncode != 0:
+            err = (res.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-5:]
+            raise CredentialError(
+                "exec plugin %r failed (exit %s): %s" % (name, res.returncode, " ".join(err) or "no message")
+            )
+        try:
+            doc = json.loads(res.stdout)
+        except ValueError:
+            raise CredentialError("exec plugin %r did not print an ExecCredential (JSON)" % name)
+        if not isinstance(doc, dict) or doc.get("kind") != "ExecCredential":
+            raise CredentialError("exec plugin %r did not print an ExecCredential" % name)
+        if doc.get("apiVersion") != self.api_version:
+            raise CredentialError(
+                "exec plugin %r answered apiVersion %r, the kubeconfig asks for %r"
+                % (name, doc.get("apiVersion"), self.api_version)
+            )
+        status = doc.get("status") if isinstance(doc.get("status"), dict) else {}
+        if not status.get("token") and not (status.get("clientCertificateData") and status.get("clientKeyData")):
+            raise CredentialError("exec plugin %r gave neither a token nor a client certificate and key" % name)
+        try:
+            return status, _parse_time(status.get("expirationTimestamp"))
+        except ValueError:
+            raise CredentialError(
+                "exec plugin %r: expirationTimestamp %r is not an RFC 3339 time"
+                % (name, status.get("expirationTimestamp"))
+            )
+
+
 class DirectConfig(object):
     """Where and how to connect: host, port, TLS context and the Authorization header."""
 
-    def __init__(self, host, port, ssl_context, authorization=None):
+    def __init__(self, host, port, ssl_context, authorization=None, plugin=None):
         self.host, self.port, self.ssl_context, self.authorization = host, port, ssl_context, authorization
+        self.plugin = plugin  # an ExecPlugin whose token is the Authorization header
+
+    def current_authorization(self, force=False):
+        """The Authorization header to send now (a plugin's token is fetched again when expired or forced)."""
+        if self.plugin is None:
+            return self.authorization
+        self.authorization = "Bearer %s" % self.plugin.credential(force=force)["token"]
+        return self.authorization
 
     @classmethod
     def build(
@@ -267,8 +421,6 @@ class DirectTransport(object):
         self.config = config
         self.base_headers = {"User-Agent": user_agent}
         self.base_headers.update(headers or {})
-        if config.authorization:
-            self.base_headers["Authorization"] = config.authorization
         self._local = threading.local()
 
     def _connection(self, timeout, fresh=False):
@@ -285,9 +437,20 @@ class DirectTransport(object):
             conn.sock.settimeout(timeout)
         return conn
 
-    def _send(self, method, path, query, headers, body, timeout):
+    def _send_authorized(self, method, path, query, headers, body, timeout):
+        """Send; on 401 with an exec plugin's token, fetch a new token and send once more (as client-go)."""
+        resp = self._send(method, path, query, headers, body, timeout)
+        if resp.status == 401 and self.config.plugin is not None:
+            resp.read()
+            resp = self._send(method, path, query, headers, body, timeout, refresh=True)
+        return resp
+
+    def _send(self, method, path, query, headers, body, timeout, refresh=False):
         url = quote(path, safe="/:@-._~!$&'()*+,;=") + ("?" + urlencode(query) if query else "")
         all_headers = dict(self.base_headers, **headers)
+        authorization = self.config.current_authorization(force=refresh)  # CredentialError is not transient
+        if authorization:
+            all_headers["Authorization"] = authorization
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
@@ -315,7 +478,7 @@ class DirectTransport(object):
 
     def request(self, method, path, query=None, headers=None, body=None, timeout=30):
         """The response body (bytes) of a 2xx answer; raises HTTPStatusError otherwise."""
-        resp = self._send(method, path, query, headers or {}, body, timeout)
+        resp = self._send_authorized(method, path, query, headers or {}, body, timeout)
         try:
             data = resp.read()
         except TimeoutError:
@@ -332,7 +495,7 @@ class DirectTransport(object):
 
     def stream(self, method, path, query=None, headers=None, timeout=30):
         """(chunks iterator, close function) of a 2xx streaming answer (watches)."""
-        resp = self._send(method, path, query, headers or {}, None, timeout)
+        resp = self._send_authorized(method, path, query, headers or {}, None, timeout)
         if not 200 <= resp.status < 300:
             data = resp.read()
             raise HTTPStatusError(resp.status, resp.reason, dict(resp.getheaders()), data)

@@ -326,7 +326,7 @@ def test_tampering_truncation_and_format_are_refused(tmp_path):
     good = res["archive"]["path"]
     members = _members(good)
 
-    tampered = [(n, d.replace(b"cpu: '100'", b"cpu: '999'") if n.endswith("nodepools.yaml") else d) for n, d in members]
+    tampered = [(n, d.replace(b'cpu: "100"', b'cpu: "999"') if n.endswith("nodepools.yaml") else d) for n, d in members]
     assert tampered != members
     _repack(tampered, str(tmp_path / "t.tar.gz"))
     with pytest.raises(bk.BackupError, match=r"resources/30-nodepools.yaml: sha256 \w+ \(size \d+\) != manifest"):

@@ -116,14 +116,14 @@ def test_context_parameter_selects_another_context(pki, tmp_path):
 @pytest.mark.parametrize(
     "user",
     [
-        {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws"}},
+        {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "provideClusterInfo": True}},
         {"auth-provider": {"name": "oidc"}},
         {"username": "a", "password": "b"},
         {"tokenFile": "/var/run/token"},
         {"token": "t", "as": "someone"},
         {},
     ],
-    ids=["exec", "auth-provider", "basic", "token-file", "impersonation", "no-credentials"],
+    ids=["exec-cluster-info", "auth-provider", "basic", "token-file", "impersonation", "no-credentials"],
 )
 def test_users_the_official_client_must_handle(pki, user):
     path = kubeconfig(pki["dir"] / "fallback", user)
