@@ -100,11 +100,15 @@ def eks_params(sandbox):
     return {"kubeconfig": sandbox.env["SANDBOX_EKS_KUBECONFIG"]}
 
 
-def test_eks_kubeconfig_runs_aws_eks_get_token_once_over_the_direct_transport(eks_params, sandbox, monkeypatch):
-    """The kubeconfig `aws eks update-kubeconfig` writes: the plugin runs once, the apiserver (via the sandbox's
-    EKS token authenticator) sees the caller's ARN, and the answers equal the official client's."""
+@pytest.mark.parametrize("source", ["native", "exec"])
+def test_eks_kubeconfig_authenticates_once_per_run_over_the_direct_transport(eks_params, sandbox, monkeypatch, source):
+    """The kubeconfig `aws eks update-kubeconfig` writes: one token per run - made in-process (default) or by
+    running `aws eks get-token` (KARPENTER_EKS_TOKEN_SOURCE=exec) - that the apiserver (via the sandbox's EKS
+    token authenticator) maps to the caller's ARN; the answers equal the official client's."""
+    monkeypatch.setenv("KARPENTER_EKS_TOKEN_SOURCE", source)
     api = kclient.connect(eks_params)
-    assert api.transport_name == "direct" and api.direct.config.plugin.runs == 1
+    plugin = api.direct.config.plugin
+    assert api.transport_name == "direct" and (plugin.runs, plugin.source) == (1, source)
     review = api.call(
         "create",
         "POST",
@@ -112,22 +116,24 @@ def test_eks_kubeconfig_runs_aws_eks_get_token_once_over_the_direct_transport(ek
         body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
     )
     user = review["status"]["userInfo"]
-    assert user["username"].startswith("arn:aws:") and "system:masters" in user["groups"]
+    assert user["username"] == "arn:aws:sts::123456789012:user/moto" and "system:masters" in user["groups"]
     path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     monkeypatch.setenv(transport.FORCE_ENV, "kubernetes")
     official = kclient.connect({"kubeconfig": sandbox.env["KUBECONFIG"]})
     ours, theirs = api.list(path), official.list(path)
     assert sorted(i["metadata"]["uid"] for i in ours["items"]) == sorted(i["metadata"]["uid"] for i in theirs["items"])
-    assert api.direct.config.plugin.runs == 1  # one token for every request of the run
+    assert plugin.runs == 1  # one token for every request of the run
 
 
-def test_a_rejected_token_is_fetched_again_once(eks_params):
-    """An expired/revoked token (401) makes the transport run the plugin again and repeat the request once."""
+def test_a_rejected_token_is_fetched_again_once_by_the_cli(eks_params):
+    """A token the cluster refuses (401: expired, revoked) makes the transport ask `aws eks get-token` itself and
+    repeat the request once."""
     api = kclient.connect(eks_params)
     plugin = api.direct.config.plugin
+    assert plugin.source == "native"
     plugin._cred = {"token": "k8s-aws-v1.bm90LWEtdXJs"}  # what the apiserver refuses, as an expired token
     assert api.get("/version")["major"] == "1"
-    assert plugin.runs == 2 and api.counts["get"] == 1
+    assert (plugin.runs, plugin.source) == (2, "exec") and api.counts["get"] == 1
 
 
 def test_a_failing_plugin_is_a_clear_module_error(sandbox, tmp_path):

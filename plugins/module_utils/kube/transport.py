@@ -11,7 +11,8 @@ standard library instead.
 Exec credential plugins - the ``aws eks get-token`` stanza ``aws eks update-kubeconfig`` writes, so every
 EKS kubeconfig - are run here too, as client-go runs them: once per process, ``KUBERNETES_EXEC_INFO`` set,
 the kubeconfig's ``env`` added to the environment, the ``ExecCredential`` token (or client certificate)
-used until it expires, and run again when the server answers 401 (``ExecPlugin``).
+used until it expires, and run again when the server answers 401 (``ExecPlugin``). For the exact ``aws eks
+get-token`` stanza the token is made in-process with botocore (``eks_token``), the command being the fallback.
 
 Anything else goes to the official client, unchanged: auth-provider plugins, exec plugins that ask for
 ``provideClusterInfo`` or ``interactiveMode: Always``, basic auth, proxies (settings or ``*_PROXY``
@@ -37,6 +38,8 @@ import tempfile
 import threading
 import time
 from urllib.parse import quote, urlencode, urlsplit
+
+from . import eks_token
 
 FORCE_ENV = "KARPENTER_EKS_KUBE_TRANSPORT"
 PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -246,12 +249,17 @@ def _parse_time(value):
 class ExecPlugin(object):
     """A kubeconfig ``user.exec`` credential plugin, run the way client-go runs it (non-interactive)."""
 
-    def __init__(self, command, args, env, api_version, install_hint, runner=None, clock=time.time):
+    def __init__(self, command, args, env, api_version, install_hint, runner=None, clock=time.time, native=None):
         self.command, self.args, self.env = command, list(args), dict(env)
         self.api_version, self.install_hint = api_version, install_hint
         self.runner = runner or subprocess.run
         self.clock = clock
-        self.runs = 0
+        # an `aws eks get-token` stanza: the token is made in-process (eks_token), the command is the fallback
+        use_native = os.environ.get(eks_token.SOURCE_ENV, "native").lower() != "exec" and eks_token.HAS_BOTOCORE
+        self.native = native if use_native else None
+        self.native_error = None
+        self.runs = 0  # credentials fetched, either way
+        self.source = None  # "native" or "exec": where the current credential came from
         self._cred, self._expiry = None, None
         self._lock = threading.Lock()
 
@@ -273,17 +281,35 @@ class ExecPlugin(object):
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 return None
             pairs[item["name"]] = str(item.get("value", ""))
+        args = [str(a) for a in args]
+        native = eks_token.parse_get_token(command, args, pairs)
         if os.sep in command and not os.path.isabs(command):
             command = os.path.join(base, command)  # client-go: relative to the kubeconfig's directory
-        return cls(command, [str(a) for a in args], pairs, spec["apiVersion"], spec.get("installHint"))
+        return cls(command, args, pairs, spec["apiVersion"], spec.get("installHint"), native=native)
 
     def credential(self, force=False):
         """The ExecCredential status (token, or clientCertificateData + clientKeyData); cached until it expires."""
         with self._lock:
             fresh = self._expiry is None or self.clock() < self._expiry - EXPIRY_SKEW
             if self._cred is None or force or not fresh:
-                self._cred, self._expiry = self._run()
+                if force and self.source == "native":
+                    self.native = None  # the cluster refused a token made here: ask the command itself
+                self._cred, self._expiry = self._fetch()
             return self._cred
+
+    def _fetch(self):
+        if self.native is not None:
+            try:
+                token = eks_token.make_token(**self.native)
+            except Exception as exc:  # no credentials, AssumeRole refused, ...: the command decides
+                self.native, self.native_error = None, "%s: %s" % (type(exc).__name__, exc)
+            else:
+                self.runs += 1
+                self.source = "native"
+                return {"token": token}, self.clock() + eks_token.LIFETIME
+        cred = self._run()
+        self.source = "exec"
+        return cred
 
     def _run(self):
         env = dict(os.environ, **self.env)
@@ -312,7 +338,13 @@ class ExecPlugin(object):
         if res.returncode != 0:
             err = (res.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-5:]
             raise CredentialError(
-                "exec plugin %r failed (exit %s): %s" % (name, res.returncode, " ".join(err) or "no message")
+                "exec plugin %r failed (exit %s): %s%s"
+                % (
+                    name,
+                    res.returncode,
+                    " ".join(err) or "no message",
+                    " (in-process token: %s)" % self.native_error if self.native_error else "",
+                )
             )
         try:
             doc = json.loads(res.stdout)
