@@ -93,11 +93,15 @@ def test_a_wrong_ca_is_a_clear_error_and_is_not_retried(sandbox, tmp_path):
 
 @pytest.fixture
 def eks_params(sandbox):
+    """The sandbox's EKS kubeconfig; its in-process token needs no AWS CLI (tests running the CLI skip without it)."""
+    return {"kubeconfig": sandbox.env["SANDBOX_EKS_KUBECONFIG"]}
+
+
+def needs_aws_cli():
     import shutil
 
     if not shutil.which("aws"):
-        pytest.skip("the AWS CLI is not installed: the EKS kubeconfig runs `aws eks get-token`")
-    return {"kubeconfig": sandbox.env["SANDBOX_EKS_KUBECONFIG"]}
+        pytest.skip("the AWS CLI is not installed: this test runs `aws eks get-token`")
 
 
 @pytest.mark.parametrize("source", ["native", "exec"])
@@ -105,6 +109,8 @@ def test_eks_kubeconfig_authenticates_once_per_run_over_the_direct_transport(eks
     """The kubeconfig `aws eks update-kubeconfig` writes: one token per run - made in-process (default) or by
     running `aws eks get-token` (KARPENTER_EKS_TOKEN_SOURCE=exec) - that the apiserver (via the sandbox's EKS
     token authenticator) maps to the caller's ARN; the answers equal the official client's."""
+    if source == "exec":
+        needs_aws_cli()
     monkeypatch.setenv("KARPENTER_EKS_TOKEN_SOURCE", source)
     api = kclient.connect(eks_params)
     plugin = api.direct.config.plugin
@@ -128,6 +134,7 @@ def test_eks_kubeconfig_authenticates_once_per_run_over_the_direct_transport(eks
 def test_a_rejected_token_is_fetched_again_once_by_the_cli(eks_params):
     """A token the cluster refuses (401: expired, revoked) makes the transport ask `aws eks get-token` itself and
     repeat the request once."""
+    needs_aws_cli()
     api = kclient.connect(eks_params)
     plugin = api.direct.config.plugin
     assert plugin.source == "native"
