@@ -9,3 +9,6 @@ if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "karpenter
     raise RuntimeError("run `make test` (or scripts/bootstrap.sh) first: .collections/ link is missing")
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)  # tests/awslib.py, shared by the unit and integration tiers

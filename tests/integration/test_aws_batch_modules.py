@@ -18,29 +18,18 @@ No Kubernetes: this needs neither the sandbox nor a cluster (the karpenter role'
 import base64
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-import boto3
 import pytest
 import yaml
+from awslib import aws_client, changed_tasks, moto_server, run_playbook, task_results
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = "batch"
 UA = "karpenter_eks.platform/"
 READS = ("Describe", "Get", "List")
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
 
 
 class RecordedMoto:
@@ -72,13 +61,7 @@ class RecordedMoto:
         return sorted(op for op, ua in self.requests() if UA + module in ua)
 
     def client(self, service):
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return aws_client(self.endpoint, service)
 
 
 def _operation(entry, headers):
@@ -96,40 +79,9 @@ def _operation(entry, headers):
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
     d = tmp_path_factory.mktemp("moto")
-    ready, log, recording = d / "ready.json", d / "moto.log", d / "recording.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | AWS_ENV
-    env.update(MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(recording))
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                os.path.join(ROOT, "sandbox", "aws_emulator.py"),
-                "--port",
-                "0",
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=d,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"aws_emulator did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        endpoint = json.loads(ready.read_text())["endpoint"]
-        assert endpoint.startswith("http://127.0.0.1:")
+    recording = d / "recording.jsonl"
+    with moto_server(str(d), {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}) as endpoint:
         yield RecordedMoto(endpoint, str(recording))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 AUTH = {"region": "us-east-1", "endpoint_url": "{{ endpoint }}", "access_key": "testing", "secret_key": "testing"}
@@ -184,54 +136,8 @@ KARPENTER_PLAY = {
 def playbook(moto, tmp_path, plays, *args, extra_vars=None):
     path = tmp_path / ("play-%d.yml" % time.monotonic_ns())
     path.write_text(yaml.safe_dump(plays, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "K8S_AUTH_"))} | AWS_ENV
-    env.update(
-        AWS_ENDPOINT_URL=moto.endpoint,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_NOCOLOR="1",
-    )
     evars = dict(extra_vars or {}, endpoint=moto.endpoint, ansible_python_interpreter=sys.executable)
-    cmd = [
-        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(path),
-        "-e",
-        json.dumps(evars),
-        *args,
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    try:
-        out = json.loads(res.stdout)
-    except ValueError:
-        raise AssertionError(
-            f"no JSON from ansible-playbook (rc={res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-        )
-    out["rc"] = res.returncode
-    return out
-
-
-def results(out, suffix):
-    return [
-        host
-        for play in out["plays"]
-        for task in play["tasks"]
-        if task["task"]["name"].endswith(suffix)
-        for host in task["hosts"].values()
-    ]
-
-
-def changed_tasks(out):
-    return [
-        t["task"]["name"].split(" : ", 1)[-1]  # without the role prefix
-        for p in out["plays"]
-        for t in p["tasks"]
-        if any(h.get("changed") for h in t["hosts"].values())
-    ]
+    return run_playbook(["-i", "localhost,", "-c", "local", str(path), *args], moto.endpoint, extra_vars=evars)
 
 
 def aws_state(moto):
@@ -277,7 +183,7 @@ def converged(moto, tmp_path_factory):
 def test_the_karpenter_half_alone_reads_the_account_and_converges(moto, converged):
     unused, alone, alone_requests, both = converged
     assert [op for op, ua in alone_requests if op == "GetCallerIdentity"] == ["GetCallerIdentity"]
-    assert results(alone, "(unless karpenter_aws_account_id is known)")[0].get("skipped") is not True
+    assert task_results(alone, "(unless karpenter_aws_account_id is known)")[0].get("skipped") is not True
     state = aws_state(moto)
     names = sorted(state["policies"])
     assert names == sorted(
@@ -300,7 +206,7 @@ def test_the_karpenter_half_alone_reads_the_account_and_converges(moto, converge
         len([r for r in tagged if r.startswith("subnet-")]) == 2
         and len([r for r in tagged if r.startswith("sg-")]) == 1
     )
-    tagging = results(both, "Tag subnets and security groups with the Karpenter discovery tag")[0]
+    tagging = task_results(both, "Tag subnets and security groups with the Karpenter discovery tag")[0]
     assert sorted(tagging["subnet_ids"] + tagging["security_group_ids"]) == sorted(tagged)
 
 
@@ -319,9 +225,9 @@ def test_second_run_is_changed_0_and_our_modules_only_read(moto, converged):
     assert moto.calls("iam_managed_policies") == ["GetPolicy"] * 5 + ["GetPolicyVersion"] * 5 + ["ListPolicies"]
     # the karpenter play reads no account: the cluster role's fact is reused (amazon.aws's ec2_security_group
     # reads it too, so the STS requests cannot simply be counted)
-    assert results(out, "(unless karpenter_aws_account_id is known)")[0].get("skipped") is True
+    assert task_results(out, "(unless karpenter_aws_account_id is known)")[0].get("skipped") is True
     for suffix in ("Route interruption events to the queue", "Create the controller's managed policies"):
-        assert results(out, suffix)[0]["requests"]["writes"] == []
+        assert task_results(out, suffix)[0]["requests"]["writes"] == []
 
 
 def test_check_mode_with_drift_reports_the_change_and_writes_nothing(moto, converged):
@@ -339,18 +245,18 @@ def test_check_mode_with_drift_reports_the_change_and_writes_nothing(moto, conve
     assert moto.writes() == [], moto.writes()  # no module of the two roles wrote anything
     assert aws_state(moto) == before
 
-    rules = results(out, "Route interruption events to the queue")[0]
+    rules = task_results(out, "Route interruption events to the queue")[0]
     assert rules["changed"] is True
     assert [d["after_header"] for d in rules["diff"]] == [
         "EventBridge rule Karpenter-%s-CapacityReservationInterruption (bus default)" % CLUSTER
     ]
-    policies = results(out, "Create the controller's managed policies")[0]
+    policies = task_results(out, "Create the controller's managed policies")[0]
     discovery = [d for d in policies["diff"] if "ResourceDiscovery" in d["after_header"]][0]
     assert "arn:aws:ssm:us-east-1:123456789012:parameter/custom/*" in json.dumps(discovery["after"]["document"])
     assert "parameter/custom/*" not in json.dumps(discovery["before"]["document"])
     assert all(d["after"]["tags"] == {"team": "platform"} for d in policies["diff"])
     assert len(policies["diff"]) == 5
-    tagging = results(out, "Tag subnets and security groups with the Karpenter discovery tag")[0]
+    tagging = task_results(out, "Tag subnets and security groups with the Karpenter discovery tag")[0]
     assert len(tagging["diff"]) == 3
     assert all(d["after"]["tags"]["karpenter.sh/discovery"] == "other" for d in tagging["diff"])
 
@@ -421,7 +327,7 @@ def test_bad_input_fails_naming_the_field_before_any_request(moto, tmp_path, tas
         "tasks": [dict(task, name="bad input")],
     }
     out = playbook(moto, tmp_path, [play])
-    res = results(out, "bad input")[0]
+    res = task_results(out, "bad input")[0]
     assert out["rc"] != 0 and res["failed"] is True
     assert message in res["msg"], res["msg"]
     assert "Traceback" not in json.dumps(res) and res.get("exception") in (None, "(traceback unavailable)")
@@ -445,11 +351,11 @@ def test_features_turned_off_are_deleted(moto, converged):
     moto.reset()
     check = playbook(moto, tmp, plays, "--check", "--diff")
     assert check["rc"] == 0 and moto.writes() == [], moto.writes()
-    rules = results(check, "Route interruption events to the queue")[0]
+    rules = task_results(check, "Route interruption events to the queue")[0]
     (deletion,) = rules["diff"]
     assert deletion["after_header"] == "EventBridge rule %s (bus default)" % reservation_rule
     assert deletion["before"]["name"] == reservation_rule and deletion["after"] == {}
-    policies = results(check, "Create the controller's managed policies")[0]
+    policies = task_results(check, "Create the controller's managed policies")[0]
     assert [p["name"] for p in policies["policies"] if p["changed"]] == [zonal]
     out = playbook(moto, tmp, plays)
     assert out["rc"] == 0, json.dumps(out)[-3000:]

@@ -21,7 +21,8 @@ import subprocess
 import sys
 
 import pytest
-from sitelib import ROOT, aws_client, changed_tasks, run_site, task_results
+from awslib import ROOT, aws_client, changed_tasks, task_results
+from sitelib import run_site
 
 CLUSTER = "sandbox"  # inventories/local (cluster_kubernetes_version 1.34)
 ALIAS = "alias/sandbox-ebs"

@@ -12,7 +12,8 @@ import re
 
 import pytest
 import yaml
-from sitelib import ROOT, aws_client, changed_tasks, run_site, task_results
+from awslib import ROOT, aws_client, changed_tasks, task_results
+from sitelib import run_site
 
 GROUP = "/aws/eks/sandbox/karpenter"  # inventories/local: monitoring_cluster_name = sandbox
 NAMESPACE = "Karpenter/sandbox"
