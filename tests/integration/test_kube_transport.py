@@ -6,6 +6,7 @@ kubernetes.client. Both must read the same objects with the same requests and ma
 """
 
 import json
+import sys
 
 import pytest
 import yaml
@@ -152,3 +153,50 @@ def test_a_failing_plugin_is_a_clear_module_error(sandbox, tmp_path):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(transport.CredentialError, match="not found: install the AWS CLI v2"):
         kclient.connect({"kubeconfig": str(path)})
+
+
+def test_a_module_run_on_the_eks_kubeconfig_writes_as_the_aws_caller(sandbox, uid, tmp_path):
+    """A real module run (k8s_objects) with the kubeconfig `aws eks update-kubeconfig` writes: the apiserver's audit
+    log shows the write made by the AWS caller's identity (EKS token), and a second run writes nothing."""
+    name = f"eks-auth-{uid}"
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "apply",
+                    "karpenter_eks.platform.k8s_objects": {
+                        "kubeconfig": sandbox.env["SANDBOX_EKS_KUBECONFIG"],
+                        "definitions": [
+                            {
+                                "apiVersion": "v1",
+                                "kind": "ConfigMap",
+                                "metadata": {"name": name, "namespace": "default"},
+                                "data": {"k": "v"},
+                            }
+                        ],
+                    },
+                }
+            ],
+        }
+    ]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play))
+    args = ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable]
+    try:
+        mark = sandbox.audit_mark()
+        rc, out = sandbox.playbook(str(path), *args)
+        writes = [
+            e for e in sandbox.writes_since(mark, "karpenter-eks-platform/") if e["objectRef"].get("name") == name
+        ]
+        assert rc == 0 and writes, json.dumps(out)[-2000:]
+        assert {e["user"]["username"] for e in writes} == {"arn:aws:sts::123456789012:user/moto"}
+        mark = sandbox.audit_mark()
+        rc, out = sandbox.playbook(str(path), *args)
+        assert rc == 0 and not out["stats"]["localhost"]["changed"]
+        assert [
+            e for e in sandbox.writes_since(mark, "karpenter-eks-platform/") if e["objectRef"].get("name") == name
+        ] == []
+    finally:
+        sandbox.kubectl("delete", "configmap", name, "-n", "default", "--ignore-not-found", check=False)
