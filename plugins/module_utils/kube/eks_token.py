@@ -9,7 +9,8 @@ Making it with botocore takes about 0.17 s instead of the CLI's 0.45 s, and it w
 missing (execution environments; kubernetes.core#461) - the way Terraform's ``aws_eks_cluster_auth`` does it.
 
 Only the exact stanza is taken over: the command ``aws`` with ``eks get-token``, ``--cluster-name``, and
-optionally ``--region``, ``--profile``, ``--role-arn`` and ``--output json``; the exec ``env`` may set
+optionally ``--region``, ``--profile``, ``--role-arn`` and ``--output json`` (or ``aws-iam-authenticator token``
+with ``-i``/``--cluster-id``, and optionally ``-r``/``--role`` and ``--region``); the exec ``env`` may set
 ``AWS_PROFILE``, ``AWS_REGION``, ``AWS_DEFAULT_REGION`` and ``AWS_STS_REGIONAL_ENDPOINTS``. Anything else
 (``--cluster-id``, other options, other variables) runs the command. ``transport.ExecPlugin`` also runs the
 command when botocore is missing, when no token can be made (no credentials, a failed AssumeRole) and when the
@@ -46,27 +47,45 @@ OPTIONS = {
 }
 
 
+# aws-iam-authenticator token -i <cluster> [-r <role>] [--region <r>] (what older eksctl kubeconfigs run)
+AUTHENTICATOR_OPTIONS = {
+    "-i": "cluster_name",
+    "--cluster-id": "cluster_name",
+    "-r": "role_arn",
+    "--role": "role_arn",
+    "--region": "region",
+}
+
+
 def parse_get_token(command, args, env):
-    """The settings of an ``aws eks get-token`` exec stanza as a dict, or None for anything else."""
-    if os.path.basename(command) not in ("aws", "aws.exe") or set(env) - ENV_KEYS:
+    """The settings of an ``aws eks get-token`` (or ``aws-iam-authenticator token``) exec stanza as a dict, or
+    None for anything else."""
+    program = os.path.basename(command)
+    if program in ("aws", "aws.exe"):
+        options, verb = OPTIONS, ["eks", "get-token"]
+    elif program in ("aws-iam-authenticator", "aws-iam-authenticator.exe"):
+        options, verb = AUTHENTICATOR_OPTIONS, ["token"]
+    else:
+        return None
+    if set(env) - ENV_KEYS:
         return None
     opts, words, i = {}, [], 0
     while i < len(args):
         arg = args[i]
-        if arg.startswith("--"):
+        if arg.startswith("-"):
             name, eq, value = arg.partition("=")
-            if name not in OPTIONS:
+            if name not in options:
                 return None
             if not eq:
                 i += 1
                 if i >= len(args):
                     return None
                 value = args[i]
-            opts[OPTIONS[name]] = value
+            opts[options[name]] = value
         else:
             words.append(arg)
         i += 1
-    if words != ["eks", "get-token"] or not opts.get("cluster_name") or opts.get("output", "json") != "json":
+    if words != verb or not opts.get("cluster_name") or opts.get("output", "json") != "json":
         return None
     opts.pop("output", None)
     opts["env"] = dict(env)

@@ -293,7 +293,8 @@ class ExecPlugin(object):
             fresh = self._expiry is None or self.clock() < self._expiry - EXPIRY_SKEW
             if self._cred is None or force or not fresh:
                 if force and self.source == "native":
-                    self.native = None  # the cluster refused a token made here: ask the command itself
+                    # the cluster refused a token made here: ask the command itself
+                    self.native, self.native_error = None, "the cluster refused the token made in-process"
                 self._cred, self._expiry = self._fetch()
             return self._cred
 

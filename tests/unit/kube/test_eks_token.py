@@ -63,10 +63,20 @@ def url_of(token):
         ("aws", ["eks", "get-token", "--cluster-name"], {}, None),
         ("aws", ["eks", "describe-cluster", "--cluster-name", "x"], {}, None),
         ("aws", ["eks", "get-token", "--cluster-name", "x"], {"AWS_ACCESS_KEY_ID": "k"}, None),
-        ("aws-iam-authenticator", ["token", "-i", "x"], {}, None),
+        ("aws-iam-authenticator", ["token", "-i", "x"], {}, {"cluster_name": "x", "env": {}}),
+        (
+            "/usr/local/bin/aws-iam-authenticator",
+            ["token", "--cluster-id=x", "-r", "arn:aws:iam::1:role/r", "--region", "eu-west-1"],
+            {},
+            {"cluster_name": "x", "role_arn": "arn:aws:iam::1:role/r", "region": "eu-west-1", "env": {}},
+        ),
+        ("aws-iam-authenticator", ["token", "-i", "x", "--session-name", "me"], {}, None),
+        ("aws-iam-authenticator", ["verify", "-i", "x"], {}, None),
+        ("kubelogin", ["get-token"], {}, None),
     ],
     ids=["update-kubeconfig", "role-profile-env", "cluster-id", "unknown-option", "text", "no-name", "dangling",
-         "other-command", "credential-env", "authenticator"],
+         "other-command", "credential-env", "authenticator", "authenticator-role", "authenticator-unknown-option",
+         "authenticator-verify", "other-plugin"],
 )  # fmt: skip
 def test_only_the_exact_cli_stanza_is_taken_over(command, args, env, expected):
     assert eks_token.parse_get_token(command, args, env) == expected
@@ -174,6 +184,14 @@ def test_no_credentials_falls_back_to_the_cli_and_both_errors_are_reported(monke
         p.credential()
     assert runner.calls == 1
     assert "Unable to locate credentials" in str(err.value) and "in-process token: NoCredentialsError" in str(err.value)
+
+
+def test_a_refused_token_and_a_failing_cli_say_both():
+    runner = Runner(fail=True)
+    p = plugin(runner)
+    p.credential()
+    with pytest.raises(transport.CredentialError, match="in-process token: the cluster refused the token made"):
+        p.credential(force=True)
 
 
 def test_the_environment_can_insist_on_the_cli(monkeypatch):
