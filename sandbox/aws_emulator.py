@@ -51,6 +51,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from procfiles import write_atomic, write_ready
+
 # Must be set before moto is imported anywhere in this process.
 os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
@@ -276,12 +278,6 @@ class Emulator:
             self._server = None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="moto on 127.0.0.1 with EKS AMI SSM parameters seeded")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port on 127.0.0.1 (0 = any free port)")
@@ -301,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if args.pidfile:
-        _write_atomic(args.pidfile, f"{os.getpid()}\n")
+        write_atomic(args.pidfile, f"{os.getpid()}\n")
     if args.ready_file:
         args.ready_file.unlink(missing_ok=True)
 
@@ -314,9 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.pidfile:
             args.pidfile.unlink(missing_ok=True)
         return 1
-    info = {"endpoint": emu.endpoint, "host": emu.host, "port": emu.port, "pid": os.getpid()}
     if args.ready_file:
-        _write_atomic(args.ready_file, json.dumps(info) + "\n")
+        write_ready(args.ready_file, emu.endpoint, emu.host, emu.port)
     print(f"READY {emu.endpoint} ({time.monotonic() - t0:.1f}s)", flush=True)
     try:
         while not stop.wait(1.0):

@@ -44,7 +44,6 @@ import binascii
 import http.client
 import ipaddress
 import json
-import os
 import re
 import signal
 import sys
@@ -58,6 +57,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from procfiles import write_ready
 
 HOST = "127.0.0.1"
 TOKEN_PREFIX = "k8s-aws-v1."
@@ -369,12 +370,6 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} eks_authn: {msg}", file=sys.stderr, flush=True)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="EKS (aws-iam-authenticator) token webhook for the sandbox, on 127.0.0.1")
     p.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0 = any free port)")
@@ -398,8 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     endpoint = f"http://{HOST}:{server.port}"
     if args.ready_file:
-        info = {"endpoint": endpoint, "host": HOST, "port": server.port, "pid": os.getpid()}
-        _write_atomic(args.ready_file, json.dumps(info) + "\n")
+        write_ready(args.ready_file, endpoint, HOST, server.port)
     log(f"READY {endpoint}/authenticate (STS {authn.endpoint}, cluster {authn.cluster})")
     try:
         while not stop.wait(1.0):

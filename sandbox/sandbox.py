@@ -237,7 +237,7 @@ def write_eks_kubeconfig(cluster: dict) -> None:
     """What `aws eks update-kubeconfig --name sandbox` writes: the user runs `aws eks get-token` (with the
     sandbox env, the token is a GetCallerIdentity URL presigned for moto) and eks-authn verifies it."""
     if not shutil.which("aws"):
-        log("the AWS CLI is not on PATH: eks-kubeconfig is written, but it works only once `aws` is installed")
+        log("the AWS CLI is not on PATH: eks-kubeconfig works for our modules (token made in-process), not for kubectl")
     arn = f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/{CLUSTER_NAME}"
     exec_ = {
         "apiVersion": "client.authentication.k8s.io/v1beta1",
@@ -791,7 +791,7 @@ def env_vars() -> dict[str, str]:
     return {
         "KUBECONFIG": kc,
         "K8S_AUTH_KUBECONFIG": kc,
-        "SANDBOX_EKS_KUBECONFIG": str(eks_kubeconfig_path()),  # user = `aws eks get-token` (needs the AWS CLI)
+        "SANDBOX_EKS_KUBECONFIG": str(eks_kubeconfig_path()),  # user = `aws eks get-token` (kubectl needs the AWS CLI)
         "SANDBOX_EKS_AUTHN_URL": eks_authn_url(),  # GET /stats: reviews, authenticated, rejected, sts_requests
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['moto']}",
         "AWS_ACCESS_KEY_ID": "testing",

@@ -38,13 +38,16 @@ def aws_client(endpoint, service):
 
 
 @contextlib.contextmanager
-def moto_server(workdir, extra_env=None):
-    """A moto server of the caller only (working directory ``workdir``); yields its http://127.0.0.1:<port>."""
-    ready, log = os.path.join(workdir, "ready.json"), os.path.join(workdir, "moto.log")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | AWS_ENV | dict(extra_env or {})
+def emulator_process(workdir, port=0, extra_args=(), env=None):
+    """sandbox/aws_emulator.py as a process on 127.0.0.1:``port`` (0: a free one), working directory ``workdir``,
+    log in ``workdir``/emulator.log; yields (process, ready-file info) once it is ready, stops it afterwards."""
+    ready, log = os.path.join(workdir, "ready.json"), os.path.join(workdir, "emulator.log")
+    script = os.path.join(ROOT, "sandbox", "aws_emulator.py")
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | AWS_ENV
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "sandbox", "aws_emulator.py"), "--port", "0", "--ready-file", ready],
+            [sys.executable, script, "--port", str(port), "--ready-file", ready, *extra_args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -54,20 +57,30 @@ def moto_server(workdir, extra_env=None):
         deadline = time.monotonic() + 90
         while not os.path.exists(ready):
             if proc.poll() is not None or time.monotonic() > deadline:
+                state = f"exited {proc.returncode}" if proc.poll() is not None else "not ready after 90 s"
                 with open(log) as f:
-                    raise AssertionError(f"aws_emulator did not start:\n{f.read()}")
+                    raise AssertionError(f"aws_emulator {state}:\n{f.read()}")
             time.sleep(0.2)
         with open(ready) as f:
-            endpoint = json.load(f)["endpoint"]
-        assert endpoint.startswith("http://127.0.0.1:")
-        yield endpoint
+            info = json.load(f)
+        assert info["endpoint"].startswith("http://127.0.0.1:")
+        yield proc, info
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def moto_server(workdir, extra_env=None):
+    """A moto server of the caller only (working directory ``workdir``); yields its http://127.0.0.1:<port>."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | AWS_ENV | dict(extra_env or {})
+    with emulator_process(workdir, env=env) as (unused_proc, info):
+        yield info["endpoint"]
 
 
 def run_playbook(args, endpoint, extra_vars=None):

@@ -1,17 +1,15 @@
-"""Fixtures for the sandbox helpers (sandbox/instance_types.py, sandbox/aws_emulator.py)."""
+"""Fixtures for the sandbox helpers (sandbox/instance_types.py, sandbox/aws_emulator.py, sandbox/eks_authn.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from awslib import emulator_process
 
 REPO = Path(__file__).resolve().parents[3]
 SANDBOX = REPO / "sandbox"
@@ -34,6 +32,8 @@ def load_module(name: str):
     mod_name = f"karpenter_sandbox_{name}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
+    if str(SANDBOX) not in sys.path:
+        sys.path.insert(0, str(SANDBOX))  # the scripts import their sibling procfiles.py, as when run from sandbox/
     spec = importlib.util.spec_from_file_location(mod_name, SANDBOX / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
@@ -44,6 +44,11 @@ def load_module(name: str):
 @pytest.fixture(scope="session")
 def instance_types_mod():
     return load_module("instance_types")
+
+
+@pytest.fixture(scope="session")
+def eks_authn_mod():
+    return load_module("eks_authn")
 
 
 @pytest.fixture(scope="session")
@@ -70,41 +75,8 @@ def emulator(tmp_path_factory):
     """Run sandbox/aws_emulator.py as a process on a free 127.0.0.1 port; yield its ready-file info."""
     d = tmp_path_factory.mktemp("aws-emulator")
     ready, pidfile, log = d / "ready.json", d / "emulator.pid", d / "emulator.log"
-    port = free_loopback_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | AWS_TEST_ENV
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(SANDBOX / "aws_emulator.py"),
-                "--port",
-                str(port),
-                "--pidfile",
-                str(pidfile),
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=d,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not ready.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"aws_emulator exited {proc.returncode} before ready:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"aws_emulator not ready after 90 s:\n{log.read_text()}")
-            time.sleep(0.2)
-        info = json.loads(ready.read_text())
+    port = free_loopback_port()
+    with emulator_process(str(d), port=port, extra_args=("--pidfile", str(pidfile)), env=env) as (proc, info):
         info.update(proc=proc, ready_file=ready, pidfile=pidfile, log=log)
         yield info
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import signal
 import subprocess
@@ -38,12 +37,8 @@ ERROR_XML = (
 
 
 @pytest.fixture(scope="module")
-def m():
-    spec = importlib.util.spec_from_file_location("karpenter_sandbox_eks_authn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def m(eks_authn_mod):
+    return eks_authn_mod
 
 
 def query(**overrides) -> str:
