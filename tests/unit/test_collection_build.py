@@ -97,6 +97,7 @@ def test_installed_collection_runs_site_by_fqcn(tarball, tmp_path):
             "collection",
             "install",
             "--no-deps",
+            "--force",  # also when another copy is installed elsewhere (ansible-lint puts one in ~/.ansible)
             "-p",
             str(collections),
             str(tarball),
