@@ -36,8 +36,8 @@ INTERRUPTION_REASONS = (
     "TerminatingOnInterruption",
 )
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
-# labels Karpenter derives from instance types/offerings (karpenter-v1.md 1.4): a NodePool can serve a pod that
-# selects one of them without naming it in its requirements
+# labels Karpenter derives from instance types/offerings (docs/karpenter-v1.md section 1.4): a NodePool can serve a
+# pod that selects one of them without naming it in its requirements
 WELL_KNOWN_LABELS = (
     "karpenter.sh/capacity-type",
     "topology.kubernetes.io/zone",
@@ -789,9 +789,9 @@ class Diagnosis(object):
         )
         self.recommend(
             "grant_iam_permissions",
-            "grant %s to %s: re-apply the karpenter role (its controller policies KarpenterController*Policy, "
-            "karpenter-v1.md 5.3) or add the statements by hand; check permission boundaries and SCPs that deny them"
-            % (", ".join(actions), role),
+            "grant %s to %s: re-apply the karpenter role (its controller policies KarpenterController*Policy, see "
+            "docs/karpenter-v1.md section 5.3 in the karpenter_eks.platform collection) or add the statements by "
+            "hand; check permission boundaries and SCPs that deny them" % (", ".join(actions), role),
             "Karpenter v1 needs these actions to launch, tag, discover and terminate nodes",
             actions=actions,
         )

@@ -2,6 +2,7 @@
 the checkout's top-level site.yml parses, and an installed collection runs its site playbook by FQCN."""
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,6 +26,7 @@ FORBIDDEN_TOP = {
     "extensions",
     "site.yml",  # the checkout's entry point; an installed collection runs karpenter_eks.platform.site
 }
+DOC_REF = re.compile(r"\bdocs/[A-Za-z0-9_.-]+\.md\b")
 PLAYS = (
     "Cluster prerequisites (AWS)",
     "Namespace security",
@@ -64,6 +66,16 @@ def test_tarball_contains_only_the_collection(tarball):
         assert "MANIFEST.json" in names and "plugins/modules/karpenter_provisioner.py" in names
         assert "plugins/module_utils/karpenter/crds/nodepool_v1.py" in names
         assert "playbooks/site.yml" in names  # karpenter_eks.platform.site
+        # the documents role specs (ansible-doc -t role), module messages and comments point users at
+        docs = {"docs/karpenter-v1.md", "docs/sandbox.md", "docs/development.md"}
+        assert docs <= set(names), sorted(docs - set(names))
+        referenced = {}
+        for m in members:
+            if m.isfile() and not m.name.endswith((".json", ".gz")):
+                for ref in DOC_REF.findall(tf.extractfile(m).read().decode("utf-8", "replace")):
+                    referenced.setdefault(ref, m.name)
+        missing = {ref: where for ref, where in referenced.items() if ref not in names}
+        assert not missing, "documents referenced but not shipped: %s" % missing
         for m in members:
             if m.isfile():
                 head = tf.extractfile(m).read(4)

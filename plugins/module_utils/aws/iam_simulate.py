@@ -2,11 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Checks the Karpenter v1 controller role with the IAM policy simulator (iam:SimulatePrincipalPolicy).
 
-The actions, resources and conditions are those of the controller policies of Karpenter v1.14
-(getting-started CloudFormation, karpenter-v1.md section 5.3). The simulator evaluates each action on a resource of
-the kind the policy scopes it to, with the request context Karpenter sends (its tags on created resources, the tags
-on resources it owns, the passed-to service, the region), so a role built from that policy passes and a role that
-lacks a statement, or whose permission boundary or SCP denies it, names the action.
+The actions, resources and conditions are those of the controller policies of Karpenter v1.14 (getting-started
+CloudFormation, docs/karpenter-v1.md section 5.3). The simulator evaluates each action on a resource of the kind the
+policy scopes it to, with the request context Karpenter sends (its tags on created resources, the tags on resources
+it owns, the passed-to service, the region), so a role built from that policy passes and a role that lacks a
+statement, or whose permission boundary or SCP denies it, names the action.
 
 The result never raises for the simulator itself: where it is missing (an emulator), denied to the caller, or
 unreachable, the result says so in ``note`` (``available: false``) and the runbook carries on without it.

@@ -1,4 +1,4 @@
-"""Conversion of legacy Karpenter objects to v1 (karpenter-v1.md section 3).
+"""Conversion of legacy Karpenter objects to v1 (docs/karpenter-v1.md section 3).
 
 ``convert(obj_or_list, **options) -> (objects, report)`` converts
 

@@ -4,7 +4,7 @@ Every rule has an id (``KPLnnn``), a default severity, a message and the field p
 catch configurations the apiserver accepts but that do not do what was meant (globs in requirement
 values, a zone label pinning a multi-zone pool, requirements nothing satisfies, GPU pools without
 a taint, pools that are never disrupted, ...) and the known errors of the original design
-(karpenter-v1.md section 4), with the v1 fix as ``hint``.
+(docs/karpenter-v1.md section 4), with the v1 fix as ``hint``.
 
 ``lint(obj)`` lints one object, ``lint_batch(objs, known_nodeclasses=None)`` lints a batch
 (cross-object rules: NodePool -> EC2NodeClass references, duplicates). ``RULES`` lists the ids.

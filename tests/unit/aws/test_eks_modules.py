@@ -1,6 +1,6 @@
 """EKS access entries, Pod Identity associations and add-ons: desired-state logic against botocore's Stubber.
 
-moto (the sandbox's AWS emulator) has no route for these EKS APIs (HTTP 404, sandbox.md section 7), so they are
+moto (the sandbox's AWS emulator) has no route for these EKS APIs (HTTP 404, docs/sandbox.md section 7), so they are
 tested with ``botocore.stub.Stubber``: every expected request is checked against the real EKS service model
 shipped with botocore (operation, parameter names and types), and every canned response against its output
 shape. A call that is not queued fails the test, so "no write in check mode / on a no-op" is asserted by

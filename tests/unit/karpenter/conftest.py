@@ -1,6 +1,6 @@
 """Fixtures for the Karpenter domain-core unit tests: reference NodePool/EC2NodeClass objects.
 
-The objects are the shapes of karpenter-v1.md sections 1.1 and 2.1 (valid on Karpenter v1.14.1).
+The objects are the shapes of docs/karpenter-v1.md sections 1.1 and 2.1 (valid on Karpenter v1.14.1).
 If ``ansible_collections.karpenter_eks.platform`` is not importable yet, the repository's
 ``.collections`` link directory is put on ``sys.path``.
 """
@@ -95,11 +95,11 @@ EC2NODECLASS = {
 
 @pytest.fixture
 def nodepool():
-    """A fresh copy of the reference NodePool (karpenter-v1.md 1.1)."""
+    """A fresh copy of the reference NodePool (docs/karpenter-v1.md section 1.1)."""
     return copy.deepcopy(NODEPOOL)
 
 
 @pytest.fixture
 def ec2nodeclass():
-    """A fresh copy of the reference EC2NodeClass (karpenter-v1.md 2.1)."""
+    """A fresh copy of the reference EC2NodeClass (docs/karpenter-v1.md section 2.1)."""
     return copy.deepcopy(EC2NODECLASS)

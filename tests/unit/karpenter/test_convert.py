@@ -1,4 +1,4 @@
-"""Conversion of v1alpha5/v1alpha1/v1beta1 objects to v1 (karpenter-v1.md section 3)."""
+"""Conversion of v1alpha5/v1alpha1/v1beta1 objects to v1 (docs/karpenter-v1.md section 3)."""
 
 import copy
 
@@ -7,7 +7,7 @@ import yaml
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.convert import convert
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate, validate_batch
 
-# karpenter-v1.md 3.5, verbatim
+# docs/karpenter-v1.md section 3.5, verbatim
 WORKED_INPUT = """
 apiVersion: karpenter.sh/v1alpha5
 kind: Provisioner
