@@ -153,3 +153,20 @@ def test_port_in_use_fails_fast(tmp_path):
     assert r.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
     assert not (tmp_path / "ready").exists()
+
+
+def test_ami_catalog_releases(aws_emulator_mod):
+    m = aws_emulator_mod
+    base_params, base_amis = m.eks_ami_catalog("us-east-1")
+    recommended = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/arm64/nvidia/recommended"
+    # the base release keeps the ids of earlier versions of the emulator: sha256("<region>:<recommended path>")
+    assert base_params[f"{recommended}/image_id"] == m._ami_id("us-east-1", recommended)
+    pinned = recommended.replace("recommended", "amazon-eks-node-al2023-arm64-nvidia-1.33-v20260701")
+    assert base_params[f"{pinned}/image_id"] == base_params[f"{recommended}/image_id"]
+    assert base_params["/aws/service/bottlerocket/aws-k8s-1.33-nvidia/x86_64/1.42.0/image_version"] == "1.42.0"
+    later = m.AmiRelease("20261201", "1.42.1")
+    params, amis = m.eks_ami_catalog("us-east-1", release=later)
+    assert params[f"{recommended}/image_name"] == "amazon-eks-node-al2023-arm64-nvidia-1.33-v20261201"
+    assert not {a["ami_id"] for a in amis} & {a["ami_id"] for a in base_amis}
+    assert len({a["ami_id"] for a in amis}) == len(amis) == len(base_amis)
+    assert params["/aws/service/bottlerocket/aws-k8s-1.33/arm64/latest/image_version"] == "1.42.1"
