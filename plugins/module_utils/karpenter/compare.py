@@ -11,16 +11,21 @@ object sets, the way server-side apply ownership works: a field absent from ``de
 change unless the CRD defaults it (defaults are part of the normalised desired object). Atomic
 lists and maps (``x-kubernetes-list-type: atomic``, ``x-kubernetes-map-type: atomic``) are
 compared whole; other maps and objects key by key; ``list-type: set`` as a subset. Quantities
-(``limits``, kubelet reservations, int-or-string fields) compare by value: ``"1000"`` equals
-``1000`` and ``"1Gi"`` equals ``"1024Mi"``. ``before`` is the normalised live object, ``after``
-the live object with the desired fields applied.
+(``limits``, kubelet reservations and eviction thresholds, int-or-string fields) compare by value:
+``"1000"`` equals ``1000`` and ``"1Gi"`` equals ``"1024Mi"``. The open ``spec.kubelet`` map of
+Karpenter v1.15 is compared with the shape of the upstream KubeletConfiguration (``kubelet``).
+``before`` is the normalised live object, ``after`` the live object with the desired fields applied.
 """
 
 import copy
 import json
 
+from .kubelet import QUANTITY_MARK
+from .kubelet import openapi_schema as kubelet_openapi_schema
 from .quantity import parse_quantity
 from .schema import apply_defaults, prune, schema_for
+
+_EC2NODECLASS_API_VERSION = "karpenter.k8s.aws/v1"
 
 SERVER_METADATA_FIELDS = (
     "uid",
@@ -96,10 +101,32 @@ def normalize(obj):
     return out
 
 
+_COMPARE_SCHEMAS = {}
+
+
+def compare_schema(api_version, kind):
+    """The CRD schema used to compare objects of (apiVersion, kind): the CRD's, except that the open
+    EC2NodeClass ``spec.kubelet`` (Karpenter v1.15) is described by the upstream KubeletConfiguration."""
+    schema = schema_for(api_version, kind)
+    if schema is None or (api_version, kind) != (_EC2NODECLASS_API_VERSION, "EC2NodeClass"):
+        return schema
+    cached = _COMPARE_SCHEMAS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    out = schema
+    spec = (schema.get("properties") or {}).get("spec") or {}
+    node = (spec.get("properties") or {}).get("kubelet")
+    if isinstance(node, dict) and node.get("x-kubernetes-preserve-unknown-fields") and not node.get("properties"):
+        spec = dict(spec, properties=dict(spec["properties"], kubelet=kubelet_openapi_schema()))
+        out = dict(schema, properties=dict(schema["properties"], spec=spec))
+    _COMPARE_SCHEMAS[id(schema)] = (schema, out)
+    return out
+
+
 def _is_quantity_node(schema):
     if not schema:
         return False
-    if schema.get("x-kubernetes-int-or-string"):
+    if schema.get("x-kubernetes-int-or-string") or schema.get(QUANTITY_MARK):
         return True
     pattern = schema.get("pattern") or ""
     return schema.get("type") == "string" and "[KMGTPE]i" in pattern
@@ -219,7 +246,7 @@ def diff(desired, live):
     if not isinstance(want, dict) or not isinstance(have, dict):
         same = values_equal(want, have)
         return (not same), have, want, ([] if same else [""])
-    schema = schema_for(want.get("apiVersion"), want.get("kind")) or {}
+    schema = compare_schema(want.get("apiVersion"), want.get("kind")) or {}
     props = dict(schema.get("properties") or {})
     props["metadata"] = _METADATA_SCHEMA
     changed = []

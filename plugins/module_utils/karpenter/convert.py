@@ -27,6 +27,7 @@ import json
 
 from ..cost_data import prices_us_east_1 as _catalogue
 from .issues import ERROR, INFO, WARNING, Issue, join_path, key, object_ref
+from .kubelet import upstream_kubelet_fields
 from .labels import NORMALIZED_LABELS, is_kubernetes_domain_label, is_restricted_tag, is_valid_label_value
 from .lint import _FAMILY_GLOB, _GLOB_CHARS
 from .quantity import parse_quantity
@@ -242,8 +243,9 @@ def _type_errors(value, field_schema, path, ref, out):
 
 
 def _kubelet_fields():
-    schema = schema_for(NODECLASS_V1, "EC2NodeClass")
-    return frozenset(schema["properties"]["spec"]["properties"]["kubelet"]["properties"])
+    """The fields a v1 spec.kubelet may hold: Karpenter v1.15 takes any field of the upstream
+    KubeletConfiguration (the validator then checks what the class' AMI family applies)."""
+    return upstream_kubelet_fields()
 
 
 class _Converter(object):

@@ -15,7 +15,8 @@ four passes) whenever it could differ:
 * a container that appears twice in the object (YAML anchors): ``copy.deepcopy`` keeps such sharing
   and the in-place pruning/defaulting of the four passes is then visible in both places;
 * schemas using keywords the plans do not implement (``allOf``/``anyOf``/``oneOf`` outside
-  int-or-string, untyped nodes, ...) - decided once per schema;
+  int-or-string, untyped nodes other than a bare ``x-kubernetes-preserve-unknown-fields``, ...) -
+  decided once per schema;
 * for CEL (``cel_issues``): integers outside int64 anywhere in the object (cel.to_cel refuses them).
 
 Issues that the plans find at a container node (``required``, ``maxItems``, list uniqueness, ...) need
@@ -166,6 +167,8 @@ def _build(node):
             raise _Slow()
     typ = node.get("type")
     if node.get("x-kubernetes-preserve-unknown-fields") and typ != "object":
+        if set(node) == {"x-kubernetes-preserve-unknown-fields"}:
+            return _any_value  # untyped and open (EC2NodeClass spec.kubelet values): kept as they are
         raise _Slow()
     if ("properties" in node or "additionalProperties" in node) and typ != "object":
         raise _Slow()
@@ -272,6 +275,11 @@ def _string_leaf(node, rules):
         return value
 
     return proc
+
+
+def _any_value(value, path, w):
+    """An untyped ``x-kubernetes-preserve-unknown-fields`` node: nothing pruned, defaulted or checked."""
+    return _plain_copy(value, w)
 
 
 def _leaf(node):

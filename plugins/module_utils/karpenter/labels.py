@@ -1,4 +1,4 @@
-"""Kubernetes name/label syntax checks and Karpenter v1 label knowledge (v1.14.1).
+"""Kubernetes name/label syntax checks and Karpenter v1 label knowledge (v1.15.0; unchanged since v1.14.1).
 
 Ports of ``k8s.io/apimachinery/pkg/util/validation`` (``IsQualifiedName``, ``IsValidLabelValue``,
 ``IsDNS1123Subdomain``) and of Karpenter's ``pkg/apis/v1/labels.go`` (well-known labels, restricted
@@ -94,7 +94,7 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 WINDOWS_BUILD_LABEL = "node.kubernetes.io/windows-build"
 ZONE_ID_LABEL = "topology.k8s.aws/zone-id"
 
-# karpenter.k8s.aws/* keys the v1.14.1 CRD allows (CEL allow-list) - all are well-known labels.
+# karpenter.k8s.aws/* keys the v1.15.0 CRD allows (CEL allow-list) - all are well-known labels.
 AWS_LABEL_KEYS = (
     "instance-encryption-in-transit-supported",
     "instance-category",
@@ -161,6 +161,7 @@ WELL_KNOWN_VALUES = {
     "karpenter.k8s.aws/instance-tenancy": ("default", "dedicated"),
 }
 
+# in the order of the v1.15.0 CRD enum (v1.14.1 listed Gte and Lte first; both versions accept all eight)
 SUPPORTED_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte")
 NUMERIC_OPERATORS = ("Gt", "Lt", "Gte", "Lte")
 

@@ -45,7 +45,7 @@ RULES = {
     "KPL012": (ERROR, "PodSecurityPolicy / policy/v1beta1 - removed in Kubernetes 1.25"),
     "KPL013": (ERROR, "alpha/beta field on a v1 NodePool (pruned or rejected)"),
     "KPL014": (ERROR, "consolidationPolicy WhenUnderutilized (renamed WhenEmptyOrUnderutilized)"),
-    "KPL015": (ERROR, "disruption block without consolidateAfter"),
+    "KPL015": (ERROR, "disruption block without consolidateAfter (required up to v1.14, defaulted to 0s from v1.15)"),
     "KPL016": (ERROR, "amiFamily Ubuntu (removed in v1)"),
     "KPL017": (ERROR, "disruption budget nodes given as a number"),
     "KPL018": (ERROR, "duration with an unsupported unit (only s/m/h, or Never)"),
@@ -400,9 +400,9 @@ def _rule_spot_budget(np, ref, reqs=None, labels=None):
             ref,
             "spec.disruption.budgets",
             "KPL007",
-            "spot-only pool without an explicit disruption budget: on top of spot interruptions, consolidation and "
-            "drift "
-            "may disrupt up to the default 10% of its nodes at any time",
+            "spot-only pool without an explicit disruption budget: on top of spot interruptions, consolidation, "
+            "drift and (from v1.15) the repair of unhealthy nodes may disrupt up to the default 10% of its nodes at "
+            "any time",
             "set spec.disruption.budgets (e.g. [{nodes: '10%'}, {nodes: '0', schedule: '0 9 * * mon-fri', duration: "
             "8h}])",
         )
@@ -512,8 +512,8 @@ def _rule_disruption(np, ref):
                 "spec.disruption.consolidateAfter",
                 "KPL015",
                 "a disruption block without consolidateAfter is rejected by Karpenter v1.0-v1.14 (required in the "
-                "block)",
-                "always set consolidateAfter (0s = v1beta1 behaviour)",
+                "block); v1.15 defaults it to 0s, so set it to stay valid on older controllers",
+                "always set consolidateAfter (0s = v1beta1 behaviour and the v1.15 default)",
             )
         )
     for i, budget in enumerate(_list(disruption.get("budgets"))):

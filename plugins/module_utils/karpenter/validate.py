@@ -4,8 +4,9 @@ For NodePool (``karpenter.sh/v1``) and EC2NodeClass (``karpenter.k8s.aws/v1``) t
 apiserver's order, unknown-field pruning, defaulting, structural schema validation, ObjectMeta
 checks and the CRD's CEL rules (``schema``, ``cel``), then the runtime validation Karpenter's
 controllers apply after admission (``RuntimeValidate``: restricted label domains, label-value
-syntax of requirement values, taint syntax and duplicates, well-known values, numeric operators),
-which the CRD alone does not catch but which make a NodePool ``NotReady``.
+syntax of requirement values, taint syntax and duplicates, well-known values, numeric operators;
+the EC2NodeClass controller's checks of the open ``spec.kubelet`` map, see ``kubelet``), which the
+CRD alone does not catch but which make a NodePool or EC2NodeClass ``NotReady``.
 
 ``validate_batch`` adds the linter (``lint``) over the whole batch and reports ``ok`` when no
 object has an error.
@@ -15,6 +16,7 @@ import copy
 
 from . import cel as cel_mod
 from . import fastpath
+from . import kubelet as kubelet_mod
 from . import schema as schema_mod
 from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
 from .labels import (
@@ -432,9 +434,11 @@ def validate_requirement(req):
 
 
 def runtime_validate_ec2nodeclass(nc, ref=""):
-    """Checks Karpenter applies to an EC2NodeClass that can be done offline (restricted tags)."""
+    """Checks Karpenter applies to an EC2NodeClass that can be done offline: restricted tags, and the
+    controller's validation of the open ``spec.kubelet`` map (see ``kubelet``)."""
     issues = []
     spec = nc.get("spec") if isinstance(nc.get("spec"), dict) else {}
+    issues.extend(kubelet_mod.validate_kubelet(spec.get("kubelet"), kubelet_mod.ami_family(spec), ref))
     tags = spec.get("tags")
     if isinstance(tags, dict):
         for k in tags:

@@ -225,8 +225,10 @@ def test_backup_is_clean_ordered_checksummed_and_paginated(tmp_path):
     assert arc.objects["NodePool"] == sorted(objs[1:], key=lambda o: o["metadata"]["name"])
     assert arc.manifest["restore_order"] == ["ConfigMap", "EC2NodeClass", "NodePool", "NodeOverlay"]
     assert arc.manifest["counts"]["NodeClaim (inventory)"] == 1200
+    # version: the chart release the fake cluster runs; pinned_crd_version: the CRDs this collection validates
+    # against (karpenter crds.KARPENTER_VERSION, v1.15.0 since the sandbox moved to it)
     assert arc.manifest["karpenter"] == dict(
-        arc.manifest["karpenter"], version="1.14.1", version_source="helm", pinned_crd_version="v1.14.1"
+        arc.manifest["karpenter"], version="1.14.1", version_source="helm", pinned_crd_version="v1.15.0"
     )
     assert arc.manifest["karpenter"]["crds"]["kwoknodeclasses.karpenter.kwok.sh"] == {"present": False}
     # the ConfigMap's secret-ish key and the helm secret value are redacted; kube-root-ca.crt is skipped

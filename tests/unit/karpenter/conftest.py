@@ -1,6 +1,6 @@
 """Fixtures for the Karpenter domain-core unit tests: reference NodePool/EC2NodeClass objects.
 
-The objects are the shapes of docs/karpenter-v1.md sections 1.1 and 2.1 (valid on Karpenter v1.14.1).
+The objects are the shapes of docs/karpenter-v1.md sections 1.1 and 2.1 (valid on Karpenter v1.14.1 and v1.15.0).
 If ``ansible_collections.karpenter_eks.platform`` is not importable yet, the repository's
 ``.collections`` link directory is put on ``sys.path``.
 """

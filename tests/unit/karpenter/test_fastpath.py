@@ -98,15 +98,16 @@ def test_fast_path_is_taken_and_decides_cel_without_cel_python(nodepool, ec2node
     assert calls == []  # a false rule is decided by the compiled form too (cel-python only words errors)
 
 
-def test_undecided_rules_go_to_cel_python(ec2nodeclass, monkeypatch):
+def test_undecided_rules_go_to_cel_python(nodepool, monkeypatch):
     calls = []
     real = cel._evaluate
     monkeypatch.setattr(cel, "_evaluate", lambda expr, act: calls.append(expr) or real(expr, act))
-    ec2nodeclass["spec"]["kubelet"]["evictionSoft"] = {"memory.available": "5%"}
-    ec2nodeclass["spec"]["kubelet"].pop("evictionSoftGracePeriod", None)
-    fast, slow = both(ec2nodeclass)
+    # a numeric operator without values: the rule reads the absent x.values (an evaluation error). The
+    # v1.14.1 example, the kubelet evictionSoft/evictionSoftGracePeriod rule, is not a CRD rule in v1.15.0.
+    nodepool["spec"]["template"]["spec"]["requirements"].append({"key": "example.com/a", "operator": "Lte"})
+    fast, slow = both(nodepool)
     assert fast == slow
-    assert any("evictionSoft" in c for c in calls)
+    assert any("x.operator == 'Lte'" in c for c in calls)
     assert "rule evaluation error" in fast[4][0][3]
 
 

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 
+import pytest
 import yaml
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -91,3 +92,204 @@ def test_wrap_json_round_trips_at_any_cut():
         assert all(len(line) <= width + 1 for line in lines)
         source = '"""\\\n' + "\n".join(lines) + '\n"""'
         assert eval(source) == text + "\n"  # noqa: S307 - a literal built by the generator
+
+
+# --------------------------------------------------------------------------------------------
+# the kubelet types, from Go sources on disk (a fake provider and modules: no `go`, no network)
+
+PROVIDER_GO_MOD = """module github.com/aws/karpenter-provider-aws
+
+go 1.26
+
+require (
+	k8s.io/apimachinery v0.0.1
+	k8s.io/kubelet v0.0.2 // the types
+)
+
+require example.com/unused v1.0.0
+"""
+
+PROVIDER_APIS = """package v1
+
+// ParsedKubeletConfig is what Karpenter reads.
+type ParsedKubeletConfig struct {
+	MaxPods *int32 `json:"maxPods,omitempty"`
+	Skipped string `json:"-"`
+	ClusterDNS []string `json:"clusterDNS,omitempty"`
+}
+"""
+
+META = """package v1
+
+import "time"
+
+type TypeMeta struct {
+	Kind       string `json:"kind,omitempty"`
+	APIVersion string `json:"apiVersion,omitempty"`
+}
+
+// Duration decodes itself.
+type Duration struct {
+	time.Duration `protobuf:"varint,1,opt,name=duration,casttype=time.Duration"`
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error { return nil }
+
+type Opaque struct{ X int }
+
+func (o Opaque) UnmarshalText(b []byte) error { return nil }
+"""
+
+KUBELET_TYPES = """package v1beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+/* a block comment with type Fake struct { and a brace
+type Fake struct {
+*/
+
+type (
+	Mode  string
+	Modes = []Mode
+)
+
+// KubeletConfiguration is the root.
+type KubeletConfiguration struct {
+	metav1.TypeMeta `json:""`
+	// comment with `backquotes` and { braces }
+	MaxPods      int32             `json:"maxPods,omitempty"`
+	Period       *metav1.Duration  `json:"period,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Mode         Mode              `json:"mode"`
+	Modes        Modes             `json:"modes"`
+	Nested       Inner             `json:"nested"`
+	Factor       *float64          `json:"factor,omitempty"`
+	Hidden       string            `json:"-"`
+	unexported   string
+	NoTag        bool
+	A, B         uint8             `json:",omitempty"`
+	Any          interface{}       `json:"any"`
+	Inline
+}
+
+type Inner struct {
+	Self  *Inner   `json:"self,omitempty"`
+	Items []Inner  `json:"items"`
+	Data  []byte   `json:"data"`
+}
+
+type Inline struct {
+	Promoted string `json:"promoted"`
+	MaxPods  string `json:"maxPods"`
+}
+"""
+
+
+def _fake_tree(tmp_path, kubelet_types=KUBELET_TYPES):
+    provider = tmp_path / "provider"
+    (provider / "pkg" / "apis" / "crds").mkdir(parents=True)
+    (provider / "pkg" / "apis" / "v1").mkdir(parents=True)
+    (provider / "go.mod").write_text(PROVIDER_GO_MOD)
+    (provider / "pkg" / "apis" / "v1" / "kubelet.go").write_text(PROVIDER_APIS)
+    (provider / "pkg" / "apis" / "v1" / "kubelet_test.go").write_text("package v1\n\ntype ParsedKubeletConfig int\n")
+    gen = load_generator()
+    for fname in gen.CRDS.values():
+        (provider / "pkg" / "apis" / "crds" / fname).write_text(yaml.safe_dump(CRD))
+    meta = tmp_path / "apimachinery" / "pkg" / "apis" / "meta" / "v1"
+    meta.mkdir(parents=True)
+    (meta / "types.go").write_text(META)
+    kubelet = tmp_path / "kubelet" / "config" / "v1beta1"
+    kubelet.mkdir(parents=True)
+    (kubelet / "types.go").write_text(kubelet_types)
+    dirs = [
+        "--module-dir",
+        "k8s.io/apimachinery@v0.0.1=%s" % (tmp_path / "apimachinery"),
+        "--module-dir",
+        "k8s.io/kubelet@v0.0.2=%s" % (tmp_path / "kubelet"),
+    ]
+    return gen, provider, dirs
+
+
+def _import(path):
+    spec = importlib.util.spec_from_file_location("kubelet_mod", str(path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_kubelet_types_from_go_sources(tmp_path):
+    gen, provider, dirs = _fake_tree(tmp_path)
+    out_dir = tmp_path / "out"
+    args = ["--version", "v9.9.9", "--provider-dir", str(provider), "--out-dir", str(out_dir)] + dirs
+    assert gen.main(args) == 0
+    assert gen.main(args + ["--check"]) == 0
+    mod = _import(out_dir / "kubelet_v1beta1.py")
+    assert (mod.KARPENTER_VERSION, mod.MODULE, mod.VERSION) == ("v9.9.9", "k8s.io/kubelet", "v0.0.2")
+    assert mod.SOURCES == ("k8s.io/apimachinery@v0.0.1", "k8s.io/kubelet@v0.0.2")
+    assert mod.MANAGED_FIELDS == ("clusterDNS", "maxPods")
+    root = mod.TYPES[mod.ROOT]
+    assert (
+        mod.ROOT == "k8s.io/kubelet/config/v1beta1.KubeletConfiguration"
+        and root["go"] == "v1beta1.KubeletConfiguration"
+    )
+    fields = root["fields"]
+    # the shallower maxPods wins over the promoted one; NoTag keeps its Go name; A and B share one tag name ""
+    assert sorted(fields) == [
+        "A",
+        "B",
+        "NoTag",
+        "any",
+        "apiVersion",
+        "factor",
+        "kind",
+        "labels",
+        "maxPods",
+        "mode",
+        "modes",
+        "nested",
+        "period",
+        "promoted",
+    ]
+    assert fields["kind"] == {"go": "string", "t": "string", "via": ["TypeMeta"]}
+    assert fields["promoted"] == {"go": "string", "t": "string", "via": ["Inline"]}
+    assert fields["maxPods"] == {"go": "int32", "t": "int32"}
+    assert fields["period"] == {"go": "v1.Duration", "ptr": True, "t": "duration"}
+    assert fields["labels"]["elem"] == {"go": "string", "t": "string"} and fields["labels"]["key"] == "string"
+    assert fields["mode"] == {"go": "v1beta1.Mode", "t": "string"}
+    assert fields["modes"] == {"elem": {"go": "v1beta1.Mode", "t": "string"}, "go": "[]v1beta1.Mode", "t": "slice"}
+    assert fields["factor"] == {"go": "float64", "ptr": True, "t": "float64"}
+    assert fields["A"] == {"go": "uint8", "t": "uint8"} and fields["any"] == {"go": "interface {}", "t": "any"}
+    inner = mod.TYPES[fields["nested"]["ref"]]["fields"]
+    assert inner["self"] == {"go": "v1beta1.Inner", "ptr": True, "ref": fields["nested"]["ref"], "t": "struct"}
+    assert inner["items"]["elem"]["ref"] == fields["nested"]["ref"]  # recursive types end in a ref
+    assert inner["data"] == {"go": "[]uint8", "t": "bytes"}
+    init = (out_dir / "__init__.py").read_text()
+    assert 'KARPENTER_VERSION = "v9.9.9"' in init
+    # --crd-dir alone leaves the kubelet module alone
+    (out_dir / "kubelet_v1beta1.py").write_text("# stale\n")
+    crd_only = ["--version", "v9.9.9", "--crd-dir", str(provider / "pkg" / "apis" / "crds"), "--out-dir", str(out_dir)]
+    assert gen.main(crd_only + ["--check"]) == 0
+    assert gen.main(args + ["--check"]) == 1
+
+
+def test_kubelet_types_refuse_an_unmodelled_decoder(tmp_path):
+    gen, provider, dirs = _fake_tree(tmp_path, KUBELET_TYPES.replace("Any          interface{}", "Any metav1.Opaque"))
+    args = ["--version", "v9.9.9", "--provider-dir", str(provider), "--out-dir", str(tmp_path / "out")] + dirs
+    with pytest.raises(SystemExit) as exc:
+        gen.main(args)
+    assert "k8s.io/apimachinery/pkg/apis/meta/v1.Opaque decodes JSON itself" in str(exc.value)
+
+
+def test_go_mod_requires_and_pinned_version(tmp_path):
+    gen = load_generator()
+    path = tmp_path / "go.mod"
+    path.write_text(PROVIDER_GO_MOD)
+    assert gen.go_mod_requires(str(path)) == {
+        "k8s.io/apimachinery": "v0.0.1",
+        "k8s.io/kubelet": "v0.0.2",
+        "example.com/unused": "v1.0.0",
+    }
+    sandbox = gen.go_mod_requires(gen.SANDBOX_GO_MOD) if os.path.exists(gen.SANDBOX_GO_MOD) else {}
+    assert gen.pinned_version() == sandbox.get(gen.MODULE, gen.DEFAULT_VERSION)

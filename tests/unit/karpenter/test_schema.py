@@ -1,4 +1,4 @@
-"""Structural schema validation, pruning and defaulting against the generated v1.14.1 CRD schemas."""
+"""Structural schema validation, pruning and defaulting against the generated v1.15.0 CRD schemas."""
 
 import copy
 
@@ -17,8 +17,8 @@ def errors_at(result, path):
 
 
 def test_generated_crd_modules_carry_version_and_identity():
-    assert nodepool_v1.KARPENTER_VERSION == "v1.14.1"
-    assert ec2nodeclass_v1.KARPENTER_VERSION == "v1.14.1"
+    assert nodepool_v1.KARPENTER_VERSION == "v1.15.0"
+    assert ec2nodeclass_v1.KARPENTER_VERSION == "v1.15.0"
     assert (nodepool_v1.API_VERSION, nodepool_v1.KIND, nodepool_v1.SCOPE) == ("karpenter.sh/v1", "NodePool", "Cluster")
     assert (ec2nodeclass_v1.API_VERSION, ec2nodeclass_v1.KIND) == ("karpenter.k8s.aws/v1", "EC2NodeClass")
     assert ec2nodeclass_v1.SHORT_NAMES == ("ec2nc", "ec2ncs")
@@ -107,13 +107,48 @@ def test_unknown_fields_are_errors_and_pruned(nodepool):
     assert "kubelet" not in result.defaulted["spec"]["template"]["spec"]
 
 
+def test_consolidate_after_default(nodepool):
+    # v1.15.0: consolidateAfter is optional with default 0s (v1.14.1 required it in a disruption block)
+    del nodepool["spec"]["disruption"]["consolidateAfter"]
+    result = validate(nodepool)
+    assert result.ok, [str(i) for i in result.issues]
+    assert result.defaulted["spec"]["disruption"]["consolidateAfter"] == "0s"
+    assert schema.defaults_of(NP_SCHEMA, "spec.disruption.consolidateAfter") == "0s"
+    nodepool["spec"]["disruption"] = {"consolidationPolicy": "WhenEmpty"}
+    assert validate(nodepool).defaulted["spec"]["disruption"] == {
+        "consolidationPolicy": "WhenEmpty",
+        "consolidateAfter": "0s",
+        "budgets": [{"nodes": "10%"}],
+    }
+
+
+def test_v1_15_schema_additions(nodepool, ec2nodeclass):
+    nodepool["spec"]["disruption"]["budgets"][1]["reasons"] = ["Unhealthy", "Drifted"]
+    for op in ("Gte", "Lte"):
+        nodepool["spec"]["template"]["spec"]["requirements"][3]["operator"] = op
+        assert validate(nodepool).ok, [str(i) for i in validate(nodepool).issues]
+    ec2nodeclass["spec"]["enclaveOptions"] = {"enabled": True}
+    result = validate(ec2nodeclass)
+    assert result.ok and result.defaulted["spec"]["enclaveOptions"] == {"enabled": True}
+    # spec.kubelet is open: nothing in it is pruned or checked by the schema (the controller checks it)
+    kubelet = NC_SCHEMA["properties"]["spec"]["properties"]["kubelet"]
+    assert kubelet["x-kubernetes-preserve-unknown-fields"] is True and "properties" not in kubelet
+    ec2nodeclass["spec"]["kubelet"] = {"maxPods": -1, "notAField": {"x": None}}
+    result = validate(ec2nodeclass)
+    assert not [i for i in result.errors if i.source != "runtime"]
+    assert result.defaulted["spec"]["kubelet"] == {"maxPods": -1, "notAField": {"x": None}}
+
+
 def test_enum_error_text_and_str(nodepool):
     nodepool["spec"]["template"]["spec"]["requirements"][0]["operator"] = "Foo"
     result = validate(nodepool)
     (err,) = errors_at(result, "spec.template.spec.requirements[0].operator")
     assert err.rule == "enum"
     assert err.object_ref == "NodePool/general"
-    assert err.message.startswith('Unsupported value: "Foo": supported values: "Gte", "Lte", "In", "NotIn"')
+    # v1.15.0 lists Gte/Lte after the other operators (v1.14.1: "Gte", "Lte", "In", ...)
+    assert err.message == (
+        'Unsupported value: "Foo": supported values: "In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte"'
+    )
     assert str(err).startswith(
         'NodePool/general: spec.template.spec.requirements[0].operator: Unsupported value: "Foo"'
     )
@@ -154,7 +189,12 @@ def test_enum_error_text_and_str(nodepool):
             "pattern",
         ),
         (lambda o: o["spec"]["disruption"]["budgets"][0].update(nodes=0), "spec.disruption.budgets[0].nodes", "type"),
-        (lambda o: o["spec"]["disruption"].pop("consolidateAfter"), "spec.disruption.consolidateAfter", "required"),
+        # (v1.14.1 required consolidateAfter in a disruption block; v1.15.0 defaults it: test_consolidate_after_default)
+        (
+            lambda o: o["spec"]["disruption"]["budgets"][1].update(reasons=["Unhealthy", "Repaired"]),
+            "spec.disruption.budgets[1].reasons[1]",
+            "enum",
+        ),
         (
             lambda o: o["spec"]["disruption"].update(consolidationPolicy="WhenUnderutilized"),
             "spec.disruption.consolidationPolicy",
@@ -267,7 +307,9 @@ def test_string_keywords_do_not_apply_to_arrays(nodepool):
             "spec.subnetSelectorTerms[0].tags",
             "maxProperties",
         ),
-        (lambda o: o["spec"]["kubelet"].update(maxPods=-1), "spec.kubelet.maxPods", "minimum"),
+        # (v1.14.1 had a typed spec.kubelet, e.g. maxPods minimum 0; v1.15.0's is open: see test_kubelet.py)
+        (lambda o: o["spec"].update(enclaveOptions={}), "spec.enclaveOptions.enabled", "required"),
+        (lambda o: o["spec"].update(enclaveOptions={"enabled": "yes"}), "spec.enclaveOptions.enabled", "type"),
         (lambda o: o["spec"].update(detailedMonitoring="yes"), "spec.detailedMonitoring", "type"),
         (
             lambda o: o["spec"].update(capacityReservationSelectorTerms=[{"ownerID": "123"}]),
