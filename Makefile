@@ -1,9 +1,11 @@
 # The two commands of the README:
-#   make site   set up venv + sandbox (built on first use) and run playbooks/site.yml on inventories/local
+#   make site   set up venv + sandbox (built on first use) and run site.yml on inventories/local
 #   make test   every quality gate and test tier (what .ci/run runs)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
+# Karpenter's AWS provider v1.15 needs Go >= 1.26.11: the go command fetches this toolchain from the module proxy.
+export GOTOOLCHAIN := go1.27.3
 
 help:
 	@echo "make site | make test | make sandbox-up | make sandbox-down | make lint | make unit | make integration | make bench"
@@ -18,7 +20,7 @@ sandbox-down:
 	@$(VENV)/python sandbox/sandbox.py down
 
 site: sandbox-up
-	@source .sandbox/env.sh && $(VENV)/ansible-playbook -i inventories/local playbooks/site.yml
+	@source .sandbox/env.sh && $(VENV)/ansible-playbook site.yml -i inventories/local
 
 test: bootstrap
 	@scripts/test.sh all

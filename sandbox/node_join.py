@@ -1275,6 +1275,12 @@ class Reconciler:
             self.retry.pop(iid, None)
             self.log(f"adopted existing node {name} for {iid}")
             return True
+        if existing is not None and (existing["metadata"].get("deletionTimestamp") or is_ours(existing)):
+            # EC2 (and the emulator) reuse the private IP, so the name, of a terminated instance: kubelet keeps
+            # retrying its registration until the old Node is gone, and so does this.
+            self._fail(iid, f"node name {name} still belongs to a node of another instance that is going away")
+            self.retry[iid].next_at = self.clock() + 2 * self.interval  # no growing backoff: it is gone in seconds
+            return False
         self._fail(
             iid, f"node name {name} is taken by a node that is not this instance's; not touching it", permanent=True
         )

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Local sandbox: a real Kubernetes control plane, Karpenter (KWOK provider) and moto, on loopback.
+"""Local sandbox: a real Kubernetes control plane, Karpenter's AWS provider and an AWS emulator, on loopback.
 
     sandbox/sandbox.py up [--no-aws] [--quiet]   build if needed, start everything, wait until ready
     sandbox/sandbox.py down                      stop every sandbox process (none is left behind)
@@ -7,10 +7,14 @@
     sandbox/sandbox.py env [--format shell|json] environment for inventories/local and tests
     sandbox/sandbox.py reset                     down + wipe the state (etcd data, PKI)
 
-Components, in start order (each waits for the previous one to be healthy): etcd, eks-authn (the
-aws-iam-authenticator stand-in: EKS `aws eks get-token` tokens, verified against moto), kube-apiserver,
-CRDs (Established), kube-controller-manager, kube-scheduler, kwok (nodes Ready, pods Running),
-system nodes + KWOKNodeClass, karpenter-kwok (the real Karpenter controllers on a fake cloud), moto.
+Components, in start order (each waits for the previous one to be healthy): etcd, moto (the AWS emulator,
+sandbox/aws_emulator.py, seeded with the account's EKS cluster, VPC, subnets, node security group and node role),
+eks-authn (the aws-iam-authenticator stand-in: EKS `aws eks get-token` tokens, verified against moto),
+kube-apiserver, CRDs (Established), kube-controller-manager, kube-scheduler, kwok (fake kubelets: nodes Ready,
+pods Running), system nodes + the sandbox's EC2NodeClass, node-join (the one simulated step: an instance Karpenter
+launched in the emulator registers as a Node, as EC2 boot + kubelet would), karpenter (the AWS provider's
+controller, pointed at the emulator with the SDK's standard AWS_ENDPOINT_URL), prometheus (optional).
+`--no-aws` starts neither the emulator nor anything that needs it (node-join, karpenter).
 Everything binds 127.0.0.1. Binaries come from sandbox/build.sh (a cache outside the repository).
 State lives in $SANDBOX_STATE (default <repo>/.sandbox). Ports can be moved with SANDBOX_PORT_<NAME>
 or all at once with SANDBOX_PORT_OFFSET (e.g. a second sandbox: SANDBOX_STATE=/tmp/sb2 SANDBOX_PORT_OFFSET=100).
@@ -29,6 +33,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -81,9 +86,28 @@ def build() -> Path:
         raise SandboxError(
             "the Go toolchain is not on PATH: install Go >= 1.26.6 (sandbox/build.sh builds from source)"
         )
-    res = subprocess.run([str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True)
+    # build.sh's progress goes to our stderr as it comes (a cold build takes minutes); its last lines are kept
+    # so that a failure names the component, the command and its stderr here too.
+    proc = subprocess.Popen([str(HERE / "build.sh")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tail: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stderr:
+            if not os.environ.get("SANDBOX_QUIET") or "FAILED" in line or line.startswith("  | "):
+                sys.stderr.write(line)
+            tail.append(line.rstrip())
+            del tail[:-40]
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    stdout = proc.stdout.read()
+    proc.wait()
+    t.join(5)
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "")
     if res.returncode != 0:
-        raise SandboxError(f"sandbox/build.sh failed (exit {res.returncode}); its log names the failing component")
+        failed = [i for i, line in enumerate(tail) if "FAILED" in line]
+        detail = "\n".join(tail[failed[-1] :] if failed else tail[-20:])
+        raise SandboxError(f"sandbox/build.sh failed (exit {res.returncode}):\n{detail}")
     out = Path(res.stdout.strip().splitlines()[-1])
     link = STATE / "cache"
     STATE.mkdir(parents=True, exist_ok=True)
@@ -543,7 +567,7 @@ def start_apiserver() -> None:
     wait_for("kube-apiserver", lambda: probe(f"https://127.0.0.1:{PORTS['apiserver']}/readyz", ctx), 120)
 
 
-CRD_DIRS = ("crds/karpenter", "crds/aws", "crds/extra")
+CRD_DIRS = ("crds/karpenter", "crds/extra")
 
 
 def install_crds() -> None:
@@ -635,6 +659,105 @@ def start_kwok() -> None:
 
 SYSTEM_NODE_TYPE = {"cpu": "4", "memory": "16Gi", "pods": "58", "ephemeral-storage": "80Gi"}
 
+# What the account of an EKS cluster already has before Karpenter is installed: the cluster, its VPC with one
+# private subnet per zone, the node security group and the node role, tagged for Karpenter's discovery. The
+# names, CIDRs and tags are those the `cluster` role creates on inventories/local, so site.yml adopts them.
+VPC_CIDR = "10.42.0.0/16"
+SUBNETS = (("10.42.0.0/19", "us-east-1a"), ("10.42.32.0/19", "us-east-1b"), ("10.42.64.0/19", "us-east-1c"))
+SERVICE_CIDR = "10.96.0.0/16"
+NODE_ROLE = f"KarpenterNodeRole-{CLUSTER_NAME}"
+EKS_ROLE = f"EKSClusterRole-{CLUSTER_NAME}"
+INTERRUPTION_QUEUE = CLUSTER_NAME  # the karpenter role's karpenter_interruption_queue_name on inventories/local
+SANDBOX_NODE_CLASS = "sandbox"  # the sandbox's own EC2NodeClass, for tests and tools that need a Ready one
+
+
+def kubernetes_minor() -> str:
+    out = kubectl("version", "-o", "json").stdout
+    v = json.loads(out)["serverVersion"]
+    return f"{v['major']}.{v['minor'].rstrip('+')}"
+
+
+def _aws(service: str):
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=f"http://127.0.0.1:{PORTS['moto']}",
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def seed_aws(k8s_minor: str) -> dict:
+    """Create (once per emulator start) the EKS cluster's AWS side; returns its ids."""
+    ec2, iam, eks = _aws("ec2"), _aws("iam"), _aws("eks")
+    disc = {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME}
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{CLUSTER_NAME}-vpc"]}])["Vpcs"]
+    if vpcs:
+        vpc_id = vpcs[0]["VpcId"]
+    else:
+        vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+        ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": f"{CLUSTER_NAME}-vpc"}])
+    have = {
+        x["CidrBlock"]: x["SubnetId"]
+        for x in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    }
+    subnet_ids = []
+    for cidr, zone in SUBNETS:
+        sid = (
+            have.get(cidr)
+            or ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        )
+        ec2.create_tags(
+            Resources=[sid],
+            Tags=[
+                disc,
+                {"Key": "Name", "Value": f"{CLUSTER_NAME}-private-{zone}"},
+                {"Key": "kubernetes.io/role/internal-elb", "Value": "1"},
+                {"Key": f"kubernetes.io/cluster/{CLUSTER_NAME}", "Value": "shared"},
+            ],
+        )
+        subnet_ids.append(sid)
+    sgs = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [f"{CLUSTER_NAME}-node"]}]
+    )["SecurityGroups"]
+    sg_id = (
+        sgs[0]["GroupId"]
+        if sgs
+        else ec2.create_security_group(
+            GroupName=f"{CLUSTER_NAME}-node",
+            Description=f"Nodes of EKS cluster {CLUSTER_NAME} (Karpenter discovery)",
+            VpcId=vpc_id,
+        )["GroupId"]
+    )
+    ec2.create_tags(Resources=[sg_id], Tags=[disc, {"Key": "Name", "Value": f"{CLUSTER_NAME}-node"}])
+
+    def role(name: str, service: str) -> str:
+        try:
+            return iam.get_role(RoleName=name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            doc = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+            }
+            return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc))["Role"]["Arn"]
+
+    role(NODE_ROLE, "ec2.amazonaws.com")
+    eks_role = role(EKS_ROLE, "eks.amazonaws.com")
+    try:
+        eks.describe_cluster(name=CLUSTER_NAME)
+    except eks.exceptions.ResourceNotFoundException:
+        eks.create_cluster(
+            name=CLUSTER_NAME,
+            version=k8s_minor,
+            roleArn=eks_role,
+            resourcesVpcConfig={"subnetIds": subnet_ids, "securityGroupIds": [sg_id]},
+            kubernetesNetworkConfig={"serviceIpv4Cidr": SERVICE_CIDR},
+        )
+    _aws("sqs").create_queue(QueueName=INTERRUPTION_QUEUE)
+    return {"vpc_id": vpc_id, "subnet_ids": subnet_ids, "security_group_id": sg_id}
+
 
 def system_objects() -> str:
     docs = []
@@ -663,8 +786,23 @@ def system_objects() -> str:
                 "status": {"allocatable": SYSTEM_NODE_TYPE, "capacity": SYSTEM_NODE_TYPE},
             }
         )
-    docs.append({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
     return "\n---\n".join(json.dumps(d) for d in docs)
+
+
+def sandbox_node_class() -> dict:
+    """The sandbox's own EC2NodeClass (what tests and tools reference when they need a Ready node class)."""
+    disc = [{"tags": {"karpenter.sh/discovery": CLUSTER_NAME}}]
+    return {
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": SANDBOX_NODE_CLASS},
+        "spec": {
+            "role": NODE_ROLE,
+            "amiSelectorTerms": [{"alias": "al2023@latest"}],
+            "subnetSelectorTerms": disc,
+            "securityGroupSelectorTerms": disc,
+        },
+    }
 
 
 def create_system_objects() -> None:
@@ -672,35 +810,71 @@ def create_system_objects() -> None:
     kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "-l", "eks.amazonaws.com/nodegroup=system")
 
 
-def start_karpenter() -> None:
-    itypes = HERE / "data" / "instance-types.json"
-    res = subprocess.run(
-        [sys.executable, str(HERE / "instance_types.py"), "validate", "--out", str(itypes)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        raise SandboxError(
-            f"instance-type file {itypes} is invalid (Karpenter would start with none):\n{res.stdout}{res.stderr}"
-        )
+def start_node_join() -> None:
+    ready = STATE / "run" / "node-join.ready"
+    if not running_pid("node-join"):
+        ready.unlink(missing_ok=True)
     start(
-        "karpenter",
-        [binp("karpenter-kwok-loopback")],
-        [PORTS["karpenter_metrics"], PORTS["karpenter_health"]],
-        env={
-            "KUBECONFIG": str(kubeconfig_path()),
-            "DISABLE_LEADER_ELECTION": "true",
-            "INSTANCE_TYPES_FILE_PATH": str(itypes),
-            "METRICS_PORT": str(PORTS["karpenter_metrics"]),
-            "HEALTH_PROBE_PORT": str(PORTS["karpenter_health"]),
-            "LOG_LEVEL": os.environ.get("SANDBOX_KARPENTER_LOG_LEVEL", "info"),
-            "FEATURE_GATES": "NodeRepair=true,SpotToSpotConsolidation=true",
-            "BATCH_IDLE_DURATION": "1s",
-            "BATCH_MAX_DURATION": "5s",
-            "CLUSTER_NAME": CLUSTER_NAME,
-        },
+        "node-join",
+        [
+            sys.executable,
+            str(HERE / "node_join.py"),
+            f"--kubeconfig={kubeconfig_path()}",
+            f"--aws-endpoint=http://127.0.0.1:{PORTS['moto']}",
+            f"--region={REGION}",
+            f"--cluster-name={CLUSTER_NAME}",
+            f"--ready-file={ready}",
+        ],
+        [],
+        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION},
+    )
+    wait_for("node-join", ready.exists, 30)
+
+
+def karpenter_env() -> dict[str, str]:
+    """The settings a real install gives the controller (chart values -> env), pointed at the emulator."""
+    return {
+        "KUBECONFIG": str(kubeconfig_path()),
+        "CLUSTER_NAME": CLUSTER_NAME,
+        "CLUSTER_ENDPOINT": f"https://127.0.0.1:{PORTS['apiserver']}",
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['moto']}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask IMDS (not on loopback)
+        # no Pricing API in the emulator and no instance-profile GC across accounts: what private clusters set
+        "ISOLATED_VPC": "true",
+        "INTERRUPTION_QUEUE": INTERRUPTION_QUEUE,
+        "DISABLE_LEADER_ELECTION": "true",
+        "METRICS_PORT": str(PORTS["karpenter_metrics"]),
+        "HEALTH_PROBE_PORT": str(PORTS["karpenter_health"]),
+        "LOG_LEVEL": os.environ.get("SANDBOX_KARPENTER_LOG_LEVEL", "info"),
+        "FEATURE_GATES": "NodeRepair=true,SpotToSpotConsolidation=true",
+        "BATCH_IDLE_DURATION": "1s",
+        "BATCH_MAX_DURATION": "5s",
+    }
+
+
+def start_karpenter() -> None:
+    start(
+        "karpenter", [binp("karpenter")], [PORTS["karpenter_metrics"], PORTS["karpenter_health"]], env=karpenter_env()
     )
     wait_for("karpenter", lambda: probe(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 120)
+
+
+def wait_node_class_ready(timeout: float = 90) -> None:
+    def ready() -> bool:
+        res = kubectl("get", "ec2nodeclass", SANDBOX_NODE_CLASS, "-o", "json", check=False)
+        if res.returncode != 0:
+            return False
+        conds = json.loads(res.stdout).get("status", {}).get("conditions", [])
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+    try:
+        wait_for("karpenter", ready, timeout)
+    except SandboxError as exc:
+        res = kubectl("get", "ec2nodeclass", SANDBOX_NODE_CLASS, "-o", "jsonpath={.status.conditions}", check=False)
+        raise SandboxError(f"EC2NodeClass {SANDBOX_NODE_CLASS} is not Ready: {res.stdout}\n{exc}") from None
 
 
 def start_moto() -> None:
@@ -759,6 +933,7 @@ COMPONENT_NAMES = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    "node-join",
     "karpenter",
     "moto",
     "prometheus",
@@ -776,6 +951,7 @@ def health() -> dict[str, bool]:
         "kube-controller-manager": lambda: probe(f"https://127.0.0.1:{PORTS['kcm']}/healthz", insecure),
         "kube-scheduler": lambda: probe(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", insecure),
         "kwok": lambda: probe(f"http://127.0.0.1:{PORTS['kwok']}/healthz"),
+        "node-join": lambda: (STATE / "run" / "node-join.ready").exists(),
         "karpenter": lambda: probe(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"),
         "moto": lambda: (
             (STATE / "run" / "moto.ready").exists() and probe(f"http://127.0.0.1:{PORTS['moto']}/moto-api/")
@@ -800,11 +976,19 @@ def env_vars() -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "SANDBOX_BIN": bindir,
         "SANDBOX_STATE": str(STATE),
+        "SANDBOX_NODE_CLASS": SANDBOX_NODE_CLASS,  # a Ready EC2NodeClass for NodePools of tests and tools
+        "SANDBOX_INTERRUPTION_QUEUE": INTERRUPTION_QUEUE,
         "SANDBOX_AUDIT_LOG": str(audit_log_path()),
         "KARPENTER_METRICS_URL": f"http://127.0.0.1:{PORTS['karpenter_metrics']}/metrics",
         "PROMETHEUS_URL": f"http://127.0.0.1:{PORTS['prometheus']}",
         "KARPENTER_HEALTH_URL": f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz",
     }
+
+
+def write_env_files() -> None:
+    envs = env_vars()
+    (STATE / "env.json").write_text(json.dumps(envs, indent=2))
+    (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in envs.items()))
 
 
 def up(with_aws: bool = True, with_prometheus: bool = True, control_plane_only: bool = False) -> None:
@@ -815,18 +999,23 @@ def up(with_aws: bool = True, with_prometheus: bool = True, control_plane_only: 
     write_kubeconfig()
     log("etcd")
     start_etcd()
+    if with_aws:
+        log("moto (AWS emulator)")
+        start_moto()
     log("eks-authn (EKS token webhook)")
     start_eks_authn()
     log("kube-apiserver")
     start_apiserver()
     log("CRDs")
     install_crds()
+    if with_aws:
+        log("AWS side of the EKS cluster (VPC, subnets, security group, roles, cluster, interruption queue)")
+        try:
+            seed_aws(kubernetes_minor())
+        except Exception as exc:  # botocore errors, connection refused: name the component and the reason
+            raise SandboxError(f"moto (AWS emulator) at 127.0.0.1:{PORTS['moto']} refused the seeding: {exc}") from None
     if control_plane_only:  # e.g. benchmarks that create thousands of NodeClaims no controller may act on
-        if with_aws:
-            log("moto (AWS emulator)")
-            start_moto()
-        (STATE / "env.json").write_text(json.dumps(env_vars(), indent=2))
-        (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in env_vars().items()))
+        write_env_files()
         log(f"apiserver + CRDs ready in {time.monotonic() - t0:.1f}s (no controllers)")
         return
     log("kube-controller-manager, kube-scheduler")
@@ -838,17 +1027,18 @@ def up(with_aws: bool = True, with_prometheus: bool = True, control_plane_only: 
     log("kwok + system nodes")
     start_kwok()
     create_system_objects()
-    log("karpenter (KWOK provider)")
-    start_karpenter()
     if with_aws:
-        log("moto (AWS emulator)")
-        start_moto()
+        log("node-join (emulator instances -> Nodes) and karpenter (AWS provider)")
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(sandbox_node_class()))
+        start_node_join()
+        start_karpenter()
+        wait_node_class_ready()
+    else:
+        log("--no-aws: no AWS emulator, so neither node-join nor karpenter runs")
     if with_prometheus:
         log("prometheus (scrapes Karpenter)")
         start_prometheus()
-    envs = env_vars()
-    (STATE / "env.json").write_text(json.dumps(envs, indent=2))
-    (STATE / "env.sh").write_text("".join(f"export {k}={v!r}\n" for k, v in envs.items()))
+    write_env_files()
     log(f'ready in {time.monotonic() - t0:.1f}s; `eval "$(sandbox/sandbox.py env)"` to use it')
 
 
@@ -909,7 +1099,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up")
-    u.add_argument("--no-aws", action="store_true", help="do not start moto")
+    u.add_argument("--no-aws", action="store_true", help="no AWS emulator (and so no node-join, no karpenter)")
+    u.add_argument("--quiet", action="store_true", help="print only errors")
     u.add_argument("--no-prometheus", action="store_true", help="do not start prometheus")
     u.add_argument("--control-plane-only", action="store_true", help="etcd + apiserver + CRDs, no controllers")
     sub.add_parser("down")
@@ -921,6 +1112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
+            if args.quiet:
+                os.environ["SANDBOX_QUIET"] = "1"
             up(
                 with_aws=not args.no_aws,
                 with_prometheus=not args.no_prometheus,

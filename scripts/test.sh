@@ -5,6 +5,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg" PYTHONDONTWRITEBYTECODE=1
+export GOTOOLCHAIN=go1.27.3  # Karpenter's AWS provider v1.15 needs Go >= 1.26.11 (fetched from the module proxy)
 export ANSIBLE_LOCAL_TEMP="${TMPDIR:-/tmp}/karpenter-eks-ansible-tmp"
 WHAT=${1:-all}
 OUT="$ROOT/build/test-results"; rm -rf "$OUT"; mkdir -p "$OUT"

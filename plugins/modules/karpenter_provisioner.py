@@ -33,8 +33,7 @@ options:
   node_class_ref:
     description:
       - Overrides C(spec.template.spec.nodeClassRef) on every NodePool, for example
-        C(group=karpenter.kwok.sh kind=KWOKNodeClass name=default) in the local sandbox, whose
-        Karpenter KWOK provider only manages NodePools that reference a KWOKNodeClass.
+        C(group=karpenter.k8s.aws kind=EC2NodeClass name=default) to put every pool on one node class.
     type: dict
     suboptions:
       group:

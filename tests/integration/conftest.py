@@ -1,4 +1,4 @@
-"""Integration fixtures: the real sandbox (kube-apiserver + Karpenter KWOK provider + moto).
+"""Integration fixtures: the real sandbox (kube-apiserver + Karpenter's AWS provider + the moto AWS emulator).
 
 The ``sandbox`` fixture brings the sandbox up once per test run (``sandbox.py up`` is idempotent and
 takes a few seconds when the binaries are cached) and tears it down at the end only if this run

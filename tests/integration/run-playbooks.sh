@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ansible integration tier: playbooks/site.yml on inventories/local (the sandbox), three times:
+# Ansible integration tier: site.yml (the top-level one users run) on inventories/local (the sandbox), three times:
 #   1. apply                        -> must succeed
 #   2. apply again                  -> must succeed with changed=0 (idempotence)
 #   3. --check --diff               -> must succeed with changed=0 (check mode agrees with the real run)
@@ -33,8 +33,8 @@ recap(){
 run(){ # name expect_changed_zero args...
   local name=$1 expect_zero=$2; shift 2
   local log="$LOGDIR/site-$name.log" t0=$SECONDS rc
-  echo "=== site.yml $name: ansible-playbook -i inventories/local playbooks/site.yml $*"
-  "$PLAYBOOK" -i inventories/local playbooks/site.yml "$@" >"$log" 2>&1
+  echo "=== site.yml $name: ansible-playbook site.yml -i inventories/local $*"
+  "$PLAYBOOK" site.yml -i inventories/local "$@" >"$log" 2>&1
   rc=$?
   local r; r=$(recap "$log")
   mkdir -p "$OUT" && cp "$log" "$OUT/" 2>/dev/null

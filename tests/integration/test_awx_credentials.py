@@ -34,9 +34,7 @@ RULES = [
         "resources": ["ec2nodeclasses"],
         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
     },
-    # the NodePool module reads the node classes its pools reference; on EKS that is the EC2NodeClass rule
-    # above, in the sandbox the KWOK provider's KWOKNodeClass
-    {"apiGroups": ["karpenter.kwok.sh"], "resources": ["kwoknodeclasses"], "verbs": ["get", "list", "watch"]},
+    # (the NodePool module also reads the node classes its pools reference: the EC2NodeClass rule above covers it)
 ]
 
 PLAYBOOK = """
@@ -55,7 +53,7 @@ PLAYBOOK = """
     - name: NodePool
       karpenter_eks.platform.karpenter_provisioner:
         state: "{{ state }}"
-        node_class_ref: {group: karpenter.kwok.sh, kind: KWOKNodeClass, name: default}
+        node_class_ref: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: sandbox}
         definitions:
           - apiVersion: karpenter.sh/v1
             kind: NodePool
@@ -64,7 +62,7 @@ PLAYBOOK = """
             spec:
               template:
                 spec:
-                  nodeClassRef: {group: karpenter.kwok.sh, kind: KWOKNodeClass, name: default}
+                  nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: sandbox}
                   requirements:
                     - {key: karpenter.sh/capacity-type, operator: In, values: [on-demand]}
               limits:
@@ -197,7 +195,11 @@ def test_info_and_nodepool_with_injected_bearer_token(sandbox, uid, service_acco
         assert created["changed"] is True and created["results"][0]["action"] == "create"
         stored = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
         assert stored["spec"]["limits"] == {"cpu": "8"}
-        assert stored["spec"]["template"]["spec"]["nodeClassRef"]["kind"] == "KWOKNodeClass"
+        assert stored["spec"]["template"]["spec"]["nodeClassRef"] == {
+            "group": "karpenter.k8s.aws",
+            "kind": "EC2NodeClass",
+            "name": "sandbox",
+        }
         # (the Karpenter controller, which runs as the sandbox's admin, then writes the pool's status)
         writes = [e for e in sandbox.writes_since(mark, UA) if (e.get("objectRef") or {}).get("name") == pool]
         assert writes and {e["user"]["username"] for e in writes} == {user}

@@ -90,7 +90,7 @@ def objects(uid, user_data=None):
             },
         }
 
-    kwok = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
+    sandbox_class = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"}  # Ready in the sandbox
     ec2 = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": f"bk-{uid}"}
     overlay = {
         "apiVersion": "karpenter.sh/v1alpha1",
@@ -102,7 +102,7 @@ def objects(uid, user_data=None):
             "weight": 10,
         },
     }
-    return [nc, pool(f"bk-{uid}-a", kwok, "64"), pool(f"bk-{uid}-b", ec2, "32"), overlay]
+    return [nc, pool(f"bk-{uid}-a", sandbox_class, "64"), pool(f"bk-{uid}-b", ec2, "32"), overlay]
 
 
 def deployment(name, replicas, pool):

@@ -1,4 +1,4 @@
-"""Controller-kill drill against the sandbox's real Karpenter: the karpenter-kwok process gets SIGTERM (pid file),
+"""Controller-kill drill against the sandbox's real Karpenter: the karpenter process (the AWS provider's controller) gets SIGTERM (pid file),
 a workload that needs a new node arrives while it is down, the restart command (``sandbox.py up``, standing in for
 the supervisor that restarts a pod on EKS) brings it back, and the playbook asserts recovery: the health URL answers
 again and the pending workload runs on a node Karpenter launched, within the stated time.

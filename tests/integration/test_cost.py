@@ -40,7 +40,7 @@ def nodepool(name, run_label, instance_type, capacity_type, zone):
             "template": {
                 "metadata": {"labels": {"test.karpenter-eks.io/cost-run": run_label}},
                 "spec": {
-                    "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"},
                     "requirements": [
                         {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance_type]},
                         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity_type]},

@@ -1,12 +1,20 @@
-"""The sandbox is real: Karpenter provisions and consolidates nodes, the apiserver enforces the CRDs."""
+"""The sandbox is real: Karpenter (AWS provider) launches instances in the emulator, they join as Nodes, and
+consolidation terminates them; the apiserver enforces the CRDs."""
 
 import json
 import os
 
+import boto3
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CURATED = {t["name"] for t in json.load(open(os.path.join(ROOT, "sandbox", "data", "instance-types.json")))}
+
+def ec2(sandbox):
+    return boto3.client("ec2", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"], region_name=sandbox.env["AWS_REGION"])
+
+
+def instance_states(sandbox, ids):
+    res = ec2(sandbox).describe_instances(InstanceIds=list(ids))
+    return {i["InstanceId"]: i["State"]["Name"] for r in res["Reservations"] for i in r["Instances"]}
 
 
 def nodepool(name, **disruption):
@@ -18,7 +26,7 @@ def nodepool(name, **disruption):
             "template": {
                 "metadata": {"labels": {"example.com/pool": name}},
                 "spec": {
-                    "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"},
                     "requirements": [
                         {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
                         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
@@ -78,11 +86,23 @@ def test_karpenter_provisions_and_consolidates(sandbox, uid):
         claims = sandbox.custom.list_cluster_custom_object("karpenter.sh", "v1", "nodeclaims")["items"]
         claims = [c for c in claims if c["metadata"]["labels"].get("karpenter.sh/nodepool") == pool]
         assert claims, "Karpenter created no NodeClaim"
+        catalogue = {
+            t["InstanceType"]
+            for page in ec2(sandbox).get_paginator("describe_instance_types").paginate()
+            for t in page["InstanceTypes"]
+        }
         for c in claims:
             itype = c["metadata"]["labels"]["node.kubernetes.io/instance-type"]
-            assert itype in CURATED
+            assert itype in catalogue
             assert c["metadata"]["labels"]["karpenter.sh/capacity-type"] == "on-demand"
         nodes = sandbox.core.list_node(label_selector=f"karpenter.sh/nodepool={pool}").items
+        # every node is an instance Karpenter launched in the emulator, running its instance type
+        ids = {n.spec.provider_id.rsplit("/", 1)[1]: n for n in nodes}
+        assert set(instance_states(sandbox, ids).values()) == {"running"}
+        for iid, n in ids.items():
+            inst = ec2(sandbox).describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+            assert inst["InstanceType"] == n.metadata.labels["node.kubernetes.io/instance-type"]
+            assert inst["Placement"]["AvailabilityZone"] == n.metadata.labels["topology.kubernetes.io/zone"]
         assert nodes and all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions) for n in nodes)
         assert {n.metadata.labels["kubernetes.io/arch"] for n in nodes} == {"amd64"}
         # every pod runs on a Karpenter node of this pool
@@ -94,6 +114,12 @@ def test_karpenter_provisions_and_consolidates(sandbox, uid):
             "nodes of the pool consolidated away",
             lambda: not sandbox.core.list_node(label_selector=f"karpenter.sh/nodepool={pool}").items,
             120,
+        )
+        # ... and their instances are terminated in the emulator
+        sandbox.wait_until(
+            "instances terminated",
+            lambda: set(instance_states(sandbox, ids).values()) <= {"shutting-down", "terminated"},
+            60,
         )
     finally:
         sandbox.kubectl("delete", "deployment", app, "-n", "default", "--ignore-not-found", "--wait=false")
@@ -217,6 +243,6 @@ def test_every_sandbox_process_listens_on_loopback_only(sandbox):
                 continue
             if target.startswith("socket:[") and target[8:-1] in socks:
                 seen.append((pid, socks[target[8:-1]]))
-    assert len({p for p, _ in seen}) >= 7, seen  # etcd, apiserver, kcm, scheduler, kwok, karpenter, moto
+    assert len({p for p, _ in seen}) >= 8, seen  # etcd, eks-authn, apiserver, kcm, scheduler, kwok, karpenter, moto
     wide = [(pid, addr) for pid, addr in seen if not (addr[0].startswith("127.") or addr[0] == "::1")]
     assert wide == [], f"sandbox sockets listening beyond loopback: {wide}"

@@ -1,16 +1,15 @@
 """Spot runbooks against the sandbox's real Karpenter: storm -> on-demand, then spot back step by step.
 
-The sandbox's KWOK offerings are never interrupted, so the storm is simulated the way Karpenter's interruption
-controller would show it: a ``SpotInterrupted`` Warning event (source ``karpenter``) on every spot NodeClaim of
-the pool, and one of those NodeClaims deleted (the interruption that already hit). Everything else is real:
-Karpenter launched the spot NodeClaims, and after the switch it replaces them with on-demand ones (requirements
-drift), which the runbook's verification waits for. Each test uses its own NodePool/namespace and removes them
-(and its events); the apiserver audit log is the witness that check mode writes nothing.
+The storm is real: EC2 spot interruption warnings (the EventBridge messages AWS sends) for every spot instance of
+the pool go to the controller's interruption queue (the one the karpenter role creates), and the sandbox's Karpenter (AWS provider)
+handles them as on EKS: ``SpotInterrupted`` events, the NodeClaims cordoned, drained and replaced, the offerings
+marked unavailable. After the switch Karpenter replaces the spot nodes with on-demand ones (requirements drift),
+which the runbook's verification waits for. Each test uses its own NodePool/namespace and removes them; the apiserver audit log is the witness that check mode writes nothing.
 """
 
-import datetime
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -19,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RUNBOOKS = os.path.join(ROOT, "playbooks", "runbooks")
 UA = "karpenter-eks-platform/"
-KWOK_REF = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
+KWOK_REF = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"}  # the sandbox's Ready node class
 CT = "karpenter.sh/capacity-type"
 SAVED = "karpenter-eks.platform/spot-storm-previous-requirements"
 
@@ -110,31 +109,19 @@ def writes(sandbox, mark, *names):
     return out
 
 
-def interruption_event(claim, uid):
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{claim['metadata']['name']}.spot-{uid}", "namespace": "default"},
-        "involvedObject": {
-            "apiVersion": "karpenter.sh/v1",
-            "kind": "NodeClaim",
-            "name": claim["metadata"]["name"],
-            "uid": claim["metadata"]["uid"],
-        },
-        "reason": "SpotInterrupted",
-        "message": "Spot interruption warning was triggered",
-        "type": "Warning",
-        "source": {"component": "karpenter"},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
+def interrupt(sandbox, claim_list):
+    """EC2 spot interruption warnings for the claims' instances, sent to the controller's interruption queue."""
+    sys.path.insert(0, os.path.join(ROOT, "sandbox"))
+    from aws_emulator import send_interruption
+
+    ids = [c["status"]["providerID"].rsplit("/", 1)[1] for c in claim_list]
+    send_interruption(
+        sandbox.env["AWS_ENDPOINT_URL"], sandbox.env["SANDBOX_INTERRUPTION_QUEUE"], "spot-interruption", ids
+    )
+    return ids
 
 
-def cleanup(sandbox, ns, pool, events=()):
-    for name in events:
-        sandbox.kubectl("delete", "event", "-n", "default", name, "--ignore-not-found", check=False)
+def cleanup(sandbox, ns, pool):
     sandbox.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
     sandbox.kubectl("delete", "nodepool", pool, "--wait=false", "--ignore-not-found", check=False)
 
@@ -148,7 +135,6 @@ def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
     ns = pool = f"rb-spot-{uid}"
     play = os.path.join(RUNBOOKS, "spot_interruption.yml")
     ev = {"runbook_namespaces": [ns], "runbook_nodepools": [pool], "runbook_output_dir": outdir}
-    events = []
     try:
         # spot NodePool with 3 running spot nodes (Karpenter picks spot: cheaper than on-demand in the sandbox)
         sandbox.apply([nodepool(pool, ["spot", "on-demand"])] + workload(ns, pool, 3))
@@ -158,11 +144,15 @@ def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
         previous = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
         previous_reqs = previous["spec"]["template"]["spec"]["requirements"]
 
-        # the storm: interruption warnings on all three, one already reclaimed
-        for c in spot:
-            sandbox.core.create_namespaced_event("default", interruption_event(c, uid))
-            events.append(f"{c['metadata']['name']}.spot-{uid}")
-        sandbox.kubectl("delete", "nodeclaim", spot[0]["metadata"]["name"], "--wait=false")
+        # the storm: AWS warns that all three spot instances will be reclaimed; Karpenter reacts for real
+        interrupt(sandbox, spot)
+        gone = {c["metadata"]["name"] for c in spot}
+
+        def interrupted():
+            evs = sandbox.core.list_event_for_all_namespaces(field_selector="reason=SpotInterrupted").items
+            return len({e.involved_object.name for e in evs if e.involved_object.name in gone}) >= 3
+
+        sandbox.wait_until("Karpenter's SpotInterrupted events for the three claims", interrupted, 60)
 
         # diagnosis only: names the storm, the rate and the pool; writes nothing
         mark = sandbox.audit_mark()
@@ -219,7 +209,7 @@ def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
         assert out["stats"]["sandbox"]["changed"] == 0
         assert writes(sandbox, mark, ns, pool) == []
     finally:
-        cleanup(sandbox, ns, pool, events)
+        cleanup(sandbox, ns, pool)
 
 
 def test_spot_reintroduction_step_by_step(sandbox, uid, outdir):

@@ -1,14 +1,14 @@
-"""The design document's four NodePool strategies, in their original v1alpha5 shape, provision real KWOK nodes.
+"""The design document's four NodePool strategies, in their original v1alpha5 shape, provision real nodes.
 
-Source: /work/shared/design/eks-karpenter-design.md, "Node Pool Strategies" (general-purpose, GPU,
+Source: the original design document, "Node Pool Strategies" (general-purpose, GPU,
 batch-spot) and "Multi-AZ and Multi-Region Strategy", copied verbatim below except for the placeholders
 (``${CLUSTER_NAME}`` -> sandbox, ``${AWS_REGION}`` -> us-east-1, ``${KMS_KEY_ARN}`` -> a fake ARN) and a
 per-run suffix on the names. Each strategy goes through ``karpenter_apply.run`` exactly like the module:
 legacy input -> converter -> validation + lint -> server-side apply, with ``node_class_ref`` pointing at the
-sandbox's KWOKNodeClass (the KWOK provider only manages those). A workload per strategy then has to run on
+sandbox's Ready EC2NodeClass. A workload per strategy then has to run on
 nodes Karpenter launches for that pool, with the capacity types, taints and zones the strategy asks for.
 
-Two strategies carry known design errors (karpenter-v1.md section 4) that the collection reports as lint
+Two strategies carry known design errors (docs/karpenter-v1.md section 4) that the collection reports as lint
 warnings; they are checked as designed (the warning is reported) and applied with the lint's fix:
 
 * GPU pool without a taint (KPL006): applied with ``nvidia.com/gpu=true:NoSchedule`` added;
@@ -29,7 +29,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils import karp
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
 
-KWOK_REF = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
+KWOK_REF = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"}  # the sandbox's Ready node class
 ZONES = {"us-east-1a", "us-east-1b", "us-east-1c"}
 
 GENERAL_PURPOSE = """

@@ -8,19 +8,15 @@ with the verdict it is meant to get:
 * ``runtime``   - the apiserver accepts it, Karpenter's runtime validation rejects it (NodePool
   ``ValidationSucceeded=False``, so it is never Ready); ``validate()`` reports it with source ``runtime``.
   test_runtime_verdict_equals_karpenter creates those NodePools for real and reads the condition the
-  sandbox's Karpenter sets (``aws_runtime_only`` entries need values only the AWS provider registers).
+  sandbox's Karpenter (the AWS provider, what EKS users run) sets.
 
 The apiserver's verdict is a server-side dry-run create (``dryRun=All``, ``fieldValidation=Strict``, what
 the modules send) - or, for entries with ``old_patch``, a dry-run update of an object created for real, so
 the CRDs' transition rules run. The offline verdict for the apiserver is "``validate()`` reports no error
 other than runtime ones"; for every entry that is not ``runtime`` it is simply ``validate().ok``.
 
-One difference of the sandbox is accounted for, not hidden: it serves the NodePool CRD of Karpenter's KWOK
-provider (sigs.k8s.io/karpenter v1.14.1), which has the same schema as the AWS provider's (what EKS serves
-and what the collection pins) except for the label-domain allow-list rules: ``karpenter.kwok.sh`` instead
-of ``karpenter.k8s.aws``. The rules the sandbox serves are read from its CRDs; an offline error from a rule
-the sandbox does not serve is left out of the comparison, and exactly the entries marked ``aws_only`` must
-have one (test_sandbox_serves_the_pinned_crds_except_the_provider_domain_rules checks the difference).
+The sandbox serves the AWS provider's CRDs of the version the collection pins (what EKS users install), so
+every rule the offline validator runs is served (test_sandbox_serves_exactly_the_pinned_crds checks it).
 """
 
 import copy
@@ -109,17 +105,12 @@ def served_rules(sandbox):
     return rules
 
 
-def test_sandbox_serves_the_pinned_crds_except_the_provider_domain_rules(served_rules):
+def test_sandbox_serves_exactly_the_pinned_crds(served_rules):
     for kind in PATHS:
         pinned = {
             r["rule"] for _path, r in cel.iter_rules(schema.CRDS[[k for k in schema.CRDS if k[1] == kind][0]].SCHEMA)
         }
-        missing, extra = pinned - served_rules[kind], served_rules[kind] - pinned
-        if kind == "EC2NodeClass":
-            assert not missing and not extra
-        else:
-            assert all("karpenter.k8s.aws" in r for r in missing) and len(missing) == 2, missing
-            assert all("karpenter.kwok.sh" in r for r in extra) and len(extra) == 1, extra
+        assert pinned == served_rules[kind], (pinned - served_rules[kind], served_rules[kind] - pinned)
 
 
 def call(sandbox, method, obj, dry_run=True, name=None):
@@ -266,21 +257,18 @@ def test_offline_verdict_equals_apiserver(sandbox, served_rules, uid, case):
     api_ok = status in (200, 201)
     runtime_errors = [i for i in res.errors if i.source == "runtime"]
     unserved = [i for i in res.errors if i.source == "cel" and i.rule not in served_rules[obj["kind"]]]
-    api_errors = [i for i in res.errors if i.source != "runtime" and i not in unserved]
+    assert not unserved, "offline errors from rules the sandbox does not serve: %s" % unserved
+    api_errors = [i for i in res.errors if i.source != "runtime"]
     why = explain(case, status, body, res)
 
     # the verdict: offline "the apiserver will accept it" == the apiserver accepted it
     assert api_ok == (not api_errors), "verdicts differ: " + why
-    # only the aws_only entries hit a rule the sandbox does not serve (and they do)
-    assert bool(unserved) == bool(case.get("aws_only")), "rules not served by the sandbox: %s" % unserved
-    if case["expect"] != "runtime" and not case.get("aws_only"):
+    if case["expect"] != "runtime":
         assert api_ok == res.ok, "validate().ok differs from the apiserver: " + why
 
     # the corpus entry tests what it says
     if case["expect"] == "valid":
         assert api_ok and res.ok, why
-    elif case.get("aws_only"):
-        assert case["expect"] == "apiserver" and not res.ok and not api_errors, why
     elif case["expect"] == "apiserver":
         assert not api_ok, why
         # and the offline error names a field the apiserver names too
@@ -291,11 +279,14 @@ def test_offline_verdict_equals_apiserver(sandbox, served_rules, uid, case):
 
 
 RUNTIME_CASES = [c for c in CASES if c["expect"] == "runtime"]
-CONTROL_CASES = [c for c in CASES if c["id"] in ("np-base", "np-req-aws-allowed-tenancy", "np-full")]
+CONTROL_CASES = [
+    c for c in CASES if c["id"] in ("np-base", "np-req-aws-allowed-tenancy", "np-full", "nc-base", "nc-eviction-100pct")
+]
 
 
-def _validation_condition(sandbox, name):
-    obj = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", name)
+def _validation_condition(sandbox, kind, name):
+    group, version, plural = PATHS[kind]
+    obj = sandbox.custom.get_cluster_custom_object(group, version, plural, name)
     gen = obj["metadata"].get("generation")
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c["type"] == "ValidationSucceeded" and c.get("observedGeneration", gen) >= gen and c["status"] != "Unknown":
@@ -305,15 +296,15 @@ def _validation_condition(sandbox, name):
 
 @pytest.mark.parametrize("case", RUNTIME_CASES + CONTROL_CASES, ids=[c["id"] for c in RUNTIME_CASES + CONTROL_CASES])
 def test_runtime_verdict_equals_karpenter(sandbox, uid, case):
-    """Karpenter (KWOK provider) agrees: runtime-invalid NodePools get ValidationSucceeded=False, controls True."""
-    assert BASES[case["base"]]["kind"] == "NodePool"
+    """Karpenter (AWS provider) agrees: runtime-invalid NodePools and EC2NodeClasses (v1.15 validates spec.kubelet
+    only at runtime) get ValidationSucceeded=False, the controls True."""
     obj = build(case, uid)
     status, created = call(sandbox, "POST", obj, dry_run=False)
     assert status == 201, created
     try:
         cond = sandbox.wait_until(
             "ValidationSucceeded on %s" % obj["metadata"]["name"],
-            lambda: _validation_condition(sandbox, obj["metadata"]["name"]),
+            lambda: _validation_condition(sandbox, obj["kind"], obj["metadata"]["name"]),
             60,
         )
     finally:
@@ -321,10 +312,6 @@ def test_runtime_verdict_equals_karpenter(sandbox, uid, case):
     res = validate.validate(obj)
     runtime_errors = [i for i in res.errors if i.source == "runtime"]
     karpenter_ok = cond["status"] == "True"
-    if case.get("aws_runtime_only"):
-        # the KWOK provider's Karpenter does not register the AWS provider's well-known values
-        assert karpenter_ok and runtime_errors and all("karpenter.k8s.aws/" in i.message for i in runtime_errors)
-        return
     assert karpenter_ok == (not runtime_errors), "%s: Karpenter says %s (%s), offline runtime errors: %s" % (
         case["id"],
         cond["status"],

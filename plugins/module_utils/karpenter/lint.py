@@ -45,7 +45,7 @@ RULES = {
     "KPL012": (ERROR, "PodSecurityPolicy / policy/v1beta1 - removed in Kubernetes 1.25"),
     "KPL013": (ERROR, "alpha/beta field on a v1 NodePool (pruned or rejected)"),
     "KPL014": (ERROR, "consolidationPolicy WhenUnderutilized (renamed WhenEmptyOrUnderutilized)"),
-    "KPL015": (ERROR, "disruption block without consolidateAfter (required up to v1.14, defaulted to 0s from v1.15)"),
+    "KPL015": (WARNING, "disruption block without consolidateAfter (required up to v1.14, defaulted to 0s from v1.15)"),
     "KPL016": (ERROR, "amiFamily Ubuntu (removed in v1)"),
     "KPL017": (ERROR, "disruption budget nodes given as a number"),
     "KPL018": (ERROR, "duration with an unsupported unit (only s/m/h, or Never)"),

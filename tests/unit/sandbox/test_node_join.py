@@ -828,6 +828,28 @@ def test_name_taken_by_a_foreign_node_is_left_alone(nj, ec2):
     assert nodes.nodes[inst["PrivateDnsName"]]["spec"] == SYSTEM_NODE["spec"]
 
 
+def test_a_reused_name_joins_once_the_old_node_is_gone(nj, ec2):
+    """EC2 reuses a terminated instance's private IP (and so its Node name): the new instance joins as soon as the
+    old instance's Node is deleted, as kubelet's registration retries would."""
+    old = launch(ec2, fixture("al2023_karpenter.mime"))
+    nodes, clock = FakeNodes(nj), Clock()
+    rec = reconciler(nj, ec2, nodes, clock=clock)
+    rec.reconcile()
+    name = old["PrivateDnsName"]
+    old_node = nodes.nodes[name]
+    old_node["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"  # Karpenter is draining it
+    new = dict(launch(ec2, fixture("al2023_karpenter.mime")), PrivateDnsName=name)  # the reused IP's name
+    assert rec._join(new) is False
+    # the name is still held by the old instance's Node: the create is refused, nothing is deleted, not given up
+    assert {c[0] for c in nodes.writes()} == {"create"}
+    assert nodes.nodes[name] is old_node
+    assert not rec.retry[new["InstanceId"]].permanent
+    del nodes.nodes[name]  # the old Node is gone
+    clock.now += 5
+    assert rec._join(new) is True
+    assert nodes.nodes[name]["spec"]["providerID"].endswith("/" + new["InstanceId"])
+
+
 def test_failed_describe_instances_removes_nothing(nj, ec2):
     launch(ec2, fixture("al2023_karpenter.mime"))
     nodes = FakeNodes(nj)
