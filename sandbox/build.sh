@@ -9,6 +9,8 @@
 #   sandbox/build.sh --key        print the cache key only
 #   sandbox/build.sh --lts        also build the Karpenter LTS controller (go/karpenter-aws-lts)
 #   sandbox/build.sh --sources    only resolve (download) every module source; no build
+#   sandbox/build.sh --resolve COMPONENT GOMOD-DIR MODULE[@VERSION]
+#                                 print the source directory of one module (downloaded first if needed)
 #
 # Every failure names the component, the command and the end of its stderr.
 set -euo pipefail
@@ -98,6 +100,10 @@ loopback_ws(){ # component gomod-dir -> prints the go.work path
   echo "$ws/go.work"
 }
 
+if [[ $MODE == --resolve ]]; then
+  mod_dir "$2" "$3" "$4"
+  exit 0
+fi
 if [[ $MODE == --sources ]]; then  # resolve every module source (what a cold build downloads first)
   for d in etcd kwok helm k8s karpenter-aws; do
     log "downloading the modules of go/$d"

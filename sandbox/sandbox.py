@@ -679,9 +679,13 @@ def kubernetes_minor() -> str:
 
 def _aws(service: str):
     import boto3
+    from botocore.config import Config
 
+    # short timeouts: an emulator that does not answer is reported within seconds, never waited on for minutes
+    cfg = Config(connect_timeout=2, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"})
     return boto3.client(
         service,
+        config=cfg,
         endpoint_url=f"http://127.0.0.1:{PORTS['moto']}",
         region_name=REGION,
         aws_access_key_id="testing",

@@ -89,6 +89,22 @@ class Sandbox:
             raise AssertionError(f"ansible-playbook failed (rc={res.returncode}):\n{json.dumps(out)[-4000:]}")
         return res.returncode, out
 
+    def aws_price(self, instance_type, capacity_type, zone):
+        """What AWS would charge per hour: on-demand from the price list the collection ships (Karpenter's generated
+        us-east-1 table, which the sandbox's Karpenter also uses with ISOLATED_VPC), spot from the emulator's
+        DescribeSpotPriceHistory (the newest Linux/UNIX price of that type in that zone)."""
+        if capacity_type == "on-demand":
+            from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost_data import prices_us_east_1
+
+            return prices_us_east_1.ON_DEMAND[instance_type]
+        import boto3
+
+        ec2 = boto3.client("ec2", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name=self.env["AWS_REGION"])
+        history = ec2.describe_spot_price_history(
+            InstanceTypes=[instance_type], AvailabilityZone=zone, ProductDescriptions=["Linux/UNIX"]
+        )["SpotPriceHistory"]
+        return float(max(history, key=lambda h: h["Timestamp"])["SpotPrice"])
+
     def wait_until(self, what, fn, timeout=60.0):
         """Poll a read-only condition (tests only); the product code uses watches."""
         deadline = time.monotonic() + timeout

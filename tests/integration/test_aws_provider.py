@@ -54,6 +54,23 @@ def nodepool(name, requirements, node_class=SANDBOX_CLASS, **disruption):
     }
 
 
+def node_class(name, **spec):
+    """An EC2NodeClass on the sandbox's node role, subnets and security groups (spec fields added or replaced)."""
+    disc = [{"tags": {"karpenter.sh/discovery": "sandbox"}}]
+    base = {
+        "role": "KarpenterNodeRole-sandbox",
+        "amiSelectorTerms": [{"alias": "al2023@latest"}],
+        "subnetSelectorTerms": disc,
+        "securityGroupSelectorTerms": disc,
+    }
+    return {
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
+
+
 def deployment(name, pool, replicas=1, cpu="500m", spread=False):
     spec = {
         "nodeSelector": {"example.com/pool": pool},
@@ -130,39 +147,31 @@ def test_launch_templates_carry_what_node_template_set(sandbox, uid):
     name = f"lt-{uid}"
     key = aws(sandbox, "kms").create_key(Description=f"ebs {name}")["KeyMetadata"]["Arn"]
     user_data = "#!/bin/bash\necho 'hello from node_template'\n"
-    nodeclass = {
-        "apiVersion": "karpenter.k8s.aws/v1",
-        "kind": "EC2NodeClass",
-        "metadata": {"name": name},
-        "spec": {
-            "role": "KarpenterNodeRole-sandbox",
-            "amiSelectorTerms": [{"alias": "al2023@latest"}],
-            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "sandbox"}}],
-            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "sandbox"}}],
-            "metadataOptions": {
-                "httpEndpoint": "enabled",
-                "httpProtocolIPv6": "disabled",
-                "httpPutResponseHopLimit": 2,
-                "httpTokens": "required",
-            },
-            "blockDeviceMappings": [
-                {
-                    "deviceName": "/dev/xvda",
-                    "rootVolume": True,
-                    "ebs": {
-                        "volumeSize": "30Gi",
-                        "volumeType": "gp3",
-                        "encrypted": True,
-                        "kmsKeyID": key,
-                        "deleteOnTermination": True,
-                    },
-                }
-            ],
-            "detailedMonitoring": True,
-            "tags": {"team": "platform", "cost-center": uid},
-            "userData": user_data,
+    nodeclass = node_class(
+        name,
+        metadataOptions={
+            "httpEndpoint": "enabled",
+            "httpProtocolIPv6": "disabled",
+            "httpPutResponseHopLimit": 2,
+            "httpTokens": "required",
         },
-    }
+        blockDeviceMappings=[
+            {
+                "deviceName": "/dev/xvda",
+                "rootVolume": True,
+                "ebs": {
+                    "volumeSize": "30Gi",
+                    "volumeType": "gp3",
+                    "encrypted": True,
+                    "kmsKeyID": key,
+                    "deleteOnTermination": True,
+                },
+            }
+        ],
+        detailedMonitoring=True,
+        tags={"team": "platform", "cost-center": uid},
+        userData=user_data,
+    )
     pool_ref = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name}
     pool = nodepool(name, [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}], pool_ref)
     try:
@@ -360,17 +369,7 @@ def test_node_class_change_drifts_nodes_within_the_budget(sandbox, uid):
 
     latest = max(r["release"] for r in em.published_ami_releases(endpoint))
     release = (datetime.datetime.strptime(latest, "%Y%m%d") + datetime.timedelta(days=1)).strftime("%Y%m%d")
-    nodeclass = {
-        "apiVersion": "karpenter.k8s.aws/v1",
-        "kind": "EC2NodeClass",
-        "metadata": {"name": name},
-        "spec": {
-            "role": "KarpenterNodeRole-sandbox",
-            "amiSelectorTerms": [{"alias": "al2023@latest"}],
-            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "sandbox"}}],
-            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "sandbox"}}],
-        },
-    }
+    nodeclass = node_class(name)
     ref = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name}
     pool = nodepool(name, [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}], ref)
     pool["spec"]["disruption"]["budgets"] = [{"nodes": "1"}]
@@ -401,3 +400,33 @@ def test_node_class_change_drifts_nodes_within_the_budget(sandbox, uid):
         cleanup(sandbox, ("deployment", name), ("nodepool", name))
         sandbox.wait_until("the pool's nodes gone", lambda: not pool_nodes(sandbox, name), 120)
         cleanup(sandbox, ("ec2nodeclass", name))
+
+
+@pytest.mark.parametrize("inventory", ["local", "dev", "staging", "prod"])
+def test_every_node_class_of_the_inventories_becomes_ready(sandbox, tmp_path, uid, inventory):
+    """Each inventory's EC2NodeClasses, rendered for the sandbox's cluster, are resolved by the real controller."""
+    key = aws(sandbox, "kms").create_key(Description=f"ebs {inventory}")["KeyMetadata"]["Arn"]
+    out = tmp_path / "nodeclasses.json"
+    sandbox.playbook(
+        os.path.join(HERE, "playbooks", "render_nodeclasses.yml"),
+        "-i",
+        os.path.join(ROOT, "inventories", inventory),
+        extra_vars={"out": str(out), "karpenter_eks_cluster_name": "sandbox", "karpenter_ebs_kms_key_id": key},
+    )
+    classes = json.loads(out.read_text())
+    assert classes, f"inventories/{inventory} defines no EC2NodeClass"
+    for c in classes:
+        c["metadata"]["name"] = f"inv-{uid}-{c['metadata']['name']}"
+    names = [c["metadata"]["name"] for c in classes]
+    try:
+        # node_template waits for Ready (the task fails otherwise): subnets, security groups, AMIs, profile resolved
+        sandbox.playbook(
+            os.path.join(HERE, "playbooks", "node_template_apply.yml"), extra_vars={"definitions": classes}
+        )
+        for name in names:
+            status = get(sandbox, "ec2nodeclasses", name)["status"]
+            assert condition({"status": status}, "Ready")["status"] == "True", status
+            assert status["subnets"] and status["securityGroups"] and status["amis"] and status["instanceProfile"]
+    finally:
+        for name in names:
+            cleanup(sandbox, ("ec2nodeclass", name))

@@ -2,8 +2,9 @@
 
 Two NodePools pinned to one instance type each (m6i.xlarge on-demand, c6i.large spot in us-east-1a), one
 Deployment on each; the report is restricted to this test's nodes with a label selector. Expected numbers
-are computed here from sandbox/data/instance-types.json (the price list the KWOK provider uses) and from the
-nodes' allocatable and the pods' requests as the API returns them.
+are computed here from what AWS charges (the on-demand price list; spot from the emulator's spot price history,
+which is what Karpenter's AWS provider decides on) and from the nodes' allocatable and the pods' requests as the
+API returns them.
 """
 
 import json
@@ -19,16 +20,6 @@ PLAY = os.path.join(ROOT, "playbooks", "cost_report.yml")
 sys.path.insert(0, os.path.join(ROOT, "sandbox"))
 
 pytestmark = pytest.mark.sandbox
-
-
-def offering_price(instance_type, capacity_type, zone):
-    with open(os.path.join(ROOT, "sandbox", "data", "instance-types.json")) as f:
-        types = {t["name"]: t for t in json.load(f)}
-    for off in types[instance_type]["offerings"]:
-        reqs = {r["key"]: r.get("values") for r in off["Requirements"]}
-        if reqs["karpenter.sh/capacity-type"] == [capacity_type] and reqs["topology.kubernetes.io/zone"] == [zone]:
-            return off["Price"]
-    raise AssertionError(f"no offering {instance_type} {capacity_type} {zone}")
 
 
 def nodepool(name, run_label, instance_type, capacity_type, zone):
@@ -163,7 +154,7 @@ def test_cost_report_numbers_equal_hand_computed(sandbox, tmp_path, uid):
                 parse_quantity((c.resources.requests or {}).get("cpu", "0")) for p in live for c in p.spec.containers
             )
             labels = n.metadata.labels
-            price = offering_price(
+            price = sandbox.aws_price(
                 labels["node.kubernetes.io/instance-type"],
                 labels["karpenter.sh/capacity-type"],
                 labels["topology.kubernetes.io/zone"],
@@ -175,7 +166,7 @@ def test_cost_report_numbers_equal_hand_computed(sandbox, tmp_path, uid):
                 price,
             )
         assert sorted(v[3] for v in expected.values()) == sorted(
-            [offering_price("c6i.large", "spot", "us-east-1a"), 0.192]
+            [sandbox.aws_price("c6i.large", "spot", "us-east-1a"), 0.192]
         )
         hourly = round(sum(v[3] for v in expected.values()), 6)
 
@@ -204,11 +195,12 @@ def test_cost_report_numbers_equal_hand_computed(sandbox, tmp_path, uid):
             assert by_pool[pool]["hourly"] == price
             assert by_pool[pool]["cpu_utilization"] == round(cpu / alloc, 4)
         spot = next(c for c in report["capacity_types"] if c["capacity_type"] == "spot")
-        assert spot["hourly"] == offering_price("c6i.large", "spot", "us-east-1a")
+        assert spot["hourly"] == sandbox.aws_price("c6i.large", "spot", "us-east-1a")
         assert report["spot_share"]["nodes"] == 0.5
         assert report["spot_share"]["cost"] == round(spot["hourly"] / hourly, 4)
         node_sources = {n["price_source"] for n in report["nodes"]}
-        assert node_sources <= {"node-label", "static-table"}, node_sources
+        # on-demand from the price list, spot from the emulator's spot price history (as on AWS)
+        assert node_sources == {"spot-price-history", "static-table"}, node_sources
         # Cost Explorer: 3 x (4.608 + 0.6) = 15.624; spot 1.8 / 15.624 = 0.1152
         ce = report["cost_explorer"]
         assert ce["by_type"]["total"] == 15.624
@@ -219,9 +211,9 @@ def test_cost_report_numbers_equal_hand_computed(sandbox, tmp_path, uid):
         # the on-demand pool does not allow spot: the recommendation carries the number
         rec = next(r for r in report["recommendations"] if r["kind"] == "spot")
         assert rec["nodepool"] == od_pool and rec["monthly_saving"] == round((0.192 - 0.192 * 0.35) * 730, 2)
-        # degraded sources are notes, not failures (moto: stale spot history, no Container Insights)
+        # degraded sources are notes, not failures (moto: no Container Insights)
         assert any(n.startswith("cloudwatch:") for n in report["notes"])
-        assert any(n.startswith("spot_price_history:") for n in report["notes"])
+        assert not any(n.startswith("spot_price_history:") for n in report["notes"])  # fresh, usable history
         assert report["data_sources"]["cluster"] == "ok" and report["data_sources"]["cost_explorer"] == "ok"
         assert report["data_sources"]["cloudwatch"] == "empty"
         assert report["aws_calls"]["ce:GetCostAndUsage"]["attempts"] == 2  # one call per grouping, no retry
