@@ -310,15 +310,35 @@ def test_refused_capacity_makes_karpenter_fall_back(sandbox, uid):
         cleanup(sandbox, ("deployment", name), ("nodepool", name))
 
 
-def test_spot_interruption_message_replaces_the_node(sandbox, uid):
-    """An EC2 spot interruption warning on the controller's queue: cordon, drain, terminate, replacement Ready."""
+INTERRUPTIONS = [
+    # kind, state, capacity type, the controller's event reason, whether it replaces the node
+    ("spot-interruption", None, "spot", "SpotInterrupted", True),
+    ("scheduled-change", None, "on-demand", "InstanceUnhealthy", True),
+    ("state-change", "stopping", "on-demand", "InstanceStopping", True),
+    ("rebalance-recommendation", None, "spot", "SpotRebalanceRecommendation", False),
+]
+
+
+@pytest.mark.parametrize(
+    "kind, state, capacity_type, reason, replaces", INTERRUPTIONS, ids=[i[0] for i in INTERRUPTIONS]
+)
+def test_interruption_messages_are_handled_by_the_controller(
+    sandbox, uid, kind, state, capacity_type, reason, replaces
+):
+    """An EventBridge message on the controller's queue: cordon, drain, terminate and a replacement Ready (or, for a
+    rebalance recommendation, only an event), as on EKS."""
     import time
 
     name = f"int-{uid}"
     reqs = [
-        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity_type]},
         {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m"]},
     ]
+    ec2 = aws(sandbox, "ec2")
+
+    def instance_state(iid):
+        return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
     try:
         sandbox.apply([nodepool(name, reqs), deployment(name, name)])
         sandbox.wait_until("the pod Running", lambda: running_pods(sandbox, name), 120)
@@ -326,31 +346,34 @@ def test_spot_interruption_message_replaces_the_node(sandbox, uid):
         iid = old.spec.provider_id.rsplit("/", 1)[1]
         t0 = time.monotonic()
         emulator().send_interruption(
-            sandbox.env["AWS_ENDPOINT_URL"], sandbox.env["SANDBOX_INTERRUPTION_QUEUE"], "spot-interruption", [iid]
+            sandbox.env["AWS_ENDPOINT_URL"], sandbox.env["SANDBOX_INTERRUPTION_QUEUE"], kind, [iid], state=state
         )
 
-        def replaced():
-            nodes = [n for n in pool_nodes(sandbox, name) if n.metadata.name != old.metadata.name]
-            ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)]
-            pods = running_pods(sandbox, name)
-            return ready and pods and all(p.spec.node_name != old.metadata.name for p in pods)
+        def event_seen():
+            evs = sandbox.core.list_event_for_all_namespaces(field_selector=f"reason={reason}").items
+            return any(e.involved_object.name == old.metadata.name for e in evs)
 
-        sandbox.wait_until("a replacement node Ready and the pod moved", replaced, 120)
-        print(f"interruption -> replacement Ready, pod moved: {time.monotonic() - t0:.1f}s")
-        state = aws(sandbox, "ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]
-        sandbox.wait_until(
-            "the interrupted instance terminated",
-            lambda: (
-                aws(sandbox, "ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"][
-                    "Name"
-                ]
-                in ("shutting-down", "terminated")
-            ),
-            60,
-        )
-        assert state
-        evs = sandbox.core.list_event_for_all_namespaces(field_selector="reason=SpotInterrupted").items
-        assert any(e.involved_object.name == old.metadata.name for e in evs)
+        sandbox.wait_until(f"the controller's {reason} event", event_seen, 60)
+        if replaces:
+
+            def replaced():
+                nodes = [n for n in pool_nodes(sandbox, name) if n.metadata.name != old.metadata.name]
+                ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)]
+                pods = running_pods(sandbox, name)
+                return ready and pods and all(p.spec.node_name != old.metadata.name for p in pods)
+
+            sandbox.wait_until("a replacement node Ready and the pod moved", replaced, 120)
+            print(f"{kind} -> replacement Ready, pod moved: {time.monotonic() - t0:.1f}s")
+            sandbox.wait_until(
+                "the interrupted instance terminated",
+                lambda: instance_state(iid) in ("shutting-down", "terminated"),
+                60,
+            )
+        else:
+            time.sleep(10)  # a recommendation is only reported: the node and its instance stay
+            assert [n.metadata.name for n in pool_nodes(sandbox, name)] == [old.metadata.name]
+            assert not [c for c in claims(sandbox, name, live_only=False) if c["metadata"].get("deletionTimestamp")]
+            assert instance_state(iid) == "running"
         # the message was consumed
         sqs = aws(sandbox, "sqs")
         url = sqs.get_queue_url(QueueName=sandbox.env["SANDBOX_INTERRUPTION_QUEUE"])["QueueUrl"]
