@@ -53,9 +53,10 @@ sanity(){
   local dst="${TMPDIR:-/tmp}/karpenter-eks-sanity/ansible_collections/karpenter_eks/platform"
   rm -rf "$dst"; mkdir -p "$dst"
   # what ships (galaxy.yml build_ignore) plus tests/unit; the sandbox, benchmarks and pytest
-  # integration tests are tooling beside the collection, checked by ruff instead
+  # integration tests (and the unit tests of the sandbox's own scripts) are tooling beside the collection,
+  # checked by ruff instead
   git ls-files -co --exclude-standard -z \
-    | grep -zvE '^(sandbox|bench|hack|scripts|awx|molecule|tests/integration|tests/unit/awx|\.ci)/|^(Makefile|execution-environment\.yml|site\.yml)$' \
+    | grep -zvE '^(sandbox|bench|hack|scripts|awx|molecule|tests/integration|tests/unit/awx|tests/unit/sandbox|\.ci)/|^(Makefile|execution-environment\.yml|site\.yml)$' \
     | xargs -0 -I{} cp --parents {} "$dst"/ 2>/dev/null
   # dependencies beside it, as ansible-galaxy would install them (from the PyPI ansible bundle)
   local site; site=$(python -c 'import ansible_collections.kubernetes.core as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(list(m.__path__)[0]))))')

@@ -44,7 +44,7 @@ def _env(**extra):
 
 
 def _run(args, cwd, env):
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, "%s failed (rc %d):\n%s\n%s" % (args, proc.returncode, proc.stdout, proc.stderr)
     return proc.stdout
 

@@ -102,8 +102,8 @@ PROVIDER_GO_MOD = """module github.com/aws/karpenter-provider-aws
 go 1.26
 
 require (
-	k8s.io/apimachinery v0.0.1
-	k8s.io/kubelet v0.0.2 // the types
+\tk8s.io/apimachinery v0.0.1
+\tk8s.io/kubelet v0.0.2 // the types
 )
 
 require example.com/unused v1.0.0
@@ -113,9 +113,9 @@ PROVIDER_APIS = """package v1
 
 // ParsedKubeletConfig is what Karpenter reads.
 type ParsedKubeletConfig struct {
-	MaxPods *int32 `json:"maxPods,omitempty"`
-	Skipped string `json:"-"`
-	ClusterDNS []string `json:"clusterDNS,omitempty"`
+\tMaxPods *int32 `json:"maxPods,omitempty"`
+\tSkipped string `json:"-"`
+\tClusterDNS []string `json:"clusterDNS,omitempty"`
 }
 """
 
@@ -124,13 +124,13 @@ META = """package v1
 import "time"
 
 type TypeMeta struct {
-	Kind       string `json:"kind,omitempty"`
-	APIVersion string `json:"apiVersion,omitempty"`
+\tKind       string `json:"kind,omitempty"`
+\tAPIVersion string `json:"apiVersion,omitempty"`
 }
 
 // Duration decodes itself.
 type Duration struct {
-	time.Duration `protobuf:"varint,1,opt,name=duration,casttype=time.Duration"`
+\ttime.Duration `protobuf:"varint,1,opt,name=duration,casttype=time.Duration"`
 }
 
 func (d *Duration) UnmarshalJSON(b []byte) error { return nil }
@@ -143,7 +143,7 @@ func (o Opaque) UnmarshalText(b []byte) error { return nil }
 KUBELET_TYPES = """package v1beta1
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+\tmetav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 /* a block comment with type Fake struct { and a brace
@@ -151,38 +151,38 @@ type Fake struct {
 */
 
 type (
-	Mode  string
-	Modes = []Mode
+\tMode  string
+\tModes = []Mode
 )
 
 // KubeletConfiguration is the root.
 type KubeletConfiguration struct {
-	metav1.TypeMeta `json:""`
-	// comment with `backquotes` and { braces }
-	MaxPods      int32             `json:"maxPods,omitempty"`
-	Period       *metav1.Duration  `json:"period,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	Mode         Mode              `json:"mode"`
-	Modes        Modes             `json:"modes"`
-	Nested       Inner             `json:"nested"`
-	Factor       *float64          `json:"factor,omitempty"`
-	Hidden       string            `json:"-"`
-	unexported   string
-	NoTag        bool
-	A, B         uint8             `json:",omitempty"`
-	Any          interface{}       `json:"any"`
-	Inline
+\tmetav1.TypeMeta `json:""`
+\t// comment with `backquotes` and { braces }
+\tMaxPods      int32             `json:"maxPods,omitempty"`
+\tPeriod       *metav1.Duration  `json:"period,omitempty"`
+\tLabels       map[string]string `json:"labels,omitempty"`
+\tMode         Mode              `json:"mode"`
+\tModes        Modes             `json:"modes"`
+\tNested       Inner             `json:"nested"`
+\tFactor       *float64          `json:"factor,omitempty"`
+\tHidden       string            `json:"-"`
+\tunexported   string
+\tNoTag        bool
+\tA, B         uint8             `json:",omitempty"`
+\tAny          interface{}       `json:"any"`
+\tInline
 }
 
 type Inner struct {
-	Self  *Inner   `json:"self,omitempty"`
-	Items []Inner  `json:"items"`
-	Data  []byte   `json:"data"`
+\tSelf  *Inner   `json:"self,omitempty"`
+\tItems []Inner  `json:"items"`
+\tData  []byte   `json:"data"`
 }
 
 type Inline struct {
-	Promoted string `json:"promoted"`
-	MaxPods  string `json:"maxPods"`
+\tPromoted string `json:"promoted"`
+\tMaxPods  string `json:"maxPods"`
 }
 """
 
