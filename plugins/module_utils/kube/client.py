@@ -16,7 +16,6 @@ which saves ~0.3 s per module run.
 
 from __future__ import absolute_import, division, print_function
 
-import functools
 import importlib.util
 import json
 import random
@@ -35,18 +34,8 @@ KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module nam
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
-@functools.cache
-def _rest_encodes_apply_patch():
-    """kubernetes >= 30's REST layer JSON-encodes apply-patch bodies itself; older ones want a string."""
-    try:
-        from kubernetes.client import rest
-
-        with open(rest.__file__) as f:
-            return "apply-patch+yaml" in f.read()
-    except Exception:  # pragma: no cover
-        return False
-
-
+# the apiserver drops the parameters of a patch's Content-Type; the body is UTF-8 JSON (JSON is YAML)
+APPLY_PATCH = "application/apply-patch+yaml; charset=utf-8"
 WRITE_VERBS = ("create", "patch", "update", "delete")
 USER_AGENT = "karpenter-eks-platform/0.1.0"
 
@@ -121,14 +110,19 @@ class KubeApi(object):
     # ------------------------------------------------------------------ transport
     def call(self, verb, method, path, query=None, body=None, content_type=None, timeout=None):
         headers = {"Accept": "application/json"}
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
+            try:
+                data = direct.encode_json(body)  # UTF-8, once for every attempt
+            except UnicodeEncodeError as exc:
+                raise KubeError("the request body is not valid Unicode (%s): nothing was sent" % exc)
         attempt = 0
         while True:
             self._count(verb)
             try:
-                data = self._send(method, path, query, headers, body, timeout or self.timeout)
-                return json.loads(data) if data else {}
+                answer = self._send(method, path, query, headers, body, data, timeout or self.timeout)
+                return json.loads(answer) if answer else {}
             except KubeError:
                 raise
             except Exception as exc:
@@ -145,16 +139,19 @@ class KubeApi(object):
                     continue
                 raise KubeError("cannot reach the Kubernetes API: %s" % exc)
 
-    def _send(self, method, path, query, headers, body, timeout):
+    def _send(self, method, path, query, headers, body, data, timeout):
+        """The answer's bytes. ``body``: the object; ``data``: the same as UTF-8 JSON (encode_json)."""
         if self.direct is not None:
             try:
-                return self.direct.request(method, path, query=query, headers=headers, body=body, timeout=timeout)
+                return self.direct.request(method, path, query=query, headers=headers, body=data, timeout=timeout)
             except direct.ssl.SSLError as exc:  # a certificate problem is not transient
                 raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)
             except direct.CredentialError as exc:  # nor is a failing exec credential plugin
                 raise KubeError("no Kubernetes credential: %s" % exc)
-        if headers.get("Content-Type") == "application/apply-patch+yaml" and not _rest_encodes_apply_patch():
-            body = json.dumps(body)  # JSON is YAML; old clients send strings as they are
+        if body is not None and "json" not in headers["Content-Type"]:
+            # kubernetes' REST layer would json.dumps the object (ASCII escapes: refused as YAML); bytes under a
+            # content type it does not encode itself (with "; charset=utf-8") are sent as they are
+            body = data
         resp = self.client.call_api(
             path,
             method,
@@ -197,7 +194,7 @@ class KubeApi(object):
         query = {"fieldManager": field_manager, "force": "true" if force else "false", "fieldValidation": "Strict"}
         if dry_run:
             query["dryRun"] = "All"
-        return self.call("patch", "PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
+        return self.call("patch", "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH)
 
     def delete(self, path, propagation="Background"):
         return self.call("delete", "DELETE", path, body={"propagationPolicy": propagation})

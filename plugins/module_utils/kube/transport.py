@@ -78,6 +78,22 @@ EXEC_TIMEOUT = 120  # seconds an exec plugin may take (aws eks get-token takes a
 EXPIRY_SKEW = 30  # seconds before expirationTimestamp at which a credential is fetched again
 
 
+def encode_json(body: object) -> bytes:
+    """``body`` as UTF-8 JSON bytes, characters outside ASCII written as they are (not ``\\uXXXX``-escaped).
+
+    Server-side apply bodies (``application/apply-patch+yaml``) are read by the apiserver's YAML decoder,
+    which refuses JSON's surrogate-pair escapes of a character outside the Basic Multilingual Plane (an
+    emoji: ``\\ud83d\\ude00``) with HTTP 400; raw UTF-8 is what ``kubectl apply --server-side`` sends. A
+    surrogate pair held as two code points (a YAML ``"\\ud83d\\ude00"`` escape) is joined into its character
+    as a JSON decoder would; a lone surrogate raises UnicodeEncodeError (it has no UTF-8 form)."""
+    if isinstance(body, bytes):
+        return body
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(json.dumps(body)), ensure_ascii=False).encode("utf-8")
+
+
 class CredentialError(Exception):
     """The kubeconfig's exec credential plugin failed or answered something unusable."""
 
@@ -484,9 +500,7 @@ class DirectTransport(object):
         authorization = self.config.current_authorization(force=refresh)  # CredentialError is not transient
         if authorization:
             all_headers["Authorization"] = authorization
-        data = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        data = None if body is None else encode_json(body)
         for attempt in (0, 1):
             conn = self._connection(timeout, fresh=attempt > 0)
             reused = conn.sock is not None

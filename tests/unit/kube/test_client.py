@@ -1,0 +1,120 @@
+"""KubeApi (plugins/module_utils/kube/client.py) over fake connections: what goes on the wire, which answers are
+retried, and how a watch survives a broken connection. The same requests against the real apiserver are in
+tests/integration/test_reliability.py."""
+
+import json
+
+import pytest
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects
+from kubefakes import direct_api
+
+EMOJI = "\U0001f600"  # outside the Basic Multilingual Plane: JSON escapes it as a surrogate pair
+CM = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "smile", "namespace": "default", "annotations": {"note": "ship it " + EMOJI}},
+    "data": {"greeting": "h\u00e9llo " + EMOJI, "tab": "a\tb"},
+}
+CM_PATH = "/api/v1/namespaces/default/configmaps/smile"
+
+
+def stored(body):
+    """The object the apiserver stores and returns for an apply body (JSON with raw UTF-8, as Go writes it)."""
+    obj = json.loads(body.decode("utf-8"))
+    obj["metadata"].update(uid="u", resourceVersion="1", creationTimestamp="2026-01-01T00:00:00Z")
+    return obj
+
+
+# ------------------------------------------------------------------------------------ UTF-8 request bodies
+def test_direct_transport_sends_apply_bodies_as_raw_utf8():
+    api, conn, _ = direct_api([(200, json.dumps(CM).encode())])
+    api.apply(CM_PATH, CM, "test")
+    method, _url, body, headers = conn.requests[0]
+    assert method == "PATCH" and headers["Content-Type"].startswith("application/apply-patch+yaml")
+    assert b"\\u" not in body  # no escape the YAML decoder could refuse
+    assert EMOJI.encode("utf-8") in body and "\u00e9".encode() in body
+    assert json.loads(body.decode("utf-8")) == CM
+
+
+def official_api(monkeypatch):
+    """A KubeApi over kubernetes.client whose urllib3 pool records the request instead of sending it."""
+    from kubernetes.client import Configuration
+
+    cfg = Configuration()
+    cfg.host = "https://127.0.0.1:1"
+    api = kclient.KubeApi(cfg, sleep=lambda s: None)
+    sent = []
+
+    class Resp:
+        status, reason, data = 200, "OK", json.dumps(CM).encode()
+
+        def getheaders(self):
+            return {}
+
+        def getheader(self, name, default=None):
+            return default
+
+    def request(method, url, body=None, headers=None, **kw):
+        sent.append((method, url, body, headers))
+        return Resp()
+
+    monkeypatch.setattr(api.client.rest_client.pool_manager, "request", request)
+    return api, sent
+
+
+def test_official_client_sends_apply_bodies_as_raw_utf8(monkeypatch):
+    api, sent = official_api(monkeypatch)
+    assert api.apply(CM_PATH, CM, "test")["data"] == CM["data"]
+    _method, _url, body, headers = sent[0]
+    body = body if isinstance(body, bytes) else body.encode("utf-8")
+    assert b"\\u" not in body and EMOJI.encode("utf-8") in body
+    assert json.loads(body) == CM
+    assert headers["Content-Type"].split(";")[0] == "application/apply-patch+yaml"
+
+
+def test_official_client_still_encodes_json_bodies_itself(monkeypatch):
+    api, sent = official_api(monkeypatch)
+    api.delete(CM_PATH)
+    assert json.loads(sent[0][2]) == {"propagationPolicy": "Background"}
+
+
+def test_surrogate_pairs_are_joined_and_a_lone_surrogate_sends_nothing():
+    pair = dict(CM, data={"k": "\ud83d\ude00"})  # e.g. a YAML "\ud83d\ude00" escape: two code points
+    api, conn, _ = direct_api([(200, b"{}")])
+    api.apply(CM_PATH, pair, "test")
+    assert json.loads(conn.requests[0][2].decode("utf-8"))["data"]["k"] == EMOJI
+    lone = dict(CM, data={"k": "\ud83d"})
+    api, conn, _ = direct_api([])
+    with pytest.raises(kclient.KubeError, match="not valid Unicode"):
+        api.apply(CM_PATH, lone, "test")
+    assert conn.requests == []
+
+
+def test_the_stored_object_compares_equal_afterwards():
+    """After the write, the next run plans no change (no perpetual update of an emoji)."""
+    (obj,) = objects.prepare([CM])
+    obj.resource = objects.Resource("v1", "ConfigMap", "configmaps", True)
+    item = objects.make_plan([obj], {})[0]
+    api, conn, _ = direct_api([(200, b"{}")])
+    api.apply(CM_PATH, item.sent, "test")
+    live = stored(conn.requests[0][2])
+    assert objects.make_plan([obj], {obj.key: live})[0].action == "unchanged"
+
+    pool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "p", "annotations": {"team": EMOJI}},
+        "spec": {"template": {"spec": {"requirements": []}}},
+    }
+    api, conn, _ = direct_api([(200, b"{}")])
+    api.apply(engine.NODEPOOL.path("p"), pool, engine.FIELD_MANAGER)
+    live = stored(conn.requests[0][2])
+    live["metadata"]["managedFields"] = [
+        {
+            "manager": engine.FIELD_MANAGER,
+            "operation": "Apply",
+            "fieldsV1": {"f:metadata": {"f:annotations": {"f:team": {}}}, "f:spec": {"f:template": {}}},
+        }
+    ]
+    assert engine.make_plan(engine.NODEPOOL, [pool], {"p": live})[0].action == "unchanged"
