@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 import importlib.util
 import json
 import random
+import re
 import threading
 import time
 
@@ -31,7 +32,17 @@ except (ImportError, ValueError):  # pragma: no cover
 KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
 
 
-RETRY_STATUS = (429, 500, 502, 503, 504)
+# answers that are transient by their status: throttled, the apiserver (or a proxy before it) unavailable or
+# timed out. A 500 is retried only when its Status says it is transient (TRANSIENT_REASONS, TRANSIENT_500);
+# any other 500 (a failed typed patch, a schema or conversion error, ...) answers the same every time.
+RETRY_STATUS = (429, 502, 503, 504)
+TRANSIENT_REASONS = ("ServerTimeout", "Timeout", "TooManyRequests", "ServiceUnavailable")
+TRANSIENT_500 = re.compile(
+    r"etcdserver: (request timed out|leader changed|no leader|too many requests|server stopped|request cancelled)"
+    r"|context deadline exceeded|rpc error: code = (Unavailable|DeadlineExceeded)|\btimed out\b"
+    r"|unable to return a response in the time allotted|http2: client connection lost|connection reset by peer",
+    re.IGNORECASE,
+)
 
 
 # the apiserver drops the parameters of a patch's Content-Type; the body is UTF-8 JSON (JSON is YAML)
@@ -128,7 +139,7 @@ class KubeApi(object):
             except Exception as exc:
                 status = getattr(exc, "status", None)
                 if status is not None and hasattr(exc, "reason"):  # an HTTP answer (ApiException or ours)
-                    if status in RETRY_STATUS and attempt < self.retries:
+                    if _retryable(exc) and attempt < self.retries:
                         attempt += 1
                         self._sleep(self._delay(attempt, exc))
                         continue
@@ -169,7 +180,10 @@ class KubeApi(object):
         try:
             retry_after = float((getattr(exc, "headers", None) or {}).get("Retry-After"))
         except (TypeError, ValueError):
-            pass
+            try:
+                retry_after = float(_status(exc).get("details", {}).get("retryAfterSeconds"))
+            except (AttributeError, TypeError, ValueError):
+                pass
         if retry_after is not None:
             return min(retry_after, 30.0)
         return min(self.backoff * (2 ** (attempt - 1)), 10.0) * (0.5 + random.random() / 2)
@@ -262,6 +276,30 @@ class KubeApi(object):
         )
         resp = resp[0] if isinstance(resp, tuple) else resp
         return resp.stream(4096, decode_content=True), resp.release_conn
+
+
+def _status(exc):
+    """The metav1.Status of an HTTP error answer ({} when the body is not one)."""
+    try:
+        body = json.loads(exc.body)
+    except (TypeError, ValueError, AttributeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retryable(exc):
+    """Is this HTTP error answer worth sending the request again (with backoff)?"""
+    if exc.status in RETRY_STATUS:
+        return True
+    if exc.status != 500:
+        return False
+    if (getattr(exc, "headers", None) or {}).get("Retry-After"):
+        return True  # the server asks for it
+    status = _status(exc)
+    details = status.get("details") if isinstance(status.get("details"), dict) else {}
+    if status.get("reason") in TRANSIENT_REASONS or details.get("retryAfterSeconds"):
+        return True
+    return bool(TRANSIENT_500.search(str(status.get("message") or "")))
 
 
 def _transient(exc):

@@ -7,7 +7,7 @@ import json
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects
-from kubefakes import direct_api
+from kubefakes import direct_api, status_body
 
 EMOJI = "\U0001f600"  # outside the Basic Multilingual Plane: JSON escapes it as a surrogate pair
 CM = {
@@ -118,3 +118,50 @@ def test_the_stored_object_compares_equal_afterwards():
         }
     ]
     assert engine.make_plan(engine.NODEPOOL, [pool], {"p": live})[0].action == "unchanged"
+
+
+# ------------------------------------------------------------------------------------ which answers are retried
+DETERMINISTIC_500 = (
+    "failed to create typed patch object (/smile; /v1, Kind=ConfigMap): "
+    ".data.x: expected string, got &value.valueUnstructured"
+)
+
+
+def test_a_deterministic_500_fails_at_once_with_the_apiservers_message():
+    api, conn, sleeps = direct_api([(500, status_body(500, DETERMINISTIC_500))] * 6)
+    with pytest.raises(kclient.KubeError) as err:
+        api.apply(CM_PATH, CM, "test")
+    assert len(conn.requests) == 1 and sleeps == []
+    assert err.value.status == 500 and str(err.value) == DETERMINISTIC_500 + " (HTTP 500)"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (500, status_body(500, "etcdserver: request timed out")),
+        (500, status_body(500, "rpc error: code = Unavailable desc = transport is closing")),
+        (500, status_body(500, "Timeout: request did not complete", reason="ServerTimeout", retryAfterSeconds=1)),
+        (500, status_body(500, "the server is busy"), {"Retry-After": "1"}),
+        (429, status_body(429, "too many requests", reason="TooManyRequests")),
+        (503, b"<html>service unavailable</html>"),
+        (504, status_body(504, "the server was unable to return a response", reason="Timeout")),
+    ],
+    ids=["etcd-timeout", "grpc-unavailable", "server-timeout", "retry-after", "429", "503", "504"],
+)
+def test_transient_answers_are_retried_with_backoff(answer):
+    api, conn, sleeps = direct_api([answer, answer, (200, b'{"kind": "ConfigMap"}')])
+    assert api.apply(CM_PATH, CM, "test") == {"kind": "ConfigMap"}
+    assert len(conn.requests) == 3 and len(sleeps) == 2 and all(0 < s <= 10 for s in sleeps)
+
+
+def test_a_transient_answer_gives_up_after_the_retries_with_its_message():
+    answer = (500, status_body(500, "etcdserver: leader changed"))
+    api, conn, sleeps = direct_api([answer] * 3, retries=2)
+    with pytest.raises(kclient.KubeError, match=r"etcdserver: leader changed \(HTTP 500\)"):
+        api.get(CM_PATH)
+    assert len(conn.requests) == 3 and len(sleeps) == 2
+
+
+def test_connection_errors_are_retried():
+    api, conn, sleeps = direct_api([OSError("connection refused"), (200, b"{}")])
+    assert api.get(CM_PATH) == {} and len(sleeps) == 1
