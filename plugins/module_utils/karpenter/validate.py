@@ -6,7 +6,8 @@ checks and the CRD's CEL rules (``schema``, ``cel``), then the runtime validatio
 controllers apply after admission (``RuntimeValidate``: restricted label domains, label-value
 syntax of requirement values, taint syntax and duplicates, well-known values, numeric operators;
 the EC2NodeClass controller's checks of the open ``spec.kubelet`` map, see ``kubelet``), which the
-CRD alone does not catch but which make a NodePool or EC2NodeClass ``NotReady``.
+CRD alone does not catch but which make a NodePool or EC2NodeClass ``NotReady``, and an EC2NodeClass
+without a spec (which the CRD accepts and which cannot launch anything).
 
 ``validate_batch`` adds the linter (``lint``) over the whole batch and reports ``ok`` when no
 object has an error.
@@ -210,7 +211,7 @@ def _validate(obj, old, stored, ref, api_version, kind):
     if (api_version, kind) == NODEPOOL:
         runtime = runtime_validate_nodepool(defaulted, ref)
     else:
-        runtime = runtime_validate_ec2nodeclass(defaulted, ref)
+        runtime = runtime_validate_ec2nodeclass(defaulted, ref, original=obj)
     error_paths = set(i.path for i in issues if i.severity == ERROR)
     issues.extend(i for i in runtime if not _reported_by_apiserver(i, error_paths))
     return ValidationResult(obj, ref, api_version, kind, defaulted, _dedupe(issues))
@@ -231,6 +232,7 @@ _SAME_PROBLEM = {
     "taint-key": (".",),
     "taint-value": (".",),
     "taint-effect": (".",),
+    "spec-required": (".",),
 }
 
 
@@ -433,10 +435,39 @@ def validate_requirement(req):
     return out
 
 
-def runtime_validate_ec2nodeclass(nc, ref=""):
-    """Checks Karpenter applies to an EC2NodeClass that can be done offline: restricted tags, and the
-    controller's validation of the open ``spec.kubelet`` map (see ``kubelet``)."""
+# what an EC2NodeClass cannot do without (the CRD requires these only once a spec is given)
+EC2NODECLASS_SPEC_ESSENTIALS = (
+    "role or instanceProfile, amiSelectorTerms, subnetSelectorTerms and securityGroupSelectorTerms"
+)
+
+
+def runtime_validate_ec2nodeclass(nc, ref="", original=None):
+    """Checks Karpenter applies to an EC2NodeClass that can be done offline: a spec at all, restricted
+    tags, and the controller's validation of the open ``spec.kubelet`` map (see ``kubelet``).
+
+    ``nc`` is the defaulted object (where a ``spec: null`` is already pruned); ``original``, the input
+    object, only words the message (``spec`` null or missing)."""
     issues = []
+    if not isinstance(nc.get("spec"), dict):
+        # The CRD does not require spec, so the apiserver accepts such an object, and server-side apply
+        # of it removes every spec field this collection owned: an undefined template variable
+        # (``spec: "{{ spec }}"`` renders as null) would silently empty a live EC2NodeClass.
+        raw = original if isinstance(original, dict) else nc
+        if "spec" not in raw:
+            what = "spec is missing"
+        elif raw["spec"] is None:
+            what = "spec is null"
+        else:
+            what = "spec is not a mapping"
+        issues.append(
+            _runtime(
+                ref,
+                "spec",
+                "spec-required",
+                "Required value: %s; an EC2NodeClass without a spec cannot launch anything: Karpenter needs %s"
+                % (what, EC2NODECLASS_SPEC_ESSENTIALS),
+            )
+        )
     spec = nc.get("spec") if isinstance(nc.get("spec"), dict) else {}
     issues.extend(kubelet_mod.validate_kubelet(spec.get("kubelet"), kubelet_mod.ami_family(spec), ref))
     tags = spec.get("tags")

@@ -14,6 +14,7 @@ import tarfile
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_run
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import default
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube.client import KubeError
 
@@ -567,3 +568,33 @@ def test_restore_needs_the_served_api_version(tmp_path):
     with pytest.raises(bk.BackupError, match=r"serves ec2nodeclasses.karpenter.k8s.aws \['v1beta1'\]"):
         bk.restore(api, arc, cluster_name="prod")
     assert api.writes == 0
+
+
+def _forged_archive(tmp_path, objs_by_file):
+    """An archive whose resources files hold ``objs_by_file`` (raw YAML text), with a consistent manifest:
+    what a hand-edited or foreign archive looks like - the checksums pass, the content is wrong."""
+    path = archive_of(tmp_path, [ec2nodeclass("default")]).name
+    path = os.path.join(str(tmp_path / "out"), path)
+    members = dict(_members(path))
+    manifest = json.loads(members["manifest.json"])
+    for rel, text in objs_by_file.items():
+        members[rel] = text.encode()
+        for f in manifest["files"]:
+            if f["path"] == rel:
+                f["sha256"] = bk.hashlib.sha256(members[rel]).hexdigest()
+                f["size"] = len(members[rel])
+    members["manifest.json"] = json.dumps(manifest).encode()
+    forged = str(tmp_path / ("forged-%d.tar.gz" % len(os.listdir(str(tmp_path)))))
+    _repack(list(members.items()), forged)
+    return forged
+
+
+@pytest.mark.parametrize("spec", ["spec: null\n", ""])
+def test_restore_refuses_an_ec2nodeclass_without_spec(tmp_path, spec):
+    text = "---\napiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: default\n" + spec
+    arc = bk.open_archive(_forged_archive(tmp_path, {"resources/20-ec2nodeclasses.yaml": text}))
+    nc = default(ec2nodeclass("default"))
+    api = restore_api({engine.EC2NODECLASS.path(): [live(nc)]})
+    with pytest.raises(bk.BackupError, match=r"EC2NodeClass/default: spec\b") as exc:
+        bk.restore(api, arc, cluster_name="prod", conflict="overwrite")
+    assert "nothing was restored" in str(exc.value) and api.writes == 0

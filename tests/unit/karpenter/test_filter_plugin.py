@@ -144,3 +144,18 @@ def test_label_select():
     assert names("") == ["a", "b", "c"]
     with pytest.raises(AnsibleFilterError, match="selector must be a string"):
         FILTERS["karpenter_label_select"](objs, None)
+
+
+@pytest.mark.parametrize("how", ["null", "absent"])
+def test_validate_refuses_an_ec2nodeclass_without_spec(ec2nodeclass, how):
+    if how == "null":
+        ec2nodeclass["spec"] = None
+    else:
+        del ec2nodeclass["spec"]
+    (error,) = FILTERS["karpenter_validate"](ec2nodeclass)
+    assert (error["object"], error["path"], error["rule"]) == ("EC2NodeClass/default", "spec", "spec-required")
+    # the same from a rendered YAML template whose spec variable was undefined
+    (error,) = FILTERS["karpenter_validate"](
+        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: default}\nspec:\n"
+    )
+    assert error["rule"] == "spec-required"

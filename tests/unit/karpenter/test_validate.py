@@ -196,3 +196,65 @@ def test_without_cel_python_validation_warns(nodepool, monkeypatch):
 def test_non_string_kind():
     result = validate({"apiVersion": ["x"], "kind": 3, "metadata": {"name": "x"}})
     assert [i.rule for i in result.errors] == ["required"]
+
+
+# ------------------------------------------------------------------------------------------------
+# objects whose spec / template / metadata is null or missing (what a template renders for an undefined
+# variable): server-side apply of such an object would remove every field the collection owned
+
+
+def _null_or_absent(obj, field, how):
+    if how == "null":
+        obj[field] = None
+    else:
+        del obj[field]
+    return obj
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fastpath", "passes"])
+@pytest.mark.parametrize("how", ["null", "absent"])
+def test_ec2nodeclass_without_spec_is_an_error(ec2nodeclass, how, fast, monkeypatch):
+    """The EC2NodeClass CRD does not require spec, so the apiserver would accept it (and SSA wipe the spec)."""
+    monkeypatch.setattr(validate_mod, "FAST_PATH", fast)
+    _null_or_absent(ec2nodeclass, "spec", how)
+    for result in (validate(ec2nodeclass), validate_batch([ec2nodeclass]).results[0]):
+        (err,) = result.errors
+        assert (err.object_ref, err.path, err.rule, err.source) == (
+            "EC2NodeClass/default",
+            "spec",
+            "spec-required",
+            "runtime",
+        )
+        assert "without a spec cannot launch anything" in err.message
+        for field in (
+            "role",
+            "instanceProfile",
+            "amiSelectorTerms",
+            "subnetSelectorTerms",
+            "securityGroupSelectorTerms",
+        ):
+            assert field in err.message
+        assert ("is null" in err.message) == (how == "null")
+        assert str(err).startswith("EC2NodeClass/default: spec: ")
+
+
+def test_ec2nodeclass_spec_of_a_wrong_type_is_reported_once(ec2nodeclass):
+    ec2nodeclass["spec"] = "x"
+    assert [i.rule for i in validate(ec2nodeclass).errors] == ["type"]
+
+
+@pytest.mark.parametrize("how", ["null", "absent"])
+@pytest.mark.parametrize("field", ["spec", "template"])
+def test_nodepool_without_spec_or_template_is_an_error(nodepool, field, how):
+    _null_or_absent(nodepool["spec"] if field == "template" else nodepool, field, how)
+    (err,) = validate_batch([nodepool]).errors
+    path = "spec.template" if field == "template" else "spec"
+    assert (err.object_ref, err.path, err.rule) == ("NodePool/general", path, "required")
+
+
+@pytest.mark.parametrize("how", ["null", "absent"])
+def test_object_without_metadata_is_an_error(nodepool, ec2nodeclass, how):
+    for obj in (nodepool, ec2nodeclass):
+        _null_or_absent(obj, "metadata", how)
+        (err,) = validate_batch([obj]).errors
+        assert (err.path, err.rule) == ("metadata.name", "required") and err.object_ref.endswith("/#0")

@@ -1,0 +1,92 @@
+"""karpenter_apply.run (the core of karpenter_provisioner and node_template) refuses bad input before any write."""
+
+import copy
+
+import pytest
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import default
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+
+
+class FakeApi(object):
+    """LISTs answer ``live``; writes are recorded (and answered like the apiserver would)."""
+
+    def __init__(self, live=None):
+        self.live = live or {}
+        self.counts = {}
+        self.writes = []
+
+    def _count(self, verb):
+        self.counts[verb] = self.counts.get(verb, 0) + 1
+
+    def list(self, path, label_selector=None):
+        self._count("list")
+        return {"items": copy.deepcopy(self.live.get(path, [])), "metadata": {"resourceVersion": "9"}}
+
+    def apply(self, path, obj, field_manager, force=True, dry_run=False):
+        self._count("patch")
+        self.writes.append(("apply", path, obj))
+        return dict(copy.deepcopy(obj), metadata=dict(obj["metadata"], uid="u"))
+
+    def delete(self, path, propagation="Background"):
+        self._count("delete")
+        self.writes.append(("delete", path, None))
+
+    def request_summary(self):
+        return dict(self.counts, total=sum(self.counts.values()), writes=len(self.writes))
+
+
+def owned_live(obj):
+    """``obj`` as stored after this collection applied it (defaulted, our label, our managedFields)."""
+    live = engine.add_managed_by(default(obj))
+    live["metadata"].update(
+        uid="u-1",
+        resourceVersion="7",
+        managedFields=[
+            {
+                "manager": engine.FIELD_MANAGER,
+                "operation": "Apply",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {"f:%s" % engine.MANAGED_BY_LABEL: {}}},
+                    "f:spec": {"f:%s" % k: {} for k in live["spec"]},
+                },
+            }
+        ],
+    )
+    return live
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+@pytest.mark.parametrize("how", ["null", "absent"])
+def test_ec2nodeclass_without_spec_is_refused_before_any_write(ec2nodeclass, how, check_mode):
+    """Today the plan is an update that removes every field we owned: ``changed: true``, no warning."""
+    api = FakeApi({engine.EC2NODECLASS.path(): [owned_live(ec2nodeclass)]})
+    if how == "null":
+        ec2nodeclass["spec"] = None
+    else:
+        del ec2nodeclass["spec"]
+    with pytest.raises(karpenter_apply.InputError) as exc:
+        karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], check_mode=check_mode)
+    assert "nothing was applied" in str(exc.value)
+    assert "EC2NodeClass/default: spec: " in str(exc.value) and "(spec-required)" in str(exc.value)
+    (detail,) = exc.value.details
+    assert (detail["object"], detail["path"], detail["rule"]) == ("EC2NodeClass/default", "spec", "spec-required")
+    assert api.writes == []
+
+
+def test_nodepool_with_null_template_is_refused_before_any_write(nodepool):
+    api = FakeApi({engine.NODEPOOL.path(): [owned_live(nodepool)]})
+    nodepool["spec"]["template"] = None
+    with pytest.raises(karpenter_apply.InputError, match=r"NodePool/general: spec.template: Required value"):
+        karpenter_apply.run(api, engine.NODEPOOL, [nodepool], extra_nodeclasses=["default"])
+    assert api.writes == []
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_null_metadata_is_refused_before_any_write(ec2nodeclass, state):
+    api = FakeApi({engine.EC2NODECLASS.path(): [owned_live(ec2nodeclass)]})
+    ec2nodeclass["metadata"] = None
+    with pytest.raises(karpenter_apply.InputError, match=r"metadata.name: Required value"):
+        karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], state=state)
+    assert api.writes == []
