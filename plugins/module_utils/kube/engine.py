@@ -18,6 +18,7 @@ import concurrent.futures
 import copy
 
 from ..karpenter.compare import SERVER_METADATA_FIELDS
+from .client import KubeError
 from .ssa import owned_paths, predict, removed_paths
 
 FIELD_MANAGER = "karpenter-eks-platform"
@@ -203,7 +204,13 @@ WRITE_CONCURRENCY = 4
 
 def _write(api, kind, item, manager):
     if item.action == "delete":
-        api.delete(kind.path(item.name))
+        try:
+            api.delete(kind.path(item.name))
+        except KubeError as exc:
+            # already gone: our DELETE was served and its answer lost (the retry finds nothing), or someone
+            # deleted the object after our LIST. Either way what the plan asked for is done.
+            if exc.status != 404:
+                raise
         return
     body = copy.deepcopy(item.desired)
     body["apiVersion"], body["kind"] = kind.api_version, kind.kind

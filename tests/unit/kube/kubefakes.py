@@ -41,6 +41,8 @@ class FakeResponse:
         self.status, self.body, self.headers, self.stream = status, body, headers or {}, stream
 
     def read(self):
+        if isinstance(self.body, Exception):  # the answer is lost on the way
+            raise self.body
         return self.body
 
     def read1(self, n):
