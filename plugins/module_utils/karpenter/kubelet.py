@@ -768,7 +768,8 @@ def validate_kubelet(kubelet: Any, family: str | None = None, ref: str = "", bas
         for segs, rule, message in found
     ]
     for segs in expression_fields(kubelet):
-        value = kubelet[segs[0]] if len(segs) == 1 else kubelet[segs[0]][segs[1][1]]
+        # a reservation's value as the controller decodes it (decodeStringMap: null counts as "")
+        value = kubelet[segs[0]] if len(segs) == 1 else _string_map(kubelet, segs[0])[segs[1][1]]
         problem = expression_problem(value)
         if problem:
             issues.append(

@@ -488,3 +488,13 @@ _values = st.recursive(
 def test_any_kubelet_value_gives_issues_not_exceptions(kubelet, family):
     for issue in validate_kubelet(kubelet, family, "EC2NodeClass/x"):
         assert issue.path.startswith("spec.kubelet") and issue.rule.startswith("kubelet-")
+
+
+@pytest.mark.parametrize("field", ["systemReserved", "kubeReserved"])
+def test_a_null_reservation_is_an_issue_not_an_exception(ec2nodeclass, field):
+    """Found by the property test above: the controller decodes null as "" (not a quantity, so a CEL
+    expression, and "" does not compile); the message quoted the raw None and raised a TypeError."""
+    ec2nodeclass["spec"]["kubelet"] = {field: {"cpu": None}}
+    issues = [i for i in validate(ec2nodeclass).issues if i.rule == "kubelet-expression"]
+    assert [(i.path, i.severity) for i in issues] == [("spec.kubelet.%s[cpu]" % field, "error")]
+    assert issues[0].message.startswith('"" is neither a resource quantity nor a CEL expression')
