@@ -43,6 +43,7 @@ import threading
 import zlib
 
 from . import yaml_emit
+from .karpenter.issues import shorten
 from .kube import engine
 from .kube.client import KubeError
 
@@ -766,19 +767,38 @@ def rewrite(obj, mapping):
     return obj, changes
 
 
+def _meta_name(obj):
+    """metadata.name of an archived document, whatever its shape (None when there is none)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return meta.get("name") if isinstance(meta, dict) else None
+
+
+def _ref(kind_name, obj, index=None):
+    """``Kind/name`` of an archived document for messages (long names shortened, see issues.shorten)."""
+    name = _meta_name(obj)
+    if isinstance(name, str) and name:
+        return "%s/%s" % (kind_name, shorten(name))
+    return "%s/#%d" % (kind_name, index) if index is not None else "%s/%s" % (kind_name, name)
+
+
+def _shown(value):
+    """A value from the archive as a message shows it: its repr, a long one shortened."""
+    return repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))
+
+
 def _structural_problems(kind, obj, index):
-    ref = "%s/%s" % (kind.kind, ((obj or {}).get("metadata") or {}).get("name") or "#%d" % index)
+    ref = _ref(kind.kind, obj, index)
     out = []
     if not isinstance(obj, dict):
         return ["%s: not a mapping" % ref]
     if (obj.get("apiVersion"), obj.get("kind")) != (kind.api_version, kind.kind):
         out.append(
             "%s: apiVersion/kind %s %s, expected %s %s"
-            % (ref, obj.get("apiVersion"), obj.get("kind"), kind.api_version, kind.kind)
+            % (ref, shorten(obj.get("apiVersion")), shorten(obj.get("kind")), kind.api_version, kind.kind)
         )
-    name = (obj.get("metadata") or {}).get("name")
+    name = _meta_name(obj)
     if not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN_RE.match(name):
-        out.append("%s: metadata.name %r is not a valid DNS subdomain" % (ref, name))
+        out.append("%s: metadata.name %s is not a valid DNS subdomain" % (ref, _shown(name)))
     body = "data" if kind.kind == "ConfigMap" else "spec"
     if body in obj and not isinstance(obj[body], dict):
         out.append("%s: %s must be a mapping" % (ref, body))
@@ -835,7 +855,7 @@ def restore(
     for sec in secs:
         objs = []
         for i, obj in enumerate(archive.objects.get(sec.kind.kind) or []):
-            ref = "%s/%s" % (sec.kind.kind, ((obj or {}).get("metadata") or {}).get("name"))
+            ref = "%s/%s" % (sec.kind.kind, _meta_name(obj))
             if ref in exclude:
                 continue
             problems.extend(_structural_problems(sec.kind, obj, i))
@@ -843,7 +863,7 @@ def restore(
                 red = [r["path"] for r in m.get("redactions") or [] if r.get("object") == ref]
                 problems.append(
                     "%s: values were redacted at backup time (%s); exclude it (exclude: [%s]) and restore it by hand"
-                    % (ref, ", ".join(red) or "?", ref)
+                    % (_ref(sec.kind.kind, obj), ", ".join(red) or "?", _ref(sec.kind.kind, obj))
                 )
             obj, changes = rewrite(obj, rewrites)
             rewrites_done.extend(changes)
@@ -861,7 +881,7 @@ def restore(
             desired[sec.kind.kind] = (sec, objs)
     used = set(c["from"] for c in rewrites_done)
     for k in sorted(set(rewrites or {}) - used):
-        warnings.append("rewrite %r matched nothing in the archive's EC2NodeClass identity fields" % k)
+        warnings.append("rewrite %s matched nothing in the archive's EC2NodeClass identity fields" % _shown(k))
     if problems:
         raise BackupError(
             "%d problem(s) in %s, nothing was restored:\n  %s" % (len(problems), archive.name, "\n  ".join(problems)),

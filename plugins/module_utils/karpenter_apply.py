@@ -12,9 +12,10 @@ import copy
 
 from .karpenter import convert as convert_mod
 from .karpenter import validate as validate_mod
-from .karpenter.issues import ERROR, Issue
+from .karpenter.issues import ERROR, Issue, shorten
 from .karpenter.schema import type_name
 from .kube import engine
+from .kube.client import KubeError
 
 
 class InputError(Exception):
@@ -206,6 +207,11 @@ def run(
 ):
     """Converge ``definitions`` of ``kind``; see the module docs for the options.
 
+    Raises InputError (nothing was written) or KubeError; a KubeError raised after some writes were done
+    (a later write failed, the wait broke) carries ``result``: the module result up to the failure, with
+    ``changed`` true and ``written`` naming the objects written (``results[].error`` marks the write that
+    failed and those not attempted).
+
     ``prevalidated=True`` is for callers that already ran ``validate_batch`` over these exact objects
     (with the same known node classes and the same live objects as old values) and pass its
     ``defaulted`` results: they are applied without being validated a second time (restore does this).
@@ -224,7 +230,7 @@ def run(
     names = [_name(o) for o in objs]
     dupes = sorted(set(n for n in names if n and names.count(n) > 1))
     if dupes:
-        raise InputError("%s defined more than once: %s" % (kind.kind, ", ".join(dupes)))
+        raise InputError("%s defined more than once: %s" % (kind.kind, ", ".join(shorten(n) for n in dupes)))
 
     live, list_version = engine.list_live(api, kind)
     batch = None
@@ -288,32 +294,45 @@ def run(
             ),
             details=[{"object": "%s/%s" % (kind.kind, n), "nodeclaims": c} for n, c in sorted(affected.items())],
         )
-    engine.execute(api, kind, plan, check_mode=check_mode)
     not_ready, not_deleted = [], []
-    if wait and not check_mode:
-        if state == "present":
-            not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)
-        not_deleted = engine.wait_deleted(api, kind, plan, wait_timeout, list_version)
 
-    result = {
-        "changed": any(i.changed for i in plan),
-        "results": [i.to_dict(kind) for i in plan],
-        "warnings": [str(w) for w in batch.warnings] if batch else [],
-        "conversion_report": conversion_report,
-        "converted_other_kinds": others,
-        "requests": api.request_summary(),
-        "diff": [
-            {
-                "before": i.before,
-                "after": i.after,
-                "before_header": "%s/%s" % (kind.kind, i.name),
-                "after_header": "%s/%s" % (kind.kind, i.name),
-            }
-            for i in plan
-            if i.changed
-        ],
-        "not_ready": not_ready,
-        "not_deleted": not_deleted,
-        "disrupted_nodeclaims": affected,
-    }
-    return result
+    def result(changed):
+        return {
+            "changed": changed,
+            "results": [i.to_dict(kind) for i in plan],
+            "written": [i.name for i in plan if i.written],
+            "warnings": [str(w) for w in batch.warnings] if batch else [],
+            "conversion_report": conversion_report,
+            "converted_other_kinds": others,
+            "requests": api.request_summary(),
+            "diff": [
+                {
+                    "before": i.before,
+                    "after": i.after,
+                    "before_header": "%s/%s" % (kind.kind, i.name),
+                    "after_header": "%s/%s" % (kind.kind, i.name),
+                }
+                for i in plan
+                if i.changed
+            ],
+            "not_ready": not_ready,
+            "not_deleted": not_deleted,
+            "disrupted_nodeclaims": affected,
+        }
+
+    try:
+        engine.execute(api, kind, plan, check_mode=check_mode)
+        if wait and not check_mode:
+            if state == "present":
+                not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)
+            not_deleted = engine.wait_deleted(api, kind, plan, wait_timeout, list_version)
+    except Exception as exc:
+        if not any(i.written for i in plan):
+            raise
+        # objects were written: the error carries the result so far (changed, what was written), whatever it is
+        error = exc if isinstance(exc, KubeError) else KubeError("%s: %s" % (type(exc).__name__, exc))
+        error.result = result(True)
+        if error is exc:
+            raise
+        raise error from exc
+    return result(any(i.changed for i in plan))

@@ -5,12 +5,43 @@ An :class:`Issue` names the object (``NodePool/general``), the field path
 as ``enum``, a CEL expression, a runtime check id or a lint id such as ``KPL001``), a message, a
 severity (``error``, ``warning`` or ``info``) and its source (``schema``, ``cel``, ``runtime``,
 ``lint``, ``convert``).
+
+The texts of an Issue (object, path, message, hint) are bounded here, in one place, whatever rule built
+them: a value longer than ``VALUE_LIMIT`` characters (a 1 MiB name, a huge label or annotation) is cut
+to its first ``VALUE_LIMIT`` characters followed by ``... (<original length> characters)``, and a text
+still longer than ``MESSAGE_LIMIT`` is cut the same way, so one bad value cannot become megabytes of
+error output. Every valid Kubernetes name (a DNS subdomain: 253 characters) stays whole.
 """
+
+import re
 
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
+
+VALUE_LIMIT = 256
+MESSAGE_LIMIT = 4096
+# a "value" inside a message: a run of characters without blanks, quotes, brackets or the separators of
+# object refs (Kind/name), label keys (prefix/name), paths and key=value pairs
+_LONG_VALUE = re.compile(r"[^\s\"'`\[\](){},:=/]{%d,}" % (VALUE_LIMIT + 1))
+
+
+def shorten(value, limit=VALUE_LIMIT):
+    """``value`` (a str, else its ``str()``) cut to ``limit`` characters, with an ellipsis and its length:
+    ``"aaaa... (1048576 characters)"``. Use it for values put into a message outside an Issue."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return "%s... (%d characters)" % (text[:limit], len(text))
+
+
+def bound(text):
+    """A user-facing text with each value longer than ``VALUE_LIMIT`` shortened, then the whole at most
+    ``MESSAGE_LIMIT`` characters (plus the length note). Anything that is not a str is returned as it is."""
+    if not isinstance(text, str) or len(text) <= VALUE_LIMIT:
+        return text
+    return shorten(_LONG_VALUE.sub(lambda m: shorten(m.group(0)), text), MESSAGE_LIMIT)
 
 
 class Issue(object):
@@ -21,13 +52,13 @@ class Issue(object):
     def __init__(self, object_ref, path, rule, message, severity=ERROR, source="schema", hint=None):
         if severity not in SEVERITIES:
             raise ValueError("unknown severity %r" % (severity,))
-        self.object_ref = object_ref or ""
-        self.path = path or ""
+        self.object_ref = bound(object_ref or "")
+        self.path = bound(path or "")
         self.rule = rule
-        self.message = message
+        self.message = bound(message)
         self.severity = severity
         self.source = source
-        self.hint = hint
+        self.hint = bound(hint)
 
     @property
     def is_error(self):
@@ -86,13 +117,13 @@ def object_ref(obj, index=None):
     """``Kind/name`` for an object (``Kind/#3`` when unnamed and an index is known)."""
     if not isinstance(obj, dict):
         return "#%s" % index if index is not None else "<not an object>"
-    kind = obj.get("kind") if isinstance(obj.get("kind"), str) and obj.get("kind") else "<no kind>"
+    kind = shorten(obj["kind"]) if isinstance(obj.get("kind"), str) and obj.get("kind") else "<no kind>"
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     # a name that is not a string (a list, a map) is reported by the validators, never used as a name
     name = next((n for n in (meta.get("name"), meta.get("generateName")) if isinstance(n, str) and n), None)
     if not name:
         name = "#%s" % index if index is not None else "<unnamed>"
-    return "%s/%s" % (kind, name)
+    return "%s/%s" % (kind, shorten(name))
 
 
 def join_path(path, segment):

@@ -598,3 +598,14 @@ def test_restore_refuses_an_ec2nodeclass_without_spec(tmp_path, spec):
     with pytest.raises(bk.BackupError, match=r"EC2NodeClass/default: spec\b") as exc:
         bk.restore(api, arc, cluster_name="prod", conflict="overwrite")
     assert "nothing was restored" in str(exc.value) and api.writes == 0
+
+
+def test_restore_of_a_huge_name_gives_a_bounded_error(tmp_path):
+    huge = "a" * (1 << 20)
+    text = "---\napiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: %s\nspec: {}\n" % huge
+    arc = bk.open_archive(_forged_archive(tmp_path, {"resources/20-ec2nodeclasses.yaml": text}))
+    api = restore_api()
+    with pytest.raises(bk.BackupError, match=r"is not a valid DNS subdomain") as exc:
+        bk.restore(api, arc, cluster_name="prod")
+    assert len(str(exc.value)) < 2000 and len(json.dumps(exc.value.details)) < 2000
+    assert "... (1048576 characters)" in str(exc.value) and api.writes == 0
