@@ -62,6 +62,8 @@ options:
         (one watch request; no polling).
       - Objects deleted by this task (O(state=absent) or O(prune)) are waited for until they are gone, which
         takes as long as their finalizers (Karpenter drains and terminates the nodes of a deleted NodePool first).
+      - A watch that breaks (apiserver restart, connection reset) is watched again from where it stopped, or
+        after a fresh list when that version expired, until O(wait_timeout).
     type: bool
     default: false
   wait_timeout:

@@ -100,9 +100,11 @@ def run_module(module, kind_name, **run_args):
     except karpenter_apply.InputError as exc:
         module.fail_json(msg=str(exc), errors=exc.details, requests=api.request_summary(), changed=False)
     except kclient.KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, requests=api.request_summary())
-    for w in result.pop("warnings"):
-        module.warn(w)
+        if exc.result is None:  # nothing was written
+            module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, requests=api.request_summary())
+        # a write or the wait failed after objects were written: changed, with what was written
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, **_reported(module, exc.result))
+    result = _reported(module, result)
     if result["not_ready"]:
         module.fail_json(
             msg="%s not Ready after %ss: %s" % (kind.kind, p["wait_timeout"], ", ".join(result["not_ready"])), **result
@@ -113,9 +115,17 @@ def run_module(module, kind_name, **run_args):
             % (kind.kind, p["wait_timeout"], ", ".join(result["not_deleted"])),
             **result,
         )
+    module.exit_json(**result)
+
+
+def _reported(module, result):
+    """karpenter_apply.run's result as the module returns it: warnings emitted, the diff only with --diff."""
+    result = dict(result)
+    for w in result.pop("warnings"):
+        module.warn(w)
     if not module._diff:
         result.pop("diff")
-    module.exit_json(**result)
+    return result
 
 
 def run_info_module():

@@ -91,6 +91,7 @@ results:
       or the live one); C(conditions) and C(ready) come from its status; for NodePools C(usage) holds
       C(nodes), C(resources) in use and C(limits); C(removed_fields) lists fields this collection
       owned and no longer sets.
+    - When a write failed, C(error) is V(failed) for it and V(not attempted) for the writes not sent after it.
   returned: always
   type: list
   elements: dict
@@ -102,6 +103,13 @@ results:
       method: server-side-apply
       ready: true
       usage: {nodes: 3, resources: {cpu: "48"}, limits: {cpu: "1000"}}
+written:
+  description:
+    - Names of the objects whose write (server-side apply or delete) the apiserver accepted; none in check mode.
+    - When a later write or the wait fails, the task fails with C(changed=true) and this list.
+  returned: always
+  type: list
+  elements: str
 disrupted_nodeclaims:
   description: For deletes allowed with O(allow_disruption), the NodeClaims of each deleted object.
   returned: always

@@ -34,7 +34,7 @@ RULES = {
     "KPL001": (ERROR, "glob or regex in requirement values (values match literally; NodePool NotReady)"),
     "KPL002": (WARNING, "fixed topology.kubernetes.io/zone label on a pool whose requirements allow several zones"),
     "KPL003": (ERROR, "requirements no instance type can satisfy"),
-    "KPL004": (ERROR, "nodeClassRef to an EC2NodeClass that is not known"),
+    "KPL004": (ERROR, "nodeClassRef to a node class (EC2NodeClass) that is not known"),
     "KPL005": (WARNING, "limits lower than one node"),
     "KPL006": (WARNING, "GPU pool without a NoSchedule taint"),
     "KPL007": (WARNING, "spot-only pool without an explicit disruption budget"),
@@ -286,13 +286,14 @@ def _rule_nodeclass_ref(np, ref, known, strict):
         )
     name = ncr.get("name")
     if known is not None and isinstance(name, str) and name and name not in known:
+        ref_kind = ncr.get("kind") if isinstance(ncr.get("kind"), str) and ncr.get("kind") else "EC2NodeClass"
         out.append(
             _issue(
                 ref,
                 join_path(path, "name"),
                 "KPL004",
-                "nodeClassRef names EC2NodeClass %r, which is neither in this batch nor among the known classes (%s)"
-                % (name, ", ".join(sorted(known)) or "none"),
+                "nodeClassRef names %s %r, which is neither in this batch nor among the known node classes (%s)"
+                % (ref_kind, name, ", ".join(sorted(known)) or "none"),
                 severity=ERROR if strict else WARNING,
             )
         )

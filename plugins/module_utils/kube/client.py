@@ -16,6 +16,7 @@ which saves ~0.3 s per module run.
 
 from __future__ import absolute_import, division, print_function
 
+import http.client
 import importlib.util
 import json
 import random
@@ -58,6 +59,7 @@ class KubeError(Exception):
         super(KubeError, self).__init__(msg)
         self.status = status
         self.body = body
+        self.result = None  # the module result up to the failure, when writes were done before it (apply layers)
 
 
 def connect(params, timeout=30, retries=5):
@@ -84,8 +86,11 @@ def configuration_from_params(params):
 class KubeApi(object):
     """Raw JSON REST calls with request accounting, backoff on throttling/transient errors."""
 
-    def __init__(self, configuration, headers=None, timeout=30, retries=5, backoff=0.5, sleep=time.sleep):
-        """``configuration``: a transport.DirectConfig, or a kubernetes ``Configuration`` (official client)."""
+    def __init__(
+        self, configuration, headers=None, timeout=30, retries=5, backoff=0.5, sleep=time.sleep, clock=time.monotonic
+    ):
+        """``configuration``: a transport.DirectConfig, or a kubernetes ``Configuration`` (official client).
+        ``sleep`` and ``clock`` (monotonic seconds) time the backoff and the watches' deadlines."""
         self.client = self.direct = None
         if isinstance(configuration, direct.DirectConfig):
             self.direct = direct.DirectTransport(configuration, USER_AGENT, headers)
@@ -103,6 +108,7 @@ class KubeApi(object):
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self._clock = clock
         self.counts = {}
         self._lock = threading.Lock()
 
@@ -213,17 +219,33 @@ class KubeApi(object):
     def delete(self, path, propagation="Background"):
         return self.call("delete", "DELETE", path, body={"propagationPolicy": propagation})
 
-    def watch_until(self, path, predicate, resource_version, timeout):
-        """Watch ``path`` (a collection) from ``resource_version`` until predicate(events) is true.
+    def watch_until(self, path, predicate, resource_version, timeout, on_list=None):
+        """Watch ``path`` (a collection) from ``resource_version`` until predicate(type, object) is true.
 
-        ``predicate`` gets each object as it changes and returns True when the wait is over. One
-        request per watch window; re-lists only when the server says the version is too old.
+        Returns True then, False when ``timeout`` (seconds) ran out first. One request per watch window.
+        A watch that breaks (connection reset, incomplete chunk, read timeout, a transient answer) is
+        watched again from the last resourceVersion seen, with the client's backoff, until the deadline.
+        When that version is too old (410 Gone) the collection is listed afresh, and ``on_list(items)``
+        (if given) sees the current objects - the events in between are lost - and returns True when the
+        wait is over. Raises KubeError when the watch is refused (403, 404, a deterministic 500, ...) or
+        when it could not be re-established before the deadline.
         """
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
+        attempt, broken = 0, None
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
+                if broken is not None:
+                    raise KubeError(
+                        "watch of %s broken and not re-established within %ss: %s" % (path, timeout, broken)
+                    )
                 return False
+            if resource_version is None:  # expired: a fresh LIST gives a current version
+                data = self.list(path)
+                resource_version = (data.get("metadata") or {}).get("resourceVersion")
+                if on_list is not None and on_list(data.get("items") or []):
+                    return True
+                continue
             query = {
                 "watch": "true",
                 "resourceVersion": resource_version,
@@ -233,30 +255,35 @@ class KubeApi(object):
             self._count("watch")
             try:
                 chunks, close = self._stream(path, query, remaining + 5)
+            except Exception as exc:
+                if getattr(exc, "status", None) == 410:
+                    resource_version = None
+                    continue
+                broken, attempt = _watch_open_error(exc, self._message), attempt + 1
+                self._sleep(max(0.0, min(self._delay(attempt, exc), deadline - self._clock())))
+                continue
+            broken = None  # re-established (``attempt`` grows on while it breaks again before any event)
+            try:
+                for event in _events(chunks):
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        if obj.get("code") == 410:
+                            resource_version = None
+                            break
+                        if not _transient_answer(obj.get("code"), obj, {}):
+                            raise KubeError("watch failed: %s" % obj.get("message"), status=obj.get("code"))
+                        raise ConnectionError("the watch ended with: %s" % obj.get("message"))
+                    attempt = 0
+                    resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
+                    if event.get("type") != "BOOKMARK" and predicate(event.get("type"), obj):
+                        return True
             except KubeError:
                 raise
             except Exception as exc:
-                if getattr(exc, "status", None) is None:
-                    raise KubeError("cannot reach the Kubernetes API: %s" % exc)
-                raise KubeError(self._message(exc), status=getattr(exc, "status", None))
-            buf = b""
-            try:
-                for chunk in chunks:
-                    buf += chunk
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        obj = event.get("object") or {}
-                        if event.get("type") == "ERROR":
-                            if obj.get("code") == 410:  # expired: re-list for a fresh version
-                                resource_version = self.list(path).get("metadata", {}).get("resourceVersion")
-                                break
-                            raise KubeError("watch failed: %s" % obj.get("message"))
-                        resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
-                        if event.get("type") != "BOOKMARK" and predicate(event.get("type"), obj):
-                            return True
+                if not _broken(exc):
+                    raise
+                broken, attempt = "%s: %s" % (type(exc).__name__, exc), attempt + 1
+                self._sleep(max(0.0, min(self._delay(attempt, None), deadline - self._clock())))
             finally:
                 close()
 
@@ -289,17 +316,53 @@ def _status(exc):
 
 def _retryable(exc):
     """Is this HTTP error answer worth sending the request again (with backoff)?"""
-    if exc.status in RETRY_STATUS:
+    return _transient_answer(exc.status, _status(exc), getattr(exc, "headers", None) or {})
+
+
+def _transient_answer(code, status, headers):
+    """Is an answer with HTTP ``code``, metav1.Status ``status`` and ``headers`` transient?"""
+    if code in RETRY_STATUS:
         return True
-    if exc.status != 500:
+    if code != 500:
         return False
-    if (getattr(exc, "headers", None) or {}).get("Retry-After"):
+    if headers.get("Retry-After"):
         return True  # the server asks for it
-    status = _status(exc)
     details = status.get("details") if isinstance(status.get("details"), dict) else {}
     if status.get("reason") in TRANSIENT_REASONS or details.get("retryAfterSeconds"):
         return True
     return bool(TRANSIENT_500.search(str(status.get("message") or "")))
+
+
+def _events(chunks):
+    """The watch events (dicts) of a stream of newline-delimited JSON chunks."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
+def _broken(exc):
+    """Did the connection fail or break (sending the request again may work), rather than refuse us?"""
+    return _transient(exc) or isinstance(exc, (http.client.HTTPException, OSError))
+
+
+def _watch_open_error(exc, message):
+    """The text of a transient failure to open a watch; raises KubeError for one that will not pass."""
+    status = getattr(exc, "status", None)
+    if status is not None and hasattr(exc, "reason"):  # an HTTP answer
+        if _retryable(exc):
+            return message(exc)
+        raise KubeError(message(exc), status=status, body=getattr(exc, "body", None))
+    if isinstance(exc, direct.CredentialError):
+        raise KubeError("no Kubernetes credential: %s" % exc)
+    if isinstance(exc, direct.ssl.SSLError):  # a certificate problem is not transient
+        raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)
+    if _broken(exc):
+        return "cannot reach the Kubernetes API: %s" % exc
+    raise KubeError("cannot reach the Kubernetes API: %s" % exc)
 
 
 def _transient(exc):

@@ -103,7 +103,9 @@ class PlanItem(object):
     def __init__(self, name, action, desired=None, live=None, before=None, after=None, removed=None):
         self.name, self.action, self.desired, self.live = name, action, desired, live
         self.before, self.after, self.removed = before or {}, after or {}, removed or []
-        self.result = None  # object returned by the apiserver after the write
+        self.result = None  # object returned by the apiserver after the write (or seen by the wait)
+        self.written = False  # the apiserver accepted the write (execute)
+        self.error = None  # after a failed execute: "failed" for the write that failed, "not attempted" after
 
     @property
     def changed(self):
@@ -125,6 +127,8 @@ class PlanItem(object):
         }
         if self.removed:
             out["removed_fields"] = [".".join(p) for p in self.removed]
+        if self.error:
+            out["error"] = self.error
         obj = self.result or (self.live if self.action != "delete" else None)
         if obj:
             out["object"] = strip_managed_fields(obj)
@@ -211,10 +215,12 @@ def _write(api, kind, item, manager):
             # deleted the object after our LIST. Either way what the plan asked for is done.
             if exc.status != 404:
                 raise
+        item.written = True
         return
     body = copy.deepcopy(item.desired)
     body["apiVersion"], body["kind"] = kind.api_version, kind.kind
     item.result = api.apply(kind.path(item.name), body, manager)
+    item.written = True
     item.after = normalize(item.result)
 
 
@@ -224,25 +230,28 @@ def execute(api, kind, plan, check_mode=False, manager=FIELD_MANAGER, concurrenc
     The objects of one kind are independent of each other, so up to ``concurrency`` writes are in
     flight at once (each one request; the apiserver's priority-and-fairness still applies, and the
     client retries 429s). On the first failure no further write is started, the ones in flight
-    finish, and the first error is raised - as a sequential loop would, only sooner.
+    finish, and the first error is raised - as a sequential loop would, only sooner. ``item.written``
+    tells which writes were done; ``item.error`` marks the failed one(s) and those not attempted.
     """
     todo = [item for item in plan if item.changed and not check_mode]
+    failed = []
+
+    def guarded(item):
+        if failed:  # a write already failed: do not start more
+            item.error = "not attempted"
+            return
+        try:
+            _write(api, kind, item, manager)
+        except Exception as exc:
+            item.error = "failed"
+            failed.append(exc)
+
     if len(todo) <= 1 or concurrency <= 1:
         for item in todo:
-            _write(api, kind, item, manager)
-        return
-    failed = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(todo))) as pool:
-
-        def guarded(item):
-            if failed:  # a write already failed: do not start more
-                return
-            try:
-                _write(api, kind, item, manager)
-            except Exception as exc:
-                failed.append(exc)
-
-        list(pool.map(guarded, todo))
+            guarded(item)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(todo))) as pool:
+            list(pool.map(guarded, todo))
     if failed:
         raise failed[0]
 

@@ -162,6 +162,20 @@ def test_unknown_nodeclass_reference(nodepool, ec2nodeclass):
     assert issue.severity == "warning"
     # nothing known at all: no finding
     assert hits(lint_batch([nodepool])[0], "KPL004") == []
+    assert (
+        "names EC2NodeClass 'default'"
+        in hits(lint_batch([nodepool], known_nodeclasses=["gpu"])[0], "KPL004")[0].message
+    )
+
+
+def test_unknown_nodeclass_reference_names_the_referenced_kind(nodepool):
+    nodepool["spec"]["template"]["spec"]["nodeClassRef"] = {
+        "group": "karpenter.kwok.sh",
+        "kind": "KWOKNodeClass",
+        "name": "missing",
+    }
+    (issue,) = hits(lint_batch([nodepool], known_nodeclasses=["default"])[0], "KPL004")
+    assert "names KWOKNodeClass 'missing'" in issue.message and "EC2NodeClass" not in issue.message
 
 
 # KPL005

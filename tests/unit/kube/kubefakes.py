@@ -78,11 +78,26 @@ class FakeConnection:
         pass
 
 
+class Sleeps(list):
+    """The backoff sleeps, recorded; each moves the fake clock on instead of sleeping."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = 1000.0
+
+    def __call__(self, seconds):
+        self.append(seconds)
+        self.now += seconds
+
+    def clock(self):
+        return self.now
+
+
 def direct_api(script, **kw):
     """(KubeApi over the direct transport answering from ``script``, its FakeConnection, recorded sleeps)."""
-    sleeps = []
+    sleeps = Sleeps()
     cfg = transport.DirectConfig("h", 443, None, "Bearer t")
-    api = kclient.KubeApi(cfg, sleep=sleeps.append, **kw)
+    api = kclient.KubeApi(cfg, sleep=sleeps, clock=sleeps.clock, **kw)
     conn = FakeConnection(script)
     api.direct._connection = lambda timeout, fresh=False: conn
     return api, conn, sleeps

@@ -2,12 +2,15 @@
 retried, and how a watch survives a broken connection. The same requests against the real apiserver are in
 tests/integration/test_reliability.py."""
 
+import http.client
 import json
+import urllib.parse
 
 import pytest
+import urllib3
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects
-from kubefakes import direct_api, status_body
+from kubefakes import Stream, direct_api, event, status_body
 
 EMOJI = "\U0001f600"  # outside the Basic Multilingual Plane: JSON escapes it as a surrogate pair
 CM = {
@@ -165,3 +168,115 @@ def test_a_transient_answer_gives_up_after_the_retries_with_its_message():
 def test_connection_errors_are_retried():
     api, conn, sleeps = direct_api([OSError("connection refused"), (200, b"{}")])
     assert api.get(CM_PATH) == {} and len(sleeps) == 1
+
+
+# ------------------------------------------------------------------------------------ watches that break
+POOLS = "/apis/karpenter.sh/v1/nodepools"
+
+
+def obj(name, rv, ready=False):
+    return {"metadata": {"name": name, "resourceVersion": rv}, "status": {"ready": ready}}
+
+
+def watch_queries(conn):
+    """The query of every watch request, in order (LISTs excluded)."""
+    out = []
+    for _m, url, _b, _h in conn.requests:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        if query.get("watch") == "true":
+            out.append(query)
+    return out
+
+
+def ready_when(name):
+    return lambda kind, o: o["metadata"]["name"] == name and o["status"]["ready"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        http.client.IncompleteRead(b""),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError("timed out"),
+        urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(0 bytes read)"),
+    ],
+    ids=["incomplete-read", "reset", "read-timeout", "urllib3-protocol-error"],
+)
+def test_a_broken_watch_is_watched_again_from_the_last_version(error):
+    script = [
+        Stream(event("ADDED", obj("a", "11")), error=error),
+        Stream(event("MODIFIED", obj("a", "12", ready=True))),
+    ]
+    api, conn, sleeps = direct_api(script)
+    assert api.watch_until(POOLS, ready_when("a"), "10", timeout=60) is True
+    assert [q["resourceVersion"] for q in watch_queries(conn)] == ["10", "11"]
+    assert len(sleeps) == 1 and api.counts == {"watch": 2}
+
+
+def test_a_watch_that_cannot_be_opened_for_a_while_is_retried():
+    script = [
+        ConnectionRefusedError(111, "Connection refused"),
+        (503, status_body(503, "apiserver restarting", reason="ServiceUnavailable")),
+        Stream(event("MODIFIED", obj("a", "12", ready=True))),
+    ]
+    api, conn, sleeps = direct_api(script)
+    assert api.watch_until(POOLS, ready_when("a"), "10", timeout=60) is True
+    assert [q["resourceVersion"] for q in watch_queries(conn)] == ["10", "10", "10"] and len(sleeps) == 2
+
+
+EXPIRED = [  # factories: a Stream is consumed as it is read
+    lambda: Stream(event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"})),
+    lambda: (410, status_body(410, "too old resource version", reason="Expired")),
+]
+LISTED = {"metadata": {"resourceVersion": "50"}, "items": [obj("a", "49", ready=True)]}
+
+
+@pytest.mark.parametrize("expired", EXPIRED, ids=["error-event", "http-410"])
+def test_an_expired_version_is_listed_afresh_and_the_list_seen(expired):
+    api, conn, _ = direct_api([expired(), (200, json.dumps(LISTED).encode())])
+    seen = []
+
+    def on_list(items):
+        seen.extend(items)
+        return True
+
+    assert api.watch_until(POOLS, ready_when("a"), "10", 60, on_list=on_list) is True
+    assert seen == LISTED["items"] and api.counts == {"watch": 1, "list": 1}
+
+
+@pytest.mark.parametrize("expired", EXPIRED, ids=["error-event", "http-410"])
+def test_without_on_list_the_fresh_version_is_watched_on(expired):
+    script = [expired(), (200, json.dumps(LISTED).encode()), Stream(event("ADDED", obj("a", "51", ready=True)))]
+    api, conn, _ = direct_api(script)
+    assert api.watch_until(POOLS, ready_when("a"), "10", 60) is True
+    assert [q["resourceVersion"] for q in watch_queries(conn)] == ["10", "50"]
+
+
+def test_a_watch_still_broken_at_the_deadline_is_an_error_naming_the_cause():
+    api, conn, sleeps = direct_api([Stream(error=http.client.IncompleteRead(b""))] * 200)
+    with pytest.raises(kclient.KubeError, match=r"broken and not re-established within 20s: IncompleteRead"):
+        api.watch_until(POOLS, ready_when("a"), "10", timeout=20)
+    assert sum(sleeps) == pytest.approx(20) and all(q["resourceVersion"] == "10" for q in watch_queries(conn))
+
+
+def test_a_quiet_watch_times_out_as_false():
+    api, conn, sleeps = direct_api([Stream()] * 3)
+    times = iter([0, 0, 5, 30])
+    api._clock = lambda: next(times)
+    assert api.watch_until(POOLS, ready_when("a"), "10", timeout=20) is False
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (403, status_body(403, "nodepools.karpenter.sh is forbidden", reason="Forbidden")),
+        (500, status_body(500, DETERMINISTIC_500)),
+        Stream(event("ERROR", {"kind": "Status", "code": 500, "message": DETERMINISTIC_500})),
+    ],
+    ids=["forbidden", "deterministic-500", "error-event"],
+)
+def test_a_refused_watch_fails_at_once(answer):
+    api, conn, sleeps = direct_api([answer])
+    with pytest.raises(kclient.KubeError):
+        api.watch_until(POOLS, ready_when("a"), "10", timeout=60)
+    assert len(conn.requests) == 1 and sleeps == []

@@ -5,8 +5,11 @@ and what a wait returns. The same against the real apiserver: tests/integration/
 import http.client
 import json
 
+import pytest
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
-from kubefakes import direct_api, status_body
+from kubefakes import Stream, direct_api, event, status_body
 
 
 def pool(name, ready=None, generation=1, rv="10"):
@@ -57,3 +60,60 @@ def test_an_object_deleted_by_someone_else_after_the_list_is_done():
     engine.execute(api, engine.NODEPOOL, plan, concurrency=1)
     assert [(i.name, i.action, i.changed) for i in plan] == [("a", "delete", True), ("b", "delete", True)]
     assert len(conn.requests) == 2
+
+
+# ------------------------------------------------------------------------------------ failures after writes
+FORBIDDEN = (403, status_body(403, 'nodepools.karpenter.sh "b" is forbidden', reason="Forbidden"))
+
+
+def test_a_failed_write_marks_itself_and_the_ones_not_attempted():
+    api, conn, _ = direct_api([(200, b"{}"), FORBIDDEN])
+    plan = delete_plan("a", "b", "c")
+    with pytest.raises(kclient.KubeError, match="forbidden"):
+        engine.execute(api, engine.NODEPOOL, plan, concurrency=1)
+    assert [(i.name, i.written, i.error) for i in plan] == [
+        ("a", True, None),
+        ("b", False, "failed"),
+        ("c", False, "not attempted"),
+    ]
+    assert [r.get("error") for r in (i.to_dict(engine.NODEPOOL) for i in plan)] == [None, "failed", "not attempted"]
+
+
+def absent_run(script, **kw):
+    """karpenter_apply.run(state=absent, wait=True) of NodePool ``a`` over a scripted connection."""
+    listed = {"metadata": {"resourceVersion": "10"}, "items": [pool("a", ready=True)]}
+    api, conn, sleeps = direct_api([(200, json.dumps(listed).encode()), (200, b'{"items": []}'), *script])
+    run = karpenter_apply.run(
+        api, engine.NODEPOOL, [{"metadata": {"name": "a"}}], state="absent", wait=True, wait_timeout=30, **kw
+    )
+    return run, api, conn
+
+
+@pytest.mark.parametrize(
+    "stream, message",
+    [
+        (Stream(error=http.client.IncompleteRead(b"")), r"broken and not re-established within 30s: IncompleteRead"),
+        (Stream(b"<html>proxy error</html>\n"), r"JSONDecodeError"),
+    ],
+    ids=["watch-never-back", "unexpected-error"],
+)
+def test_a_failure_after_writes_carries_the_result_with_changed_and_what_was_written(stream, message):
+    with pytest.raises(kclient.KubeError, match=message) as err:
+        absent_run([(200, b"{}")] + [stream] * 100)
+    result = err.value.result
+    assert result["changed"] is True and result["written"] == ["a"]
+    assert [(r["name"], r["action"], r["changed"]) for r in result["results"]] == [("a", "delete", True)]
+    assert result["requests"]["delete"] == 1 and result["requests"]["writes"] == 1
+
+
+def test_a_failure_before_any_write_carries_no_result():
+    with pytest.raises(kclient.KubeError) as err:
+        absent_run([FORBIDDEN])
+    assert err.value.result is None
+
+
+def test_a_broken_wait_that_recovers_succeeds():
+    gone = Stream(event("DELETED", pool("a", rv="12")))
+    res, api, conn = absent_run([(200, b"{}"), Stream(error=http.client.IncompleteRead(b"")), gone])
+    assert res["changed"] is True and res["written"] == ["a"] and res["not_deleted"] == []
+    assert api.counts["watch"] == 2
