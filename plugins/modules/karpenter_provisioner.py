@@ -91,6 +91,7 @@ results:
       or the live one); C(conditions) and C(ready) come from its status; for NodePools C(usage) holds
       C(nodes), C(resources) in use and C(limits); C(removed_fields) lists fields this collection
       owned and no longer sets.
+    - With O(wait), C(object), C(conditions), C(ready) and C(usage) are the object as the wait last saw it.
     - When a write failed, C(error) is V(failed) for it and V(not attempted) for the writes not sent after it.
   returned: always
   type: list

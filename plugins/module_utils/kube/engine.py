@@ -266,28 +266,50 @@ def is_ready(obj):
     return False
 
 
+def _generation(obj):
+    return (obj.get("metadata") or {}).get("generation") or 0
+
+
 def wait_ready(api, kind, plan, timeout, list_version):
     """Wait until every created/updated/kept object is Ready; returns the names still not ready.
 
     One watch from the LIST's resourceVersion: it replays our own writes and every status update
-    after them, so nothing between the LIST and the watch is missed. No polling, no sleeps.
+    after them, so nothing between the LIST and the watch is missed. No polling, no sleeps. The
+    newest version of each object the watch delivers becomes ``item.result``: the results report
+    the Ready object (conditions, usage) the wait saw, not the one the write returned. A version
+    older than the one written (a lower generation) is ignored.
     """
+    items = {}
     pending = set()
     for item in plan:
         if item.action in ("create", "update", "unchanged"):
             obj = item.result or item.live
-            if obj is not None and not is_ready(obj):
-                pending.add(item.name)
+            if obj is not None:
+                items[item.name] = item
+                if not is_ready(obj):
+                    pending.add(item.name)
     if not pending:
         return []
 
-    def done(_type, obj):
-        name = obj.get("metadata", {}).get("name")
-        if name in pending and is_ready(obj):
-            pending.discard(name)
+    def seen(obj):
+        item = items.get((obj.get("metadata") or {}).get("name"))
+        if item is None or _generation(obj) < _generation(item.result or item.live):
+            return
+        item.result = obj
+        if is_ready(obj):
+            pending.discard(item.name)
+
+    def done(event_type, obj):
+        if event_type != "DELETED":
+            seen(obj)
         return not pending
 
-    api.watch_until(kind.path(), done, list_version, timeout)
+    def relisted(objs):  # the watch expired: the current objects
+        for obj in objs:
+            seen(obj)
+        return not pending
+
+    api.watch_until(kind.path(), done, list_version, timeout, on_list=relisted)
     return sorted(pending)
 
 
@@ -306,5 +328,9 @@ def wait_deleted(api, kind, plan, timeout, list_version):
             pending.discard(obj.get("metadata", {}).get("name"))
         return not pending
 
-    api.watch_until(kind.path(), done, list_version, timeout)
+    def relisted(objs):  # the watch expired: what is not listed is gone
+        pending.intersection_update((o.get("metadata") or {}).get("name") for o in objs)
+        return not pending
+
+    api.watch_until(kind.path(), done, list_version, timeout, on_list=relisted)
     return sorted(pending)

@@ -117,3 +117,58 @@ def test_a_broken_wait_that_recovers_succeeds():
     res, api, conn = absent_run([(200, b"{}"), Stream(error=http.client.IncompleteRead(b"")), gone])
     assert res["changed"] is True and res["written"] == ["a"] and res["not_deleted"] == []
     assert api.counts["watch"] == 2
+
+
+# ------------------------------------------------------------------------------------ what the wait returns
+def test_a_successful_wait_reports_the_ready_object_it_saw():
+    desired = pool("a")
+    del desired["metadata"]["resourceVersion"], desired["metadata"]["generation"]
+    written = pool("a", ready=False, rv="11")
+    script = [
+        (200, json.dumps({"metadata": {"resourceVersion": "10"}, "items": []}).encode()),  # LIST
+        (200, json.dumps(written).encode()),  # server-side apply: not Ready yet
+        Stream(
+            event("ADDED", written),
+            event("MODIFIED", dict(pool("a", ready=True, rv="12"), status={"conditions": [READY], "nodes": 2})),
+        ),
+    ]
+    api, conn, _ = direct_api(script)
+    res = karpenter_apply.run(api, engine.NODEPOOL, [desired], wait=True, wait_timeout=30, prevalidated=True)
+    (item,) = res["results"]
+    assert res["not_ready"] == [] and res["written"] == ["a"]
+    assert item["ready"] is True and item["conditions"] == [READY]
+    assert item["usage"]["nodes"] == 2 and item["object"]["metadata"]["resourceVersion"] == "12"
+
+
+READY = {"type": "Ready", "status": "True", "observedGeneration": 1, "reason": "Ready"}
+
+
+def test_the_wait_ignores_versions_older_than_the_write_and_reports_a_timeout_with_the_last_seen():
+    plan = engine.make_plan(engine.NODEPOOL, [pool("a", generation=2)], {"a": pool("a", ready=True)})
+    plan[0].action, plan[0].result = "update", pool("a", ready=False, generation=2, rv="11")
+    stale = pool("a", ready=True, generation=1, rv="9")  # replayed from before our write: Ready, but old
+    progressing = pool("a", ready=False, generation=2, rv="13")
+    api, conn, sleeps = direct_api([Stream(event("MODIFIED", stale), event("MODIFIED", progressing))])
+    times = iter([0, 0, 40])
+    api._clock = lambda: next(times)
+    assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == ["a"]
+    assert plan[0].result["metadata"]["resourceVersion"] == "13" and not plan[0].to_dict(engine.NODEPOOL)["ready"]
+
+
+def expired():
+    return Stream(event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}))
+
+
+def test_after_an_expired_watch_the_fresh_list_decides():
+    plan = engine.make_plan(engine.NODEPOOL, [pool("a"), pool("b")], {"a": pool("a"), "b": pool("b")})
+    listed = (
+        200,
+        json.dumps({"metadata": {"resourceVersion": "50"}, "items": [pool("a", ready=True, rv="40")]}).encode(),
+    )
+    b_ready = Stream(event("MODIFIED", pool("b", ready=True, rv="51")))
+    api, conn, _ = direct_api([expired(), listed, b_ready])
+    assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == []
+    assert [i.to_dict(engine.NODEPOOL)["ready"] for i in plan] == [True, True]
+    # deletes: what the fresh list no longer holds is gone
+    api, conn, _ = direct_api([expired(), listed])
+    assert engine.wait_deleted(api, engine.NODEPOOL, delete_plan("b"), 30, "10") == []
