@@ -23,6 +23,7 @@ from .labels import (
     NORMALIZED_LABELS,
     ZONE_LABEL,
     is_kubernetes_domain_label,
+    is_qualified_name,
     is_valid_label_value,
 )
 from .quantity import GI, parse_quantity
@@ -61,6 +62,9 @@ RULES = {
     "KPL028": (ERROR, "controller IAM policy uses alpha tag conditions or lacks v1 permissions"),
     "KPL029": (WARNING, "obsolete Helm values (pre-v1 settings)"),
     "KPL030": (WARNING, "requirement key karpenter.sh/provisioner-name or node.kubernetes.io/instance-family"),
+    "KPL031": (ERROR, "template annotations a NodeClaim/Node cannot carry (invalid key, more than 256 KiB in total)"),
+    "KPL032": (ERROR, "more than 50 tags per instance: spec.tags plus the 6 Karpenter adds (EC2's limit)"),
+    "KPL033": (ERROR, "negative limit (the pool is always over it and never launches)"),
 }
 
 # node classes of Karpenter's own test provider (sigs.k8s.io/karpenter/kwok), used by the sandbox
@@ -324,6 +328,18 @@ def _rule_limits(np, ref):
         try:
             q = _quantity(value)
         except ValueError:
+            continue
+        if q < 0:  # the CRD's quantity pattern allows a sign
+            out.append(
+                _issue(
+                    ref,
+                    join_path("spec.limits", key(name)),
+                    "KPL033",
+                    "limit %s=%s is negative: any usage, even none, exceeds it, so Karpenter never launches a node "
+                    "for this pool" % (name, value),
+                    "use a positive limit, or delete the NodePool to disable it",
+                )
+            )
             continue
         floor = _MIN_NODE.get(name)
         if q <= 0 or (floor is not None and q < floor):
@@ -649,6 +665,50 @@ def _rule_label_count(np, ref, labels=None):
     return []
 
 
+# metav1 validation.TotalAnnotationSizeLimitB: the keys and values of an object's annotations, in bytes
+ANNOTATIONS_SIZE_LIMIT = 256 * 1024
+ANNOTATIONS_PATH = "spec.template.metadata.annotations"
+
+
+def _rule_template_annotations(np, ref):
+    """Karpenter copies the template's annotations onto every NodeClaim and from there onto the Node; the
+    apiserver validates them there (ValidateAnnotations), not on the NodePool: an invalid key, or more
+    than 256 KiB in total, and no NodeClaim of the pool can be created."""
+    annotations = _get(np, "spec", "template", "metadata", "annotations")
+    if not isinstance(annotations, dict):
+        return []
+    out = []
+    size = 0
+    for akey, value in annotations.items():
+        if not isinstance(akey, str):
+            continue
+        size += len(akey.encode("utf-8")) + (len(value.encode("utf-8")) if isinstance(value, str) else 0)
+        errs = is_qualified_name(akey.lower())  # case does not matter for annotation keys
+        if errs:
+            out.append(
+                _issue(
+                    ref,
+                    join_path(ANNOTATIONS_PATH, key(akey)),
+                    "KPL031",
+                    "annotation key %s is not a qualified name (%s): the apiserver refuses every NodeClaim and Node "
+                    "of this pool" % (akey, "; ".join(errs)),
+                )
+            )
+    if size > ANNOTATIONS_SIZE_LIMIT:
+        out.append(
+            _issue(
+                ref,
+                ANNOTATIONS_PATH,
+                "KPL031",
+                "the template's annotations total %d bytes (keys and values); an object's annotations may total "
+                "at most %d bytes (256 KiB), so the apiserver refuses every NodeClaim and Node of this pool "
+                "(Karpenter and the kubelet add some of their own too)" % (size, ANNOTATIONS_SIZE_LIMIT),
+                "keep large data out of node annotations (a ConfigMap, or the EC2NodeClass userData)",
+            )
+        )
+    return out
+
+
 def _rule_name(obj, ref):
     name = _get(obj, "metadata", "name")
     if isinstance(name, str) and is_valid_label_value(name):
@@ -705,6 +765,7 @@ def lint_nodepool(np, defaulted=None, known_nodeclasses=None, strict_nodeclasses
     out += _rule_kubernetes_labels(np, ref, reqs, labels)
     out += _rule_weight(np, ref)
     out += _rule_label_count(np, ref, labels)
+    out += _rule_template_annotations(np, ref)
     out += _rule_name(np, ref)
     out += _rule_provisioner_name_key(np, ref, reqs)
     return out
@@ -712,6 +773,44 @@ def lint_nodepool(np, defaulted=None, known_nodeclasses=None, strict_nodeclasses
 
 # ---------------------------------------------------------------------------------------------
 # EC2NodeClass rules
+
+
+# EC2 allows 50 user tags per resource. Besides spec.tags, karpenter-provider-aws v1.15.0 tags every
+# instance (and its volumes, network interfaces and launch template) at launch with the 4 tags of
+# pkg/utils.GetTags, and once the node registered, the nodeclaim tagging controller adds Name (unless
+# the instance has one already, i.e. spec.tags sets it) and karpenter.sh/nodeclaim
+# (pkg/controllers/nodeclaim/tagging). spec.tags cannot set the others (restricted-tag).
+EC2_TAG_LIMIT = 50
+KARPENTER_LAUNCH_TAGS = (
+    "kubernetes.io/cluster/<cluster>",
+    "karpenter.sh/nodepool",
+    "eks:eks-cluster-name",
+    "karpenter.k8s.aws/ec2nodeclass",
+)
+KARPENTER_REGISTRATION_TAGS = ("Name", "karpenter.sh/nodeclaim")
+
+
+def _rule_tag_count(spec, ref):
+    tags = {k for k in _dict(spec.get("tags")) if isinstance(k, str)}
+    # a restricted key is replaced by Karpenter's own (and reported by the validation)
+    own = {k for k in tags if not k.startswith("kubernetes.io/cluster/")} - set(KARPENTER_LAUNCH_TAGS)
+    karpenter = set(KARPENTER_LAUNCH_TAGS) | set(KARPENTER_REGISTRATION_TAGS)
+    total = len(own | karpenter)
+    if total <= EC2_TAG_LIMIT:
+        return []
+    later = [t for t in KARPENTER_REGISTRATION_TAGS if t not in own]
+    return [
+        _issue(
+            ref,
+            "spec.tags",
+            "KPL032",
+            "%d tags on each instance: %d from spec.tags plus the ones Karpenter adds (%s at launch, %s once the "
+            "node registered); EC2 allows %d per resource, so launches (CreateFleet) or the tagging of the "
+            "instance fail" % (total, len(own), ", ".join(KARPENTER_LAUNCH_TAGS), " and ".join(later), EC2_TAG_LIMIT),
+            "keep spec.tags to %d keys (%d with a Name tag of your own)"
+            % (EC2_TAG_LIMIT - len(karpenter), EC2_TAG_LIMIT - len(karpenter) + 1),
+        )
+    ]
 
 
 def lint_ec2nodeclass(nc, defaulted=None):
@@ -757,6 +856,7 @@ def lint_ec2nodeclass(nc, defaulted=None):
                 "move to AL2023 (userData becomes a NodeConfig document)",
             )
         )
+    out += _rule_tag_count(spec, ref)
     for tkey in _dict(spec.get("tags")):
         if tkey in ("karpenter.sh/provisioner-name", "karpenter.sh/managed-by"):
             out.append(

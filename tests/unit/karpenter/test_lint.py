@@ -39,7 +39,7 @@ def test_reference_objects_are_clean(nodepool, ec2nodeclass):
 
 
 def test_every_rule_is_documented_and_tested():
-    assert sorted(RULES) == ["KPL%03d" % n for n in range(1, 31)]
+    assert sorted(RULES) == ["KPL%03d" % n for n in range(1, 34)]
     for severity, title in RULES.values():
         assert severity in ("error", "warning") and title
     source = open(__file__).read()
@@ -484,3 +484,62 @@ def test_nodeclassref_kwok_test_provider_is_accepted(nodepool):
     assert hits(lint_np(nodepool), "KPL010") == []
     nodepool["spec"]["template"]["spec"]["nodeClassRef"]["kind"] = "KWOKNodeTemplate"
     assert len(hits(lint_np(nodepool), "KPL010")) == 1
+
+
+# KPL031
+ANNOTATIONS = "spec.template.metadata.annotations"
+
+
+def test_template_annotations_larger_than_a_node_may_carry(nodepool):
+    """The apiserver refuses a NodeClaim (and a Node) whose annotations total more than 256 KiB (keys and
+    values, in bytes); the NodePool itself is accepted, and then no node of it can ever be created."""
+    annotations = nodepool["spec"]["template"]["metadata"]["annotations"]
+    used = sum(len(k) + len(v) for k, v in annotations.items())
+    annotations["example.com/big"] = "x" * (256 * 1024 - used - len("example.com/big"))  # exactly the limit
+    assert validate_batch([nodepool], known_nodeclasses=["default"]).ok
+    annotations["example.com/big"] += "é"  # one character, two bytes
+    (issue,) = hits(lint_np(nodepool), "KPL031")
+    assert issue.severity == "error" and issue.path == ANNOTATIONS
+    assert "262146 bytes" in issue.message and "262144" in issue.message and "NodeClaim" in issue.message
+    assert [i.rule for i in validate_batch([nodepool], known_nodeclasses=["default"]).errors] == ["KPL031"]
+
+
+def test_template_annotation_keys_must_be_qualified_names(nodepool):
+    annotations = nodepool["spec"]["template"]["metadata"]["annotations"]
+    annotations["Example.COM/Owner"] = "ok"  # case does not matter for annotation keys
+    assert hits(lint_np(nodepool), "KPL031") == []
+    annotations["not a key"] = "v"
+    (issue,) = hits(lint_np(nodepool), "KPL031")
+    assert issue.path == ANNOTATIONS + "[not a key]" and "qualified name" in issue.message
+
+
+# KPL032
+def test_more_tags_than_ec2_allows_with_karpenters_own(ec2nodeclass):
+    """Karpenter adds 4 tags at launch (kubernetes.io/cluster/<cluster>, karpenter.sh/nodepool,
+    eks:eks-cluster-name, karpenter.k8s.aws/ec2nodeclass) and 2 once the node registers (Name unless
+    spec.tags has it, karpenter.sh/nodeclaim): 44 tags of one's own is the most an instance can carry."""
+    ec2nodeclass["spec"]["tags"] = {"example.com/t%02d" % i: "v" for i in range(44)}
+    assert hits(lint(ec2nodeclass), "KPL032") == []
+    ec2nodeclass["spec"]["tags"]["example.com/one-more"] = "v"
+    (issue,) = hits(lint(ec2nodeclass), "KPL032")
+    assert issue.severity == "error" and issue.path == "spec.tags"
+    assert (
+        "51 tags" in issue.message and "45 from spec.tags" in issue.message and "eks:eks-cluster-name" in issue.message
+    )
+    # a Name tag of one's own replaces Karpenter's
+    del ec2nodeclass["spec"]["tags"]["example.com/one-more"]
+    ec2nodeclass["spec"]["tags"]["Name"] = "worker"
+    assert hits(lint(ec2nodeclass), "KPL032") == []
+    assert validate_batch([ec2nodeclass]).ok
+
+
+# KPL033
+@pytest.mark.parametrize("name,value", [("cpu", "-1"), ("memory", "-512Mi"), ("nodes", -3), ("nvidia.com/gpu", "-1e3")])
+def test_negative_limits(nodepool, name, value):
+    nodepool["spec"]["limits"] = {name: value}
+    issues = lint_np(nodepool)
+    (issue,) = hits(issues, "KPL033")
+    assert issue.severity == "error" and issue.path == "spec.limits[%s]" % name
+    assert "negative" in issue.message and str(value) in issue.message
+    assert hits(issues, "KPL005") == []  # one finding, the error
+    assert [i.rule for i in validate_batch([nodepool], known_nodeclasses=["default"]).errors] == ["KPL033"]
