@@ -1,6 +1,7 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible glue shared by karpenter_provisioner and node_template: argument spec, client, errors."""
+"""Ansible glue shared by karpenter_provisioner and node_template: argument spec, client, errors; and
+``KubeModule``, the AnsibleModule of every module that takes kubernetes.core's connection options."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,14 +11,35 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 from .kube import client as kclient
+from .kube import transport
 
-try:
-    from . import karpenter_apply
 
-    IMPORT_ERROR = None
-except ImportError:  # cel-python missing
-    karpenter_apply = None
-    IMPORT_ERROR = traceback.format_exc()
+class KubeModule(AnsibleModule):
+    """AnsibleModule for kubernetes.core's connection options (AUTH_ARG_SPEC): the secrets of a ``kubeconfig``
+    given as a mapping (tokens, passwords, client keys, exec plugin env values: transport.kubeconfig_secrets)
+    are no_log values, as kubernetes.core makes them, so no result, ``invocation`` (ansible-core 2.19,
+    ANSIBLE_INJECT_INVOCATION), ``-vvv`` output or log line shows them. They are added as soon as the
+    parameters are read, before the argument checks whose failures return the parameters too."""
+
+    def _load_params(self):
+        super()._load_params()
+        self.no_log_values.update(transport.kubeconfig_secrets((self.params or {}).get("kubeconfig")))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.no_log_values.update(transport.kubeconfig_secrets(self.params.get("kubeconfig")))
+
+
+def _karpenter_apply():
+    """(karpenter_apply, None), or (None, traceback) when cel-python is missing. Imported on use: the modules
+    that only need KubeModule do not load the validator."""
+    try:
+        from . import karpenter_apply
+
+        return karpenter_apply, None
+    except ImportError:
+        return None, traceback.format_exc()
+
 
 ARG_SPEC = dict(
     definitions=dict(type="list", elements="raw", default=[]),
@@ -53,7 +75,7 @@ def argument_spec(**extra):
 
 
 def build_module(**extra):
-    return AnsibleModule(
+    return KubeModule(
         argument_spec=argument_spec(**extra),
         supports_check_mode=True,
         mutually_exclusive=[("definitions", "name"), ("definitions", "spec")],
@@ -64,8 +86,9 @@ def build_module(**extra):
 def run_module(module, kind_name, **run_args):
     if not kclient.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
+    karpenter_apply, import_error = _karpenter_apply()
     if karpenter_apply is None:
-        module.fail_json(msg=missing_required_lib("cel-python"), exception=IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("cel-python"), exception=import_error)
     from .kube import engine
 
     kind = {"NodePool": engine.NODEPOOL, "EC2NodeClass": engine.EC2NODECLASS}[kind_name]
@@ -140,7 +163,7 @@ def run_info_module():
         names=dict(type="list", elements="str", default=[]),
         request_timeout=dict(type="int", default=30),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = KubeModule(argument_spec=spec, supports_check_mode=True)
     if not kclient.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
     from .kube import info

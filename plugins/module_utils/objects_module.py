@@ -4,9 +4,10 @@
 
 from __future__ import absolute_import, division, print_function
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
+from .karpenter_module import KubeModule
 from .kube import client as kclient
 from .kube import objects
 from .kube.engine import FIELD_MANAGER
@@ -23,7 +24,7 @@ ARG_SPEC = dict(
 def run_objects_module():
     spec = dict(AUTH_ARG_SPEC)
     spec.update(ARG_SPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = KubeModule(argument_spec=spec, supports_check_mode=True)
     if not kclient.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
     p = module.params

@@ -212,9 +212,9 @@ import os
 import tempfile
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, htmlreport
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 UTC = datetime.timezone.utc  # noqa: UP017 - modules also run on Python < 3.11
@@ -277,7 +277,7 @@ def _write(module, path, text):
 
 
 def main():
-    module = AnsibleModule(argument_spec=_argument_spec(), supports_check_mode=True)
+    module = KubeModule(argument_spec=_argument_spec(), supports_check_mode=True)
     p = module.params
     now = datetime.datetime.now(UTC).replace(microsecond=0)
     try:

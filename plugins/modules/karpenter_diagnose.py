@@ -234,8 +234,9 @@ requests:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import KubeModule
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
@@ -271,7 +272,7 @@ def main():
         watch_seconds=dict(type="int", default=0),
         request_timeout=dict(type="int", default=10),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = KubeModule(argument_spec=spec, supports_check_mode=True)
     if not kclient.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
     from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose

@@ -78,6 +78,57 @@ EXEC_TIMEOUT = 120  # seconds an exec plugin may take (aws eks get-token takes a
 EXPIRY_SKEW = 30  # seconds before expirationTimestamp at which a credential is fetched again
 
 
+# kubeconfig keys whose string values are credentials, wherever they appear (users[].user, auth-provider.config)
+SECRET_KEYS = frozenset(
+    ("token", "password", "client-key-data", "id-token", "refresh-token", "access-token", "client-secret", "secret")
+)
+# exec plugin environment variables known to hold no secret; every other value of users[].user.exec.env is one
+# (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, a vault token, ...)
+PUBLIC_EXEC_ENV = frozenset(
+    (
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ACCESS_KEY_ID",
+    )
+)
+
+
+def kubeconfig_secrets(kubeconfig: object) -> set[str]:
+    """The secret strings of a kubeconfig given as a mapping (the ``kubeconfig`` parameter as a dict): what a
+    module must add to ``no_log_values`` so that none of them is returned (``invocation``), shown by ``-vvv`` or
+    logged. Tokens, passwords, client keys and auth-provider secrets anywhere in it, and the exec plugin's
+    ``env`` values except the names in PUBLIC_EXEC_ENV. A path (a str kubeconfig) holds none."""
+    out = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                if key in SECRET_KEYS and isinstance(sub, str):
+                    out.add(sub)
+                elif key == "exec" and isinstance(sub, dict) and isinstance(sub.get("env"), list):
+                    for item in sub["env"]:
+                        if isinstance(item, dict) and item.get("name") not in PUBLIC_EXEC_ENV:
+                            if isinstance(item.get("value"), str):
+                                out.add(item["value"])
+                    walk(dict((k, v) for k, v in sub.items() if k != "env"))
+                else:
+                    walk(sub)
+        elif isinstance(value, list):
+            for sub in value:
+                walk(sub)
+
+    walk(kubeconfig if isinstance(kubeconfig, (dict, list)) else None)
+    out.discard("")
+    return out
+
+
 def encode_json(body: object) -> bytes:
     """``body`` as UTF-8 JSON bytes, characters outside ASCII written as they are (not ``\\uXXXX``-escaped).
 
