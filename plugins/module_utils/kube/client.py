@@ -161,8 +161,10 @@ class KubeApi(object):
         if self.direct is not None:
             try:
                 return self.direct.request(method, path, query=query, headers=headers, body=data, timeout=timeout)
-            except direct.ssl.SSLError as exc:  # a certificate problem is not transient
-                raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)
+            except direct.ssl.SSLError as exc:
+                if _tls_cut(exc):
+                    raise ConnectionError("TLS connection closed by the server: %s" % exc) from exc
+                raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)  # a certificate problem
             except direct.CredentialError as exc:  # nor is a failing exec credential plugin
                 raise KubeError("no Kubernetes credential: %s" % exc)
         if body is not None and "json" not in headers["Content-Type"]:
@@ -344,6 +346,11 @@ def _events(chunks):
                 yield json.loads(line)
 
 
+def _tls_cut(exc):
+    """A TLS connection the peer closed (a restarting apiserver, a load balancer), not a certificate problem."""
+    return isinstance(exc, (direct.ssl.SSLEOFError, direct.ssl.SSLZeroReturnError))
+
+
 def _broken(exc):
     """Did the connection fail or break (sending the request again may work), rather than refuse us?"""
     return _transient(exc) or isinstance(exc, (http.client.HTTPException, OSError))
@@ -358,7 +365,7 @@ def _watch_open_error(exc, message):
         raise KubeError(message(exc), status=status, body=getattr(exc, "body", None))
     if isinstance(exc, direct.CredentialError):
         raise KubeError("no Kubernetes credential: %s" % exc)
-    if isinstance(exc, direct.ssl.SSLError):  # a certificate problem is not transient
+    if isinstance(exc, direct.ssl.SSLError) and not _tls_cut(exc):  # a certificate problem is not transient
         raise KubeError("TLS error talking to the Kubernetes API: %s" % exc)
     if _broken(exc):
         return "cannot reach the Kubernetes API: %s" % exc

@@ -4,6 +4,7 @@ tests/integration/test_reliability.py."""
 
 import http.client
 import json
+import ssl
 import urllib.parse
 
 import pytest
@@ -280,3 +281,19 @@ def test_a_refused_watch_fails_at_once(answer):
     with pytest.raises(kclient.KubeError):
         api.watch_until(POOLS, ready_when("a"), "10", timeout=60)
     assert len(conn.requests) == 1 and sleeps == []
+
+
+def test_a_tls_connection_cut_by_the_server_is_retried_a_certificate_problem_is_not():
+    api, conn, sleeps = direct_api([ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), (200, b"{}")])
+    assert api.get(CM_PATH) == {} and len(sleeps) == 1
+    refused = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    api, conn, sleeps = direct_api([refused])
+    with pytest.raises(kclient.KubeError, match="TLS error"):
+        api.get(CM_PATH)
+    api, conn, sleeps = direct_api([refused])
+    with pytest.raises(kclient.KubeError, match="TLS error"):
+        api.watch_until(POOLS, ready_when("a"), "10", timeout=60)
+    assert sleeps == []
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    api, conn, sleeps = direct_api([eof, Stream(event("ADDED", obj("a", "11", ready=True)))])
+    assert api.watch_until(POOLS, ready_when("a"), "10", timeout=60) is True and len(sleeps) == 1
