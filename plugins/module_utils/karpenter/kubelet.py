@@ -608,7 +608,8 @@ def ami_family(spec: dict) -> str | None:
     family = spec.get("amiFamily")
     if isinstance(family, str) and family:
         return family
-    for term in spec.get("amiSelectorTerms") or ():
+    terms = spec.get("amiSelectorTerms")
+    for term in terms if isinstance(terms, list) else ():  # a wrong type is the schema's error, not a crash here
         alias = term.get("alias") if isinstance(term, dict) else None
         if isinstance(alias, str) and alias:
             name, sep, _version = alias.partition("@")

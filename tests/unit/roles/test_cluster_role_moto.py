@@ -24,7 +24,7 @@ import pytest
 from awslib import ROOT, aws_client, changed_tasks, task_results
 from sitelib import run_site
 
-CLUSTER = "sandbox"  # inventories/local (cluster_kubernetes_version 1.34)
+CLUSTER = "sandbox"  # inventories/local (cluster_kubernetes_version 1.36)
 ALIAS = "alias/sandbox-ebs"
 VERSION_TASK = "Check the Kubernetes version of the existing EKS cluster (upgrade one minor when allowed)"
 
@@ -98,8 +98,8 @@ def test_second_run_changes_nothing(converged):
     assert changed_tasks(second) == []
     assert second["stats"]["sandbox"]["changed"] == 0
     (version,) = task_results(second, VERSION_TASK)
-    assert version["changed"] is False and version["cluster"]["version"] == "1.34"
-    assert version["msg"] == "EKS cluster sandbox already runs Kubernetes 1.34"
+    assert version["changed"] is False and version["cluster"]["version"] == "1.36"
+    assert version["msg"] == "EKS cluster sandbox already runs Kubernetes 1.36"
 
 
 def test_check_mode_on_converged_state_changes_nothing(converged):
@@ -147,15 +147,15 @@ def test_first_run_leaves_a_missing_cluster_to_eks_cluster(converged):
     (version,) = task_results(first, VERSION_TASK)
     assert version["changed"] is False and version["msg"] == "EKS cluster sandbox does not exist"
     (created,) = task_results(first, "Create the EKS cluster")
-    assert created["changed"] is True and created["version"] == "1.34"
+    assert created["changed"] is True and created["version"] == "1.36"
 
 
 @pytest.mark.parametrize(
     "desired, allow, expected",
     [
-        ("1.33", True, "cannot downgrade"),
-        ("1.36", True, "one minor version at a time"),
-        ("1.35", False, "cluster_allow_version_upgrade: true"),
+        ("1.35", True, "cannot downgrade"),
+        ("1.38", True, "one minor version at a time"),
+        ("1.37", False, "cluster_allow_version_upgrade: true"),
     ],
 )
 def test_refused_versions_fail_before_any_write(converged, desired, allow, expected):
@@ -185,17 +185,17 @@ def test_check_mode_reports_an_allowed_upgrade_without_sending_it(converged):
         "cluster",
         "--check",
         "--diff",
-        extra_vars={"cluster_kubernetes_version": "1.35", "cluster_allow_version_upgrade": True},
+        extra_vars={"cluster_kubernetes_version": "1.37", "cluster_allow_version_upgrade": True},
     )
     assert out["rc"] == 0, json.dumps(out)[-3000:]
     (version,) = task_results(out, VERSION_TASK)
     assert version["changed"] is True and version["diff"] == {
-        "before": {"version": "1.34"},
-        "after": {"version": "1.35"},
+        "before": {"version": "1.36"},
+        "after": {"version": "1.37"},
     }
     assert "node groups" in version["next_steps"]
     (cluster,) = task_results(out, "Create the EKS cluster")
-    assert cluster.get("failed") is not True and cluster["version"] == "1.34"  # got the live version, not 1.35
+    assert cluster.get("failed") is not True and cluster["version"] == "1.36"  # got the live version, not 1.37
     assert moto_state(endpoint) == before
 
 
