@@ -615,9 +615,11 @@ def _redact(obj):
 
 
 def report(plan, warnings=(), requests=None):
-    """The module result: changed, results, diff (before/after of each changed object), warnings, requests."""
+    """The module result: changed, results, diff (before/after of each changed object), warnings, requests.
+    After a failed write, ``changed`` tells whether any write was done (the failed one and those not attempted
+    do not count)."""
     return {
-        "changed": any(i.changed for i in plan),
+        "changed": any(i.changed and not i.error for i in plan),
         "results": [i.to_dict() for i in plan],
         "diff": [
             {

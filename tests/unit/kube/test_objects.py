@@ -283,3 +283,28 @@ def test_secret_string_data_is_compared_as_data_and_redacted_in_the_diff():
     diff = objects.report([item])["diff"][0]
     assert diff["after"]["data"]["k"].startswith("<redacted> sha256:")
     assert "dg==" not in str(diff)
+
+
+# --------------------------------------------------------------------------------------- failed writes
+def test_a_failed_write_reports_changed_only_when_an_earlier_write_was_done():
+    from kubefakes import direct_api, status_body
+
+    empty = (200, b'{"metadata": {"resourceVersion": "1"}, "items": []}')
+    refused = (422, status_body(422, 'ConfigMap "c" is invalid', reason="Invalid"))
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}, "data": {"a": "b"}}
+
+    api, _conn, _ = direct_api([empty, refused])
+    with pytest.raises(objects.ObjectError) as err:
+        objects.run(api, [cm])
+    assert err.value.result["changed"] is False  # nothing was written
+    assert [r["error"] for r in err.value.result["results"]] == ["failed"]
+
+    api, _conn, _ = direct_api([empty, empty, (200, b"{}"), refused])
+    with pytest.raises(objects.ObjectError) as err:
+        objects.run(api, [ns, cm])
+    assert err.value.result["changed"] is True
+    assert [(r["action"], r.get("error")) for r in err.value.result["results"]] == [
+        ("created", None),
+        ("created", "failed"),
+    ]
