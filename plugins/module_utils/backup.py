@@ -713,8 +713,29 @@ def open_archive(path):
                 docs = load_yaml_docs(contents[rel].decode("utf-8"))
             except yaml.YAMLError as exc:
                 raise BackupError("%s: %s is not valid YAML: %s" % (name, rel, exc))
+            for i, doc in enumerate(docs):
+                if not isinstance(doc, dict):
+                    raise BackupError(
+                        "%s: %s: document %d is %s, not a Kubernetes object (a mapping): not an archive this "
+                        "module wrote, or edited by hand" % (name, rel, i + 1, _a_type(doc))
+                    )
             objects[f["kind"]] = docs
     return Archive(manifest, objects, name)
+
+
+def _a_type(value):
+    """``a string``, ``a list``, ... for a YAML value (the YAML names, not Python's)."""
+    for types, text in (
+        (bool, "a boolean"),
+        (str, "a string"),
+        (int, "an integer"),
+        (float, "a number"),
+        ((list, tuple), "a list"),
+        (dict, "a mapping"),
+    ):
+        if isinstance(value, types):
+            return text
+    return "a %s" % type(value).__name__
 
 
 # ---------------------------------------------------------------------------------------------- restore
@@ -733,11 +754,11 @@ def rewrite(obj, mapping):
 
     Returns (object, [{object, path, from, to}]). Nothing else is touched.
     """
-    if not mapping or obj.get("kind") != "EC2NodeClass":
+    if not mapping or not isinstance(obj, dict) or obj.get("kind") != "EC2NodeClass":
         return obj, []
     obj = copy.deepcopy(obj)
-    ref = "EC2NodeClass/%s" % obj["metadata"]["name"]
-    spec = obj.get("spec") or {}
+    ref = _ref("EC2NodeClass", obj)
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     changes = []
 
     def swap_tags(tags, path):
@@ -1072,6 +1093,38 @@ def apply_local_retention(
             os.unlink(a["path"])
         deleted.append(a["path"])
     return deleted
+
+
+def check_dest(directory, probe=True):
+    """Raise BackupError unless ``directory`` is, or can be created as, a directory this process writes to.
+
+    Runs before the cluster is read, and leaves nothing behind (the archive write creates the directory):
+    an existing directory must be writable - with ``probe`` a probe file is created in it and removed at
+    once (what counts, whatever the permission bits say: read-only file systems, ACLs), else its write
+    access is checked (check mode); a missing one needs a nearest existing parent that is a directory
+    with write access."""
+    path = os.path.abspath(directory)
+    if os.path.isdir(path):
+        if not probe:
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise BackupError("dest %s is not writable: no write access" % directory)
+            return
+        try:
+            fd, name = tempfile.mkstemp(prefix=".karpenter-backup-probe-", dir=path)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise BackupError("dest %s is not writable: %s" % (directory, exc.strerror or exc))
+        return
+    if os.path.lexists(path):
+        raise BackupError("dest %s is not a directory" % directory)
+    parent = os.path.dirname(path)
+    while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise BackupError("dest %s cannot be created: %s is not a directory" % (directory, parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BackupError("dest %s is not writable: it cannot be created in %s (no write access)" % (directory, parent))
 
 
 def stage_dir():

@@ -9,9 +9,89 @@ Plain Python: ``api`` is a kube.client.KubeApi (or None when not needed), ``stor
 from __future__ import absolute_import, division, print_function
 
 import os
+import re
 import tempfile
 
 from . import backup as bk
+from . import param_checks as pc
+
+STATES = ("present", "restored", "verified", "listed")
+SECRET_POLICIES = ("redact", "fail")
+CONFLICTS = ("skip", "overwrite")
+# Helm's own rule for release names (pkg/chartutil ValidateReleaseName)
+HELM_RELEASE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+HELM_RELEASE_MAX = 53
+# keep_last 0 would delete every archive but the one just written, max_age_days 0 every archive older
+# than now (and a negative value the same): a rendered 0 or -1 must not empty the backup store
+RETENTION_MIN = {
+    "keep_last": (1, "the number of newest archives kept (0 would delete every older archive)"),
+    "max_age_days": (1, "archives older than this many days are deleted (0 or less would delete every older archive)"),
+}
+
+
+def restorable_kinds():
+    """The kinds an archive can restore, in apply order."""
+    return tuple(s.kind.kind for s in bk.sections("karpenter"))
+
+
+def _retention_problems(p):
+    return [pc.at_least(k, p.get(k), minimum, meaning) for k, (minimum, meaning) in RETENTION_MIN.items()]
+
+
+def check_params(p):
+    """Refuse bad parameters before anything is read or written: raises BackupError naming each one.
+
+    The module calls it before it connects to the cluster (request_timeout is the client's); the four
+    operations call it too. Parameters missing from ``p`` are not checked (library callers)."""
+    problems = _retention_problems(p)
+    if "state" in p:
+        problems.append(pc.one_of("state", p["state"], STATES))
+    if "request_timeout" in p:
+        problems.append(pc.positive_seconds("request_timeout", p.get("request_timeout")))
+    if "namespace" in p:
+        problems.append(pc.dns1123_label("namespace", p["namespace"]))
+    release = p.get("helm_release")
+    if "helm_release" in p and not (
+        isinstance(release, str) and len(release) <= HELM_RELEASE_MAX and HELM_RELEASE_RE.match(release)
+    ):
+        problems.append(
+            "helm_release %s is not a valid Helm release name (at most %d lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit)" % (pc.show(release), HELM_RELEASE_MAX)
+        )
+    if "secret_policy" in p:
+        problems.append(pc.one_of("secret_policy", p["secret_policy"], SECRET_POLICIES))
+    if "conflict" in p:
+        problems.append(pc.one_of("conflict", p["conflict"], CONFLICTS))
+    for name in ("cluster_name", "source_cluster_name"):
+        value = p.get(name)
+        if value is not None and not (isinstance(value, str) and bk.CLUSTER_NAME_RE.match(value)):
+            problems.append(
+                "%s %s is not a valid EKS cluster name (1-100 letters, digits, '-' and '_', starting with a letter "
+                "or digit)" % (name, pc.show(value))
+            )
+    kinds = restorable_kinds()
+    if p.get("kinds") is not None:
+        if not isinstance(p["kinds"], (list, tuple)):
+            problems.append("kinds must be a list of kinds, got %s" % pc.show(p["kinds"]))
+        else:
+            problems.extend(
+                "kinds: unknown kind %s; the restorable kinds are %s" % (pc.show(k), ", ".join(kinds))
+                for k in p["kinds"]
+                if k not in kinds
+            )
+    if p.get("exclude") is not None:
+        entries = p["exclude"] if isinstance(p["exclude"], (list, tuple)) else [p["exclude"]]
+        for entry in entries:
+            kind, sep, name = entry.partition("/") if isinstance(entry, str) else ("", "", "")
+            if not (sep and name and kind in kinds):
+                problems.append(
+                    "exclude: %s is not Kind/name with a restorable kind (%s)" % (pc.show(entry), ", ".join(kinds))
+                )
+    problems = [x for x in problems if x]
+    if len(problems) == 1:
+        raise bk.BackupError(problems[0], details=problems)
+    if problems:
+        raise bk.BackupError("%d invalid parameters:\n  %s" % (len(problems), "\n  ".join(problems)), details=problems)
 
 
 def _iso(a):
@@ -19,10 +99,13 @@ def _iso(a):
 
 
 def do_backup(api, store, p, check_mode=False, now=None):
+    check_params(p)
     if not bk.CLUSTER_NAME_RE.match(p["cluster_name"] or ""):
-        raise bk.BackupError("cluster_name %r is not a valid EKS cluster name" % p["cluster_name"])
+        raise bk.BackupError("cluster_name %s is not a valid EKS cluster name" % pc.show(p["cluster_name"]))
     if not p.get("dest") and store is None:
         raise bk.BackupError("a destination is required: dest (local directory) and/or s3_bucket")
+    if p.get("dest"):  # fail before reading the cluster: not a directory, not writable
+        bk.check_dest(p["dest"], probe=not check_mode)
     now = now or bk.utcnow()
     warnings = []
     if store is not None:  # fail before reading the cluster: missing bucket, access denied, bad KMS key
@@ -89,8 +172,9 @@ def retention(store, p, check_mode, protect=(), now=None):
     out = {"keep_last": keep_last, "max_age_days": max_age, "deleted": []}
     if keep_last is None and max_age is None:
         return out
-    if keep_last is not None and keep_last < 1:
-        raise bk.BackupError("keep_last must be at least 1")
+    problems = [x for x in _retention_problems(p) if x]
+    if problems:
+        raise bk.BackupError("; ".join(problems), details=problems)
     if p.get("dest"):
         out["deleted"] += bk.apply_local_retention(
             p["dest"], p["cluster_name"], keep_last, max_age, check_mode, protect, now
@@ -137,6 +221,7 @@ def resolve(store, p):
 
 
 def do_verify(store, p):
+    check_params(p)
     path, source, tmp = resolve(store, p)
     try:
         arc = bk.open_archive(path)
@@ -147,6 +232,7 @@ def do_verify(store, p):
 
 
 def do_restore(api, store, p, check_mode=False):
+    check_params(p)
     path, source, tmp = resolve(store, p)
     try:
         arc = bk.open_archive(path)  # every checksum, before anything else
@@ -172,6 +258,7 @@ def do_restore(api, store, p, check_mode=False):
 
 
 def do_list(store, p):
+    check_params(p)
     cluster = p.get("source_cluster_name") or p.get("cluster_name")
     out = []
     if p.get("dest"):

@@ -64,6 +64,7 @@ options:
     description:
       - Local directory for archives (created when missing). Used for backups, retention, and to find
         archives to restore, verify or list.
+      - A backup checks that it can write there before it reads the cluster.
     type: path
   archive:
     description:
@@ -102,16 +103,21 @@ options:
         metadata in S3); keep this many newest archives.
       - With O(max_age_days) too, an archive is deleted only when it is both beyond O(keep_last) and
         older than O(max_age_days).
+      - At least V(1); V(0) or less is refused before anything is read (it would delete every older archive).
     type: int
   max_age_days:
-    description: Retention - delete archives older than this many days (see O(keep_last)).
+    description:
+      - Retention - delete archives older than this many days (see O(keep_last)).
+      - At least V(1); V(0) or less is refused before anything is read (it would delete every older archive).
     type: int
   namespace:
-    description: Namespace of the Karpenter controller (ConfigMaps, Helm release).
+    description:
+      - Namespace of the Karpenter controller (ConfigMaps, Helm release).
+      - A valid namespace name (a DNS-1123 label), else the task fails before anything is read.
     type: str
     default: karpenter
   helm_release:
-    description: Name of Karpenter's Helm release.
+    description: Name of Karpenter's Helm release (a valid Helm release name, at most 53 characters).
     type: str
     default: karpenter
   label_selector:
@@ -148,16 +154,17 @@ options:
     default: skip
   kinds:
     description:
-      - Kinds to restore (for example V(EC2NodeClass), V(NodePool)). Default - every restorable kind in the
-        archive, ConfigMaps only with O(restore_configmaps).
+      - Kinds to restore. Default - every restorable kind in the archive, ConfigMaps only with
+        O(restore_configmaps).
     type: list
     elements: str
+    choices: [ConfigMap, EC2NodeClass, KWOKNodeClass, NodePool, NodeOverlay]
   restore_configmaps:
     description: Also restore the archived ConfigMaps (they are often owned by the Helm release).
     type: bool
     default: false
   exclude:
-    description: Objects not to restore, as C(Kind/name).
+    description: Objects not to restore, as C(Kind/name) with a kind of O(kinds).
     type: list
     elements: str
   rewrite:
@@ -169,7 +176,9 @@ options:
       - Required (possibly V({})) when the archive's cluster differs from O(cluster_name).
     type: dict
   request_timeout:
-    description: Seconds before a single Kubernetes API request times out (429/5xx are retried with backoff).
+    description:
+      - Seconds before a single Kubernetes API request times out (429/5xx are retried with backoff).
+      - At least V(1).
     type: int
     default: 30
   aws_profile:
@@ -333,7 +342,11 @@ def argument_spec():
         include_inventory=dict(type="bool", default=True),
         secret_policy=dict(type="str", choices=["redact", "fail"], default="redact"),
         conflict=dict(type="str", choices=["skip", "overwrite"], default="skip"),
-        kinds=dict(type="list", elements="str"),
+        kinds=dict(
+            type="list",
+            elements="str",
+            choices=["ConfigMap", "EC2NodeClass", "KWOKNodeClass", "NodePool", "NodeOverlay"],
+        ),
         restore_configmaps=dict(type="bool", default=False),
         exclude=dict(type="list", elements="str"),
         rewrite=dict(type="dict"),
@@ -357,6 +370,10 @@ def main():
     p = module.params
     if IMPORT_ERROR:
         module.fail_json(msg="cannot import the backup core", exception=IMPORT_ERROR)
+    try:  # before anything is read or written, before connecting (request_timeout is the client's)
+        backup_run.check_params(p)
+    except bk.BackupError as exc:
+        module.fail_json(msg=str(exc), errors=exc.details, changed=False)
     store = None
     if p["s3_bucket"]:
         backup_s3 = load_backup_s3()

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -609,3 +610,167 @@ def test_restore_of_a_huge_name_gives_a_bounded_error(tmp_path):
         bk.restore(api, arc, cluster_name="prod")
     assert len(str(exc.value)) < 2000 and len(json.dumps(exc.value.details)) < 2000
     assert "... (1048576 characters)" in str(exc.value) and api.writes == 0
+
+
+# ------------------------------------------------------------------------------------------------ parameters
+# Every numeric and enum parameter is checked before anything is read or written (the module calls
+# backup_run.check_params before it connects; do_backup/do_restore/do_verify/do_list call it too).
+
+
+def _old_archive(dest, days_ago):
+    """An archive of ours, ``days_ago`` old, in ``dest``."""
+    api, unused = cluster(n_claims=0)
+    when = bk.utcnow() - datetime.timedelta(days=days_ago)
+    res = backup_run.do_backup(api, None, dict(PARAMS, dest=str(dest)), now=when)
+    return res["archive"]["path"]
+
+
+@pytest.mark.parametrize(
+    "param,value,needle",
+    [
+        ("max_age_days", -1, "max_age_days must be at least 1, got -1"),
+        ("max_age_days", 0, "max_age_days must be at least 1, got 0"),
+        ("keep_last", 0, "keep_last must be at least 1, got 0"),
+        ("keep_last", -2, "keep_last must be at least 1, got -2"),
+        ("request_timeout", 0, "request_timeout must be a positive number of seconds, got 0"),
+        ("request_timeout", -5, "request_timeout must be a positive number of seconds, got -5"),
+        ("namespace", "Karpenter_NS", "namespace 'Karpenter_NS' is not a valid namespace name"),
+        ("namespace", "k" * 64, "is not a valid namespace name"),
+        ("namespace", "", "namespace '' is not a valid namespace name"),
+        ("helm_release", "karpenter,status=x", "helm_release 'karpenter,status=x' is not a valid Helm release name"),
+        ("secret_policy", "ignore", "secret_policy must be one of redact, fail, got 'ignore'"),
+        ("state", "gone", "state must be one of present, restored, verified, listed, got 'gone'"),
+        ("conflict", "merge", "conflict must be one of skip, overwrite, got 'merge'"),
+        ("cluster_name", "prod.eu", "cluster_name 'prod.eu' is not a valid EKS cluster name"),
+    ],
+)
+def test_bad_parameters_are_refused_before_the_cluster_is_read(tmp_path, param, value, needle):
+    dest = tmp_path / "out"
+    kept = _old_archive(dest, days_ago=3)
+    api, unused = cluster()
+    with pytest.raises(bk.BackupError) as exc:
+        backup_run.do_backup(api, None, dict(PARAMS, dest=str(dest), **{param: value}))
+    assert needle in str(exc.value)
+    assert api.counts == {} and not exc.value.written
+    assert sorted(os.listdir(dest)) == [os.path.basename(kept)]  # nothing written, nothing deleted
+    with pytest.raises(bk.BackupError, match=needle.split(",")[0]):
+        backup_run.check_params(dict(PARAMS, dest=str(dest), **{param: value}))
+
+
+def test_retention_values_say_what_they_mean(tmp_path):
+    with pytest.raises(bk.BackupError) as exc:
+        backup_run.check_params(dict(PARAMS, keep_last=0, max_age_days=-1))
+    text = str(exc.value)
+    assert "2 invalid parameters" in text and len(exc.value.details) == 2
+    assert "keep_last must be at least 1, got 0: the number of newest archives kept" in text
+    assert "max_age_days must be at least 1, got -1: archives older than this many days are deleted" in text
+
+
+def test_good_parameters_pass():
+    backup_run.check_params(dict(PARAMS, keep_last=1, max_age_days=1, request_timeout=1, state="present"))
+    backup_run.check_params(
+        dict(PARAMS, state="restored", conflict="overwrite", kinds=["NodePool", "EC2NodeClass"], exclude=["NodePool/a"])
+    )
+
+
+@pytest.mark.parametrize(
+    "param,value,needle",
+    [
+        ("kinds", ["NodePools"], "kinds: unknown kind 'NodePools'"),
+        ("kinds", ["NodePool", "Secret"], "kinds: unknown kind 'Secret'"),
+        ("exclude", ["nodepool/general"], "exclude: 'nodepool/general' is not Kind/name with a restorable kind"),
+        ("exclude", ["general"], "exclude: 'general' is not Kind/name"),
+        ("request_timeout", 0, "request_timeout must be a positive number of seconds"),
+    ],
+)
+def test_bad_restore_parameters_are_refused_before_the_cluster_is_read(tmp_path, param, value, needle):
+    archive_of(tmp_path, [ec2nodeclass("default"), nodepool("general")])
+    api = restore_api()
+    p = dict(PARAMS, state="restored", dest=str(tmp_path / "out"), conflict="skip", **{param: value})
+    with pytest.raises(bk.BackupError) as exc:
+        backup_run.do_restore(api, None, p)
+    assert needle in str(exc.value) and api.counts == {}
+    if param == "kinds":  # names the allowed ones
+        assert "ConfigMap, EC2NodeClass, KWOKNodeClass, NodePool, NodeOverlay" in str(exc.value)
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["real", "check"])
+@pytest.mark.parametrize("where", ["under-a-file", "is-a-file"])
+def test_an_unwritable_dest_is_refused_before_the_cluster_is_read(tmp_path, where, check_mode):
+    """Was a raw OSError after the whole cluster (inventory included) had been read."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    dest = blocker / "backups" if where == "under-a-file" else blocker
+    api, unused = cluster()
+    with pytest.raises(bk.BackupError, match=r"dest %s" % re.escape(str(dest))) as exc:
+        backup_run.do_backup(api, None, dict(PARAMS, dest=str(dest)), check_mode=check_mode)
+    assert api.counts == {} and not exc.value.written
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
+def test_a_read_only_dest_is_refused_before_the_cluster_is_read(tmp_path):
+    dest = tmp_path / "ro"
+    dest.mkdir()
+    dest.chmod(0o500)
+    try:
+        api, unused = cluster()
+        with pytest.raises(bk.BackupError, match="is not writable"):
+            backup_run.do_backup(api, None, dict(PARAMS, dest=str(dest)))
+        assert api.counts == {}
+    finally:
+        dest.chmod(0o700)
+
+
+def test_a_dest_the_probe_cannot_write_to_is_refused_before_the_cluster_is_read(tmp_path, monkeypatch):
+    """What counts is whether a file can be created (read-only file systems, ACLs), not the mode bits."""
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(bk.tempfile, "mkstemp", refuse)
+    api, unused = cluster()
+    with pytest.raises(bk.BackupError, match=r"dest .*/out is not writable: Permission denied"):
+        backup_run.do_backup(api, None, dict(PARAMS, dest=str(dest)))
+    assert api.counts == {}
+
+
+def test_check_mode_creates_no_dest(tmp_path):
+    dest = tmp_path / "new" / "dir"
+    api, unused = cluster()
+    backup_run.do_backup(api, None, dict(PARAMS, dest=str(dest)), check_mode=True)
+    assert not (tmp_path / "new").exists()
+
+
+# ------------------------------------------------------------------------------------------------ malformed archives
+
+
+@pytest.mark.parametrize(
+    "text,what",
+    [
+        ("--- just a string\n", "a string"),
+        ("---\n- a\n- list\n", "a list"),
+        ("--- 42\n", "an integer"),
+    ],
+)
+def test_an_archive_document_that_is_not_an_object_is_a_clear_error(tmp_path, text, what):
+    """Was "'str' object has no attribute 'get'" from the restore."""
+    path = _forged_archive(tmp_path, {"resources/30-nodepools.yaml": text})
+    message = r"resources/30-nodepools.yaml: document 1 is %s, not a Kubernetes object \(a mapping\)" % what
+    with pytest.raises(bk.BackupError, match=message):
+        bk.open_archive(path)
+    with pytest.raises(bk.BackupError, match=message):
+        backup_run.do_restore(restore_api(), None, dict(PARAMS, archive=path, conflict="skip", dest=None))
+
+
+@pytest.mark.parametrize("metadata", ["x", None, ["a"]])
+def test_restore_of_an_object_with_bad_metadata_is_a_clear_error(tmp_path, metadata):
+    doc = dict(ec2nodeclass("default"), metadata=metadata)
+    text = "---\n" + json.dumps(doc) + "\n"
+    arc = bk.open_archive(_forged_archive(tmp_path, {"resources/20-ec2nodeclasses.yaml": text}))
+    api = restore_api()
+    with pytest.raises(bk.BackupError, match=r"EC2NodeClass/#0: metadata.name None is not a valid DNS subdomain"):
+        bk.restore(api, arc, cluster_name="prod", rewrites={"prod": "dr"})
+    assert api.writes == 0
