@@ -69,6 +69,7 @@ options:
   wait_timeout:
     description:
       - Seconds to wait with O(wait).
+      - At least V(1); a smaller value fails the task before the cluster is read.
     type: int
     default: 120
   request_timeout:

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 import copy
 
+from . import param_checks
 from .karpenter import convert as convert_mod
 from .karpenter import validate as validate_mod
 from .karpenter.issues import ERROR, Issue, shorten
@@ -24,6 +25,20 @@ class InputError(Exception):
     def __init__(self, msg, details=None):
         super(InputError, self).__init__(msg)
         self.details = details or []
+
+
+def check_timeouts(wait_timeout=None, request_timeout=None):
+    """Raise InputError unless the given timeouts are positive numbers of seconds (None: not checked).
+
+    ``run`` checks ``wait_timeout``; the module checks ``request_timeout`` with it before it connects."""
+    problems = [
+        param_checks.positive_seconds(name, value)
+        for name, value in (("wait_timeout", wait_timeout), ("request_timeout", request_timeout))
+        if value is not None
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise InputError("; ".join(problems))
 
 
 def _as_list(definitions):
@@ -216,6 +231,10 @@ def run(
     (with the same known node classes and the same live objects as old values) and pass its
     ``defaulted`` results: they are applied without being validated a second time (restore does this).
     """
+    # before the cluster is read: a wait_timeout of 0 or less used to write, then report "not Ready after -1s"
+    problem = param_checks.positive_seconds("wait_timeout", wait_timeout)
+    if problem:
+        raise InputError(problem)
     objs, conversion_report, others = prepare(kind, definitions, node_class_ref, conversion=conversion)
     if not objs and not prune:
         raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))

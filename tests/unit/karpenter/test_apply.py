@@ -90,3 +90,22 @@ def test_null_metadata_is_refused_before_any_write(ec2nodeclass, state):
     with pytest.raises(karpenter_apply.InputError, match=r"metadata.name: Required value"):
         karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], state=state)
     assert api.writes == []
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "60"])
+@pytest.mark.parametrize("wait", [True, False])
+def test_a_wait_timeout_that_is_not_positive_is_refused_before_the_cluster_is_read(ec2nodeclass, value, wait):
+    """wait_timeout: -1 used to write, then fail at once: 'not Ready after -1s'."""
+    api = FakeApi()
+    with pytest.raises(karpenter_apply.InputError, match=r"wait_timeout must be a positive number of seconds, got"):
+        karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], wait=wait, wait_timeout=value)
+    assert api.counts == {} and api.writes == []
+
+
+def test_check_timeouts_names_each_bad_value():
+    karpenter_apply.check_timeouts(wait_timeout=1, request_timeout=1)
+    with pytest.raises(karpenter_apply.InputError) as exc:
+        karpenter_apply.check_timeouts(wait_timeout=120, request_timeout=0)
+    assert str(exc.value) == "request_timeout must be a positive number of seconds, got 0"
+    with pytest.raises(karpenter_apply.InputError, match="wait_timeout .* got -1; request_timeout .* got -2"):
+        karpenter_apply.check_timeouts(wait_timeout=-1, request_timeout=-2)
