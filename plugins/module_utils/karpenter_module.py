@@ -101,6 +101,10 @@ def run_module(module, kind_name, **run_args):
         definitions = [{"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta, "spec": p["spec"] or {}}]
     if not definitions and not p["prune"]:
         module.fail_json(msg="one of definitions or name is required")
+    try:  # before anything is read: a timeout of 0 or less would retry for nothing or write and then fail
+        karpenter_apply.check_timeouts(p["wait_timeout"], p["request_timeout"])
+    except karpenter_apply.InputError as exc:
+        module.fail_json(msg=str(exc), changed=False)
     try:
         api = kclient.connect(p, timeout=p["request_timeout"])
     except Exception as exc:  # kubeconfig missing/unreadable

@@ -297,7 +297,8 @@ errors:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import KubeModule
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
@@ -362,7 +363,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(
+    module = KubeModule(  # masks the secrets of a kubeconfig given as a mapping
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_if=[("state", "present", ("cluster_name",)), ("state", "restored", ("cluster_name",))],

@@ -9,6 +9,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import transport
 from ansible_collections.karpenter_eks.platform.plugins.modules import (
     k8s_objects,
+    karpenter_backup,
     karpenter_cost_report,
     karpenter_diagnose,
     karpenter_info,
@@ -124,7 +125,9 @@ def test_a_dict_kubeconfig_leaves_no_secret_in_the_output(module, args, outcome,
     assert "prod" in text  # a public exec env value (AWS_PROFILE) is not masked
 
 
-@pytest.mark.parametrize("module", [karpenter_diagnose, karpenter_cost_report], ids=lambda m: m.__name__.split(".")[-1])
+@pytest.mark.parametrize(
+    "module", [karpenter_diagnose, karpenter_cost_report, karpenter_backup], ids=lambda m: m.__name__.split(".")[-1]
+)
 def test_the_other_kubernetes_modules_mask_the_kubeconfig_too(module, capsys):
     args = {"kubeconfig": KUBECONFIG, "_ansible_inject_invocation": True, "no_such_option": 1}
     rc, out = run_main(module, args, capsys)
