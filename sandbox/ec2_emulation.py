@@ -105,6 +105,22 @@ def _curated_prices() -> dict[str, float]:
     return catalog.load_prices()
 
 
+@cache
+def _list_prices() -> dict[str, float]:
+    """AWS's us-east-1 on-demand list prices of every instance type: the table Karpenter's AWS provider generates and
+    the collection ships (plugins/module_utils/cost_data/prices_us_east_1.py). The controller prices on-demand
+    offerings from its own copy of it (ISOLATED_VPC), so spot prices derived from it compare as on AWS: spot below
+    on-demand for every type (an estimate above the list price made Karpenter drop spot for small types)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "plugins" / "module_utils" / "cost_data" / "prices_us_east_1.py"
+    spec = importlib.util.spec_from_file_location("karpenter_sandbox_list_prices", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.ON_DEMAND)
+
+
 def _vcpus(shape: dict) -> int:
     return int(shape["VCpuInfo"]["DefaultVCpus"])
 
@@ -129,7 +145,10 @@ def estimated_price(shape: dict) -> float:
 
 
 def on_demand_price(instance_type: str) -> float | None:
-    """us-east-1 on-demand USD/hour: the curated table, else the family's per-vCPU price, else the estimate."""
+    """us-east-1 on-demand USD/hour: AWS's list price, else the curated table, else the family's per-vCPU price,
+    else the estimate (types newer than the list)."""
+    if instance_type in _list_prices():
+        return _list_prices()[instance_type]
     if instance_type in _curated_prices():
         return _curated_prices()[instance_type]
     shape = INSTANCE_TYPES.get(instance_type)

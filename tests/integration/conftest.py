@@ -105,6 +105,25 @@ class Sandbox:
         )["SpotPriceHistory"]
         return float(max(history, key=lambda h: h["Timestamp"])["SpotPrice"])
 
+    INTERRUPTION_REASONS = (
+        "SpotInterrupted",
+        "SpotRebalanceRecommendation",
+        "InstanceStopping",
+        "InstanceTerminating",
+        "InstanceUnhealthy",
+        "TerminatingOnInterruption",
+        "CapacityReservationInstanceInterrupted",
+    )
+
+    def forget_interruptions(self, names):
+        """Delete the controller's interruption events about these Nodes/NodeClaims: a test's real interruptions
+        must not count as a cluster-wide storm for the spot runbooks of the tests after it (15-minute window)."""
+        names = set(names)
+        for reason in self.INTERRUPTION_REASONS:
+            for e in self.core.list_event_for_all_namespaces(field_selector=f"reason={reason}").items:
+                if e.involved_object.name in names:
+                    self.kubectl("delete", "event", "-n", e.metadata.namespace, e.metadata.name, check=False)
+
     def wait_until(self, what, fn, timeout=60.0):
         """Poll a read-only condition (tests only); the product code uses watches."""
         deadline = time.monotonic() + timeout

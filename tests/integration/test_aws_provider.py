@@ -127,16 +127,20 @@ def test_the_sandbox_node_class_is_resolved_from_the_emulator(sandbox):
     assert {s["zone"] for s in status["subnets"]} == {"us-east-1a", "us-east-1b", "us-east-1c"}
     sgs = ec2.describe_security_groups(Filters=[{"Name": "tag:karpenter.sh/discovery", "Values": ["sandbox"]}])
     assert {g["id"] for g in status["securityGroups"]} == {g["GroupId"] for g in sgs["SecurityGroups"]}
-    # AMIs: the al2023@latest alias, resolved through the emulator's SSM parameters for the apiserver's minor
+    # AMIs: the al2023@latest alias, resolved through the emulator's SSM parameters for the apiserver's minor: images
+    # that exist in the emulator, EKS AL2023 builds for that minor, both architectures, each with its requirements
+    # (a release published by another test may be newer than what the controller resolved; its cache is 24 h)
     minor = json.loads(sandbox.kubectl("version", "-o", "json").stdout)["serverVersion"]["minor"].rstrip("+")
-    ssm = aws(sandbox, "ssm")
-    expected = {
-        ssm.get_parameter(
-            Name=f"/aws/service/eks/optimized-ami/1.{minor}/amazon-linux-2023/{arch}/standard/recommended/image_id"
-        )["Parameter"]["Value"]
-        for arch in ("x86_64", "arm64")
-    }
-    assert expected <= {a["id"] for a in status["amis"]}
+    ids = {a["id"] for a in status["amis"]}
+    images = {i["ImageId"]: i for i in ec2.describe_images(ImageIds=sorted(ids))["Images"]}
+    assert set(images) == ids
+    for a in status["amis"]:
+        img = images[a["id"]]
+        assert img["Name"].startswith("amazon-eks-node-al2023-") and f"-1.{minor}-v" in img["Name"], img["Name"]
+        arch = {"x86_64": "amd64", "arm64": "arm64"}[img["Architecture"]]
+        arch_req = [r for r in a["requirements"] if r["key"] == "kubernetes.io/arch"]
+        assert arch_req and arch_req[0]["values"] == [arch], a
+    assert {images[i]["Architecture"] for i in ids} == {"x86_64", "arm64"}
     # the instance profile Karpenter made for spec.role exists in IAM with that role
     profile = aws(sandbox, "iam").get_instance_profile(InstanceProfileName=status["instanceProfile"])["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == [nc["spec"]["role"]]
@@ -339,10 +343,12 @@ def test_interruption_messages_are_handled_by_the_controller(
     def instance_state(iid):
         return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
+    interrupted = set()
     try:
         sandbox.apply([nodepool(name, reqs), deployment(name, name)])
         sandbox.wait_until("the pod Running", lambda: running_pods(sandbox, name), 120)
         (old,) = pool_nodes(sandbox, name)
+        interrupted = {old.metadata.name, *(c["metadata"]["name"] for c in claims(sandbox, name))}
         iid = old.spec.provider_id.rsplit("/", 1)[1]
         t0 = time.monotonic()
         emulator().send_interruption(
@@ -381,6 +387,7 @@ def test_interruption_messages_are_handled_by_the_controller(
         assert attrs["ApproximateNumberOfMessages"] == "0"
     finally:
         cleanup(sandbox, ("deployment", name), ("nodepool", name))
+        sandbox.forget_interruptions(interrupted)
 
 
 def test_node_class_change_drifts_nodes_within_the_budget(sandbox, uid):

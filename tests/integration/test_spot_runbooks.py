@@ -135,6 +135,7 @@ def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
     ns = pool = f"rb-spot-{uid}"
     play = os.path.join(RUNBOOKS, "spot_interruption.yml")
     ev = {"runbook_namespaces": [ns], "runbook_nodepools": [pool], "runbook_output_dir": outdir}
+    interrupted_objects = set()
     try:
         # spot NodePool with 3 running spot nodes (Karpenter picks spot: cheaper than on-demand in the sandbox)
         sandbox.apply([nodepool(pool, ["spot", "on-demand"])] + workload(ns, pool, 3))
@@ -147,6 +148,7 @@ def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
         # the storm: AWS warns that all three spot instances will be reclaimed; Karpenter reacts for real
         interrupt(sandbox, spot)
         gone = {c["metadata"]["name"] for c in spot}
+        interrupted_objects |= gone | {c["status"].get("nodeName") for c in spot}
 
         def interrupted():
             evs = sandbox.core.list_event_for_all_namespaces(field_selector="reason=SpotInterrupted").items
@@ -210,6 +212,7 @@ def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
         assert writes(sandbox, mark, ns, pool) == []
     finally:
         cleanup(sandbox, ns, pool)
+        sandbox.forget_interruptions(interrupted_objects)
 
 
 def test_spot_reintroduction_step_by_step(sandbox, uid, outdir):
