@@ -32,7 +32,7 @@ def stored(body):
 
 # ------------------------------------------------------------------------------------ UTF-8 request bodies
 def test_direct_transport_sends_apply_bodies_as_raw_utf8():
-    api, conn, _ = direct_api([(200, json.dumps(CM).encode())])
+    api, conn, _unused = direct_api([(200, json.dumps(CM).encode())])
     api.apply(CM_PATH, CM, "test")
     method, _url, body, headers = conn.requests[0]
     assert method == "PATCH" and headers["Content-Type"].startswith("application/apply-patch+yaml")
@@ -85,11 +85,11 @@ def test_official_client_still_encodes_json_bodies_itself(monkeypatch):
 
 def test_surrogate_pairs_are_joined_and_a_lone_surrogate_sends_nothing():
     pair = dict(CM, data={"k": "\ud83d\ude00"})  # e.g. a YAML "\ud83d\ude00" escape: two code points
-    api, conn, _ = direct_api([(200, b"{}")])
+    api, conn, _unused = direct_api([(200, b"{}")])
     api.apply(CM_PATH, pair, "test")
     assert json.loads(conn.requests[0][2].decode("utf-8"))["data"]["k"] == EMOJI
     lone = dict(CM, data={"k": "\ud83d"})
-    api, conn, _ = direct_api([])
+    api, conn, _unused = direct_api([])
     with pytest.raises(kclient.KubeError, match="not valid Unicode"):
         api.apply(CM_PATH, lone, "test")
     assert conn.requests == []
@@ -100,7 +100,7 @@ def test_the_stored_object_compares_equal_afterwards():
     (obj,) = objects.prepare([CM])
     obj.resource = objects.Resource("v1", "ConfigMap", "configmaps", True)
     item = objects.make_plan([obj], {})[0]
-    api, conn, _ = direct_api([(200, b"{}")])
+    api, conn, _unused = direct_api([(200, b"{}")])
     api.apply(CM_PATH, item.sent, "test")
     live = stored(conn.requests[0][2])
     assert objects.make_plan([obj], {obj.key: live})[0].action == "unchanged"
@@ -111,7 +111,7 @@ def test_the_stored_object_compares_equal_afterwards():
         "metadata": {"name": "p", "annotations": {"team": EMOJI}},
         "spec": {"template": {"spec": {"requirements": []}}},
     }
-    api, conn, _ = direct_api([(200, b"{}")])
+    api, conn, _unused = direct_api([(200, b"{}")])
     api.apply(engine.NODEPOOL.path("p"), pool, engine.FIELD_MANAGER)
     live = stored(conn.requests[0][2])
     live["metadata"]["managedFields"] = [
@@ -234,7 +234,7 @@ LISTED = {"metadata": {"resourceVersion": "50"}, "items": [obj("a", "49", ready=
 
 @pytest.mark.parametrize("expired", EXPIRED, ids=["error-event", "http-410"])
 def test_an_expired_version_is_listed_afresh_and_the_list_seen(expired):
-    api, conn, _ = direct_api([expired(), (200, json.dumps(LISTED).encode())])
+    api, conn, _unused = direct_api([expired(), (200, json.dumps(LISTED).encode())])
     seen = []
 
     def on_list(items):
@@ -248,7 +248,7 @@ def test_an_expired_version_is_listed_afresh_and_the_list_seen(expired):
 @pytest.mark.parametrize("expired", EXPIRED, ids=["error-event", "http-410"])
 def test_without_on_list_the_fresh_version_is_watched_on(expired):
     script = [expired(), (200, json.dumps(LISTED).encode()), Stream(event("ADDED", obj("a", "51", ready=True)))]
-    api, conn, _ = direct_api(script)
+    api, conn, _unused = direct_api(script)
     assert api.watch_until(POOLS, ready_when("a"), "10", 60) is True
     assert [q["resourceVersion"] for q in watch_queries(conn)] == ["10", "50"]
 

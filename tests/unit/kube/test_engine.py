@@ -41,7 +41,7 @@ NOT_FOUND = (404, status_body(404, 'nodepools.karpenter.sh "a" not found', reaso
 # ------------------------------------------------------------------------------------ DELETE answered 404
 def test_a_delete_retried_after_its_answer_was_lost_is_done():
     lost = (200, http.client.IncompleteRead(b""))  # served, the answer lost: sent again, now 404
-    api, conn, _ = direct_api([lost, NOT_FOUND])
+    api, conn, _unused = direct_api([lost, NOT_FOUND])
     plan = delete_plan("a")
     engine.execute(api, engine.NODEPOOL, plan)
     assert [r[0] for r in conn.requests] == ["DELETE", "DELETE"]
@@ -55,7 +55,7 @@ def test_a_delete_retried_after_its_answer_was_lost_is_done():
 
 
 def test_an_object_deleted_by_someone_else_after_the_list_is_done():
-    api, conn, _ = direct_api([NOT_FOUND, (200, json.dumps(pool("b")).encode())])
+    api, conn, _unused = direct_api([NOT_FOUND, (200, json.dumps(pool("b")).encode())])
     plan = delete_plan("a", "b")
     engine.execute(api, engine.NODEPOOL, plan, concurrency=1)
     assert [(i.name, i.action, i.changed) for i in plan] == [("a", "delete", True), ("b", "delete", True)]
@@ -67,7 +67,7 @@ FORBIDDEN = (403, status_body(403, 'nodepools.karpenter.sh "b" is forbidden', re
 
 
 def test_a_failed_write_marks_itself_and_the_ones_not_attempted():
-    api, conn, _ = direct_api([(200, b"{}"), FORBIDDEN])
+    api, conn, _unused = direct_api([(200, b"{}"), FORBIDDEN])
     plan = delete_plan("a", "b", "c")
     with pytest.raises(kclient.KubeError, match="forbidden"):
         engine.execute(api, engine.NODEPOOL, plan, concurrency=1)
@@ -132,7 +132,7 @@ def test_a_successful_wait_reports_the_ready_object_it_saw():
             event("MODIFIED", dict(pool("a", ready=True, rv="12"), status={"conditions": [READY], "nodes": 2})),
         ),
     ]
-    api, conn, _ = direct_api(script)
+    api, conn, _unused = direct_api(script)
     res = karpenter_apply.run(api, engine.NODEPOOL, [desired], wait=True, wait_timeout=30, prevalidated=True)
     (item,) = res["results"]
     assert res["not_ready"] == [] and res["written"] == ["a"]
@@ -166,9 +166,9 @@ def test_after_an_expired_watch_the_fresh_list_decides():
         json.dumps({"metadata": {"resourceVersion": "50"}, "items": [pool("a", ready=True, rv="40")]}).encode(),
     )
     b_ready = Stream(event("MODIFIED", pool("b", ready=True, rv="51")))
-    api, conn, _ = direct_api([expired(), listed, b_ready])
+    api, conn, _unused = direct_api([expired(), listed, b_ready])
     assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == []
     assert [i.to_dict(engine.NODEPOOL)["ready"] for i in plan] == [True, True]
     # deletes: what the fresh list no longer holds is gone
-    api, conn, _ = direct_api([expired(), listed])
+    api, conn, _unused = direct_api([expired(), listed])
     assert engine.wait_deleted(api, engine.NODEPOOL, delete_plan("b"), 30, "10") == []

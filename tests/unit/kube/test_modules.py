@@ -41,7 +41,7 @@ def nodepool_list(*names):
 
 def test_a_wait_that_breaks_after_the_delete_fails_with_changed_and_what_was_written(monkeypatch, capsys):
     script = [nodepool_list("a"), (200, b'{"items": []}'), (200, b"{}")] + [Stream(error=incomplete_read())] * 50
-    api, conn, _ = direct_api(script)
+    api, conn, _unused = direct_api(script)
     monkeypatch.setattr(kclient, "connect", lambda params, timeout=30: api)
     rc, out = run_main(
         karpenter_provisioner, {"name": "a", "state": "absent", "wait": True, "wait_timeout": 30}, capsys
@@ -96,7 +96,7 @@ def test_kubeconfig_secrets_are_the_credentials_only():
 
 def empty_cluster():
     """A KubeApi whose every LIST finds nothing (enough for a no-op or a check-mode run)."""
-    api, conn, _ = direct_api([(200, b'{"metadata": {"resourceVersion": "1"}, "items": []}')] * 10)
+    api, conn, _unused = direct_api([(200, b'{"metadata": {"resourceVersion": "1"}, "items": []}')] * 10)
     return api
 
 

@@ -294,13 +294,13 @@ def test_a_failed_write_reports_changed_only_when_an_earlier_write_was_done():
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}, "data": {"a": "b"}}
 
-    api, _conn, _ = direct_api([empty, refused])
+    api, _conn, _unused = direct_api([empty, refused])
     with pytest.raises(objects.ObjectError) as err:
         objects.run(api, [cm])
     assert err.value.result["changed"] is False  # nothing was written
     assert [r["error"] for r in err.value.result["results"]] == ["failed"]
 
-    api, _conn, _ = direct_api([empty, empty, (200, b"{}"), refused])
+    api, _conn, _unused = direct_api([empty, empty, (200, b"{}"), refused])
     with pytest.raises(objects.ObjectError) as err:
         objects.run(api, [ns, cm])
     assert err.value.result["changed"] is True
