@@ -3,8 +3,10 @@
 
     aws_state.py <cluster> [--deliver]
 
-``--deliver`` also puts a spot interruption event on EventBridge and receives it from the interruption queue
-(moto delivers EventBridge events to SQS targets), proving the rule -> queue path. Loopback endpoints only.
+``--deliver`` also puts a spot interruption event on EventBridge and proves the rule -> queue path: either this
+script receives it from the interruption queue (moto delivers EventBridge events to SQS targets), or the sandbox's
+Karpenter, which consumes that queue, did (its karpenter_interruption_received_messages_total for spot
+interruptions rises). Loopback endpoints only.
 """
 
 import json
@@ -13,6 +15,23 @@ import sys
 import uuid
 
 import boto3
+
+
+def spot_messages_received(metrics_url):
+    """Karpenter's count of spot interruption messages it received from its queue (None: no metrics URL)."""
+    if not metrics_url:
+        return None
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    except OSError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("karpenter_interruption_received_messages_total{") and "spot" in line.split("}")[0].lower()
+    )
 
 
 def main():
@@ -56,6 +75,10 @@ def main():
             "targets": [t["Arn"] for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]],
         }
     if "--deliver" in sys.argv:
+        metrics = os.environ.get("KARPENTER_METRICS_URL", "")
+        if not metrics.startswith(("http://127.0.0.1:", "http://localhost:")):
+            metrics = ""
+        before = spot_messages_received(metrics)  # before the event: the controller may take it at once
         marker = "molecule-" + uuid.uuid4().hex[:8]
         events.put_events(
             Entries=[
@@ -67,13 +90,17 @@ def main():
             ]
         )
         delivered = []
-        for _attempt in range(5):
+        for _attempt in range(30):  # up to ~30 s: the controller long-polls the queue and counts after handling
             for msg in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
                 body = json.loads(msg["Body"])
                 if body.get("detail", {}).get("instance-id") == "i-" + marker:
                     delivered.append(body)
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
             if delivered:
+                break
+            if before is not None and (spot_messages_received(metrics) or 0) > before:
+                # the controller took it off the queue first: it arrived there
+                delivered.append({"detail-type": "EC2 Spot Instance Interruption Warning", "received_by": "karpenter"})
                 break
         out["delivered"] = delivered
     print(json.dumps(out, default=str))
