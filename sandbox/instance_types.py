@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Curated AWS-like instance types for Karpenter's KWOK provider (sigs.k8s.io/karpenter v1.14.1).
+"""Curated AWS-like instance types, written for Karpenter's KWOK provider (sigs.k8s.io/karpenter v1.14.1).
+
+The sandbox no longer runs the KWOK provider (Karpenter's AWS provider now sees the emulator's full catalogue);
+what is still used is the curated price table (``load_prices``) and the deterministic spot ratio
+(``spot_fraction``), by the AWS emulator's price layer (sandbox/ec2_emulation.py). The KWOK JSON file format and
+its validator below are kept only until that use moves into the emulator.
 
 The KWOK provider reads ``INSTANCE_TYPES_FILE_PATH``: a JSON array of ``InstanceTypeOptions``
 (``kwok/cloudprovider/helpers.go``)::
