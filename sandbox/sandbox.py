@@ -402,6 +402,18 @@ def wait_for(name: str, check, timeout: float = 120.0) -> None:
     )
 
 
+def start_script(
+    name: str, script: str, args: list[str], ports: list[int], timeout: float, env: dict | None = None, healthy=None
+) -> None:
+    """Start one of the sandbox's own Python components (``sandbox/<script>``), which announce readiness with
+    ``--ready-file``; wait for that file (and ``healthy()`` when given)."""
+    ready = STATE / "run" / f"{name}.ready"
+    if not running_pid(name):
+        ready.unlink(missing_ok=True)  # a stale file of an earlier run must not count
+    start(name, [sys.executable, str(HERE / script), *args, f"--ready-file={ready}"], ports, env=env)
+    wait_for(name, lambda: ready.exists() and (healthy is None or healthy()), timeout)
+
+
 def _log_tail(name: str, n: int = 15) -> str:
     """The last lines written by the latest start of ``name``."""
     try:
@@ -500,24 +512,20 @@ def write_eks_authn_webhook_config() -> Path:
 
 
 def start_eks_authn() -> None:
-    """The aws-iam-authenticator stand-in (sandbox/eks_authn.py). It needs moto only to verify tokens, so it
-    starts before moto (and with --no-aws too, where every EKS token is then refused)."""
-    ready = STATE / "run" / "eks-authn.ready"
-    if not running_pid("eks-authn"):
-        ready.unlink(missing_ok=True)
-    start(
+    """The aws-iam-authenticator stand-in (sandbox/eks_authn.py). It needs moto only to verify tokens, so it also
+    starts with --no-aws (every EKS token is then refused)."""
+    start_script(
         "eks-authn",
+        "eks_authn.py",
         [
-            sys.executable,
-            str(HERE / "eks_authn.py"),
             f"--port={PORTS['eks_authn']}",
             f"--sts-endpoint=http://127.0.0.1:{PORTS['moto']}",
             f"--cluster-name={CLUSTER_NAME}",
-            f"--ready-file={ready}",
         ],
         [PORTS["eks_authn"]],
+        30,
+        healthy=lambda: probe(f"{eks_authn_url()}/healthz"),
     )
-    wait_for("eks-authn", lambda: ready.exists() and probe(f"{eks_authn_url()}/healthz"), 30)
 
 
 def start_apiserver() -> None:
@@ -815,24 +823,19 @@ def create_system_objects() -> None:
 
 
 def start_node_join() -> None:
-    ready = STATE / "run" / "node-join.ready"
-    if not running_pid("node-join"):
-        ready.unlink(missing_ok=True)
-    start(
+    start_script(
         "node-join",
+        "node_join.py",
         [
-            sys.executable,
-            str(HERE / "node_join.py"),
             f"--kubeconfig={kubeconfig_path()}",
             f"--aws-endpoint=http://127.0.0.1:{PORTS['moto']}",
             f"--region={REGION}",
             f"--cluster-name={CLUSTER_NAME}",
-            f"--ready-file={ready}",
         ],
         [],
+        30,
         env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION},
     )
-    wait_for("node-join", ready.exists, 30)
 
 
 def karpenter_env() -> dict[str, str]:
@@ -882,15 +885,7 @@ def wait_node_class_ready(timeout: float = 90) -> None:
 
 
 def start_moto() -> None:
-    ready = STATE / "run" / "moto.ready"
-    if not running_pid("moto"):
-        ready.unlink(missing_ok=True)
-    start(
-        "moto",
-        [sys.executable, str(HERE / "aws_emulator.py"), "--port", str(PORTS["moto"]), "--ready-file", str(ready)],
-        [PORTS["moto"]],
-    )
-    wait_for("moto", ready.exists, 90)
+    start_script("moto", "aws_emulator.py", ["--port", str(PORTS["moto"])], [PORTS["moto"]], 90)
 
 
 def prometheus_config() -> Path:
