@@ -70,7 +70,7 @@ def test_control_plane_version_and_system_nodes(sandbox):
     nodes = sandbox.core.list_node(label_selector="eks.amazonaws.com/nodegroup=system").items
     zones = {n.metadata.labels["topology.kubernetes.io/zone"] for n in nodes}
     assert len(zones) >= 2
-    assert all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions) for n in nodes)
+    assert all(any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or [])) for n in nodes)
 
 
 def test_karpenter_provisions_and_consolidates(sandbox, uid):
@@ -103,7 +103,7 @@ def test_karpenter_provisions_and_consolidates(sandbox, uid):
             inst = ec2(sandbox).describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
             assert inst["InstanceType"] == n.metadata.labels["node.kubernetes.io/instance-type"]
             assert inst["Placement"]["AvailabilityZone"] == n.metadata.labels["topology.kubernetes.io/zone"]
-        assert nodes and all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions) for n in nodes)
+        assert nodes and all(any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or [])) for n in nodes)
         assert {n.metadata.labels["kubernetes.io/arch"] for n in nodes} == {"amd64"}
         # every pod runs on a Karpenter node of this pool
         pods = sandbox.core.list_namespaced_pod("default", label_selector=f"app={app}").items
