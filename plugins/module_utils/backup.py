@@ -43,8 +43,9 @@ import threading
 import zlib
 
 from . import yaml_emit
+from .errors import PlatformError
 from .karpenter.issues import shorten
-from .kube import engine
+from .kube import engine, resource
 from .kube.client import KubeError
 
 try:
@@ -70,29 +71,19 @@ CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-class BackupError(Exception):
+class BackupError(PlatformError):
     """A clear, user-facing failure; ``written`` says whether anything was written before it."""
 
     def __init__(self, msg, details=None, written=False):
-        super(BackupError, self).__init__(msg)
-        self.details = details or []
-        self.written = written
+        super().__init__(msg, details=details)
+        self._written = written
+
+    @property
+    def written(self):
+        return self._written
 
 
-class NamespacedKind(engine.Kind):
-    """A core/namespaced kind for the engine (engine.Kind only builds cluster-scoped /apis paths)."""
-
-    def __init__(self, group, version, plural, kind, namespace):
-        super(NamespacedKind, self).__init__(group, version, plural, kind, namespaced=True)
-        self.namespace = namespace
-
-    def path(self, name=None):
-        root = "/api/%s" % self.version if not self.group else "/apis/%s/%s" % (self.group, self.version)
-        base = "%s/namespaces/%s/%s" % (root, self.namespace, self.plural)
-        return base + ("/" + name if name else "")
-
-
-NODEOVERLAY = engine.Kind("karpenter.sh", "v1alpha1", "nodeoverlays", "NodeOverlay")
+NODEOVERLAY = resource.NODEOVERLAY
 
 
 class Section(object):
@@ -107,7 +98,7 @@ def sections(namespace):
     """Restorable sections in apply order (node classes before the NodePools that reference them)."""
     return [
         Section(
-            NamespacedKind("", "v1", "configmaps", "ConfigMap", namespace),
+            resource.CONFIGMAP.in_namespace(namespace),
             "resources/10-configmaps.yaml",
             None,
             False,
@@ -950,7 +941,7 @@ def restore(
     skipped, plans = [], {}
     for kind_name, (sec, objs) in list(desired.items()):
         want = [engine.add_managed_by(defaulted.get("%s/%s" % (kind_name, o["metadata"]["name"]), o)) for o in objs]
-        plan = engine.make_plan(sec.kind, want, live[kind_name])
+        plan = engine.plan_kind(sec.kind, want, live[kind_name])
         differs = set(
             i.name for i in plan if i.action == "update" and _without_ours(i.after) != _without_ours(i.before)
         )
@@ -972,9 +963,8 @@ def restore(
                 continue
             for item in plans[kind_name]:
                 if item.action in ("create", "update"):
-                    body = dict(copy.deepcopy(item.desired), apiVersion=sec.kind.api_version, kind=sec.kind.kind)
                     try:
-                        api.apply(sec.kind.path(item.name), body, engine.FIELD_MANAGER, dry_run=True)
+                        api.apply(sec.kind.path(item.name), item.sent, engine.FIELD_MANAGER, dry_run=True)
                     except KubeError as exc:
                         errors.append("%s/%s: %s" % (kind_name, item.name, exc))
         if errors:
@@ -1001,8 +991,8 @@ def restore(
             diffs.extend(res["diff"])
         else:
             plan = plans[kind_name]
-            engine.execute(api, sec.kind, plan, check_mode=check_mode)
-            results.extend(_slim(i.to_dict(sec.kind)) for i in plan)
+            engine.execute(api, plan, check_mode=check_mode)
+            results.extend(_slim(i.to_dict()) for i in plan)
             diffs.extend(
                 {
                     "before": i.before,

@@ -1,30 +1,24 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The one path every Karpenter object takes (no Ansible import; the modules only wire params):
 
 input -> convert legacy shapes -> validate + lint the WHOLE batch (nothing written on any error)
       -> one LIST -> exact plan -> only the needed writes (none in check mode) -> wait -> report
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import copy
 
 from . import param_checks
+from .errors import InputError
 from .karpenter import convert as convert_mod
 from .karpenter import validate as validate_mod
 from .karpenter.issues import ERROR, Issue, shorten
 from .karpenter.schema import type_name
 from .kube import engine
 from .kube.client import KubeError
-
-
-class InputError(Exception):
-    """Bad input: nothing was written. ``details`` carries the per-object issues."""
-
-    def __init__(self, msg, details=None):
-        super(InputError, self).__init__(msg)
-        self.details = details or []
 
 
 def check_timeouts(wait_timeout=None, request_timeout=None):
@@ -41,22 +35,6 @@ def check_timeouts(wait_timeout=None, request_timeout=None):
         raise InputError("; ".join(problems))
 
 
-def _as_list(definitions):
-    if isinstance(definitions, dict):
-        definitions = [definitions]
-    elif definitions is not None and not isinstance(definitions, (list, tuple)):
-        raise InputError(
-            "definitions: must be a list of mappings (Kubernetes manifests), got %s" % type(definitions).__name__
-        )
-    out = []
-    for d in definitions or []:
-        if isinstance(d, list):
-            out.extend(d)
-        elif d is not None:
-            out.append(d)
-    return out
-
-
 def prepare(kind, definitions, node_class_ref=None, conversion=None):
     """Convert legacy objects, keep those of ``kind``; returns (objects, conversion_report, others).
 
@@ -64,7 +42,7 @@ def prepare(kind, definitions, node_class_ref=None, conversion=None):
     ignore_alpha_defaults, kubernetes_version); None values are left at the converter's defaults."""
     options = dict((k, v) for k, v in (conversion or {}).items() if v is not None)
     objs, report, others = [], [], []
-    for i, d in enumerate(_as_list(definitions)):
+    for i, d in enumerate(engine.flatten(definitions)):
         if not isinstance(d, dict):
             raise InputError(
                 "definitions[%d]: must be a mapping (a Kubernetes manifest), got %s" % (i, type(d).__name__)
@@ -178,7 +156,7 @@ def already_stored(kind, objs, live):
         if labels is not None and not isinstance(labels, dict):
             continue  # not validated yet: malformed labels cannot be what is stored (validation reports them)
         desired = engine.add_managed_by(validate_mod.default(o))
-        plan = engine.make_plan(kind, [desired], {desired["metadata"]["name"]: cur})
+        plan = engine.plan_kind(kind, [desired], {desired["metadata"]["name"]: cur})
         if plan[0].action == "unchanged":
             out.add(i)
     return out
@@ -298,7 +276,7 @@ def run(
                 raise InputError(error)
         desired = objs
 
-    plan = engine.make_plan(kind, desired, live, state=state, prune=prune)
+    plan = engine.plan_kind(kind, desired, live, state=state, prune=prune)
     affected = engine.disruption_of_deletes(api, kind, plan)
     if affected and not allow_disruption:
         raise InputError(
@@ -316,31 +294,19 @@ def run(
     not_ready, not_deleted = [], []
 
     def result(changed):
-        return {
-            "changed": changed,
-            "results": [i.to_dict(kind) for i in plan],
-            "written": [i.name for i in plan if i.written],
-            "warnings": [str(w) for w in batch.warnings] if batch else [],
-            "conversion_report": conversion_report,
-            "converted_other_kinds": others,
-            "requests": api.request_summary(),
-            "diff": [
-                {
-                    "before": i.before,
-                    "after": i.after,
-                    "before_header": "%s/%s" % (kind.kind, i.name),
-                    "after_header": "%s/%s" % (kind.kind, i.name),
-                }
-                for i in plan
-                if i.changed
-            ],
-            "not_ready": not_ready,
-            "not_deleted": not_deleted,
-            "disrupted_nodeclaims": affected,
-        }
+        out = engine.report(plan, batch.warnings if batch else (), api.request_summary())
+        out.update(
+            changed=changed,
+            conversion_report=conversion_report,
+            converted_other_kinds=others,
+            not_ready=not_ready,
+            not_deleted=not_deleted,
+            disrupted_nodeclaims=affected,
+        )
+        return out
 
     try:
-        engine.execute(api, kind, plan, check_mode=check_mode)
+        engine.execute(api, plan, check_mode=check_mode)
         if wait and not check_mode:
             if state == "present":
                 not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)

@@ -147,11 +147,11 @@ errors:
   elements: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.objects_module import run_objects_module
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import run_objects
 
 
 def main():
-    run_objects_module()
+    run_objects()
 
 
 if __name__ == "__main__":

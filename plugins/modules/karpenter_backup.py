@@ -298,8 +298,7 @@ errors:
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import KubeModule
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:
@@ -374,7 +373,7 @@ def main():
     try:  # before anything is read or written, before connecting (request_timeout is the client's)
         backup_run.check_params(p)
     except bk.BackupError as exc:
-        module.fail_json(msg=str(exc), errors=exc.details, changed=False)
+        module.fail_from(exc)
     store = None
     if p["s3_bucket"]:
         backup_s3 = load_backup_s3()
@@ -394,38 +393,18 @@ def main():
     elif not p["dest"]:
         module.fail_json(msg="one of dest or s3_bucket is required")
 
-    api = None
-    if p["state"] in ("present", "restored"):
-        if not kclient.HAS_KUBERNETES:
-            module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
-        try:
-            api = kclient.connect(p, timeout=p["request_timeout"])
-        except Exception as exc:  # kubeconfig missing/unreadable
-            module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+    api = module.connect() if p["state"] in ("present", "restored") else None
 
-    def requests():
-        return api.request_summary() if api is not None else {}
-
-    try:
+    def act():
         if p["state"] == "present":
-            result = backup_run.do_backup(api, store, p, check_mode=module.check_mode)
-        elif p["state"] == "restored":
-            result = backup_run.do_restore(api, store, p, check_mode=module.check_mode)
-        elif p["state"] == "verified":
-            result = backup_run.do_verify(store, p)
-        else:
-            result = backup_run.do_list(store, p)
-    except bk.BackupError as exc:
-        module.fail_json(msg=str(exc), errors=exc.details, changed=exc.written, requests=requests())
-    except kclient.KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, requests=requests())
-    for w in result.pop("warnings", []):
-        module.warn(w)
-    if api is not None:
-        result["requests"] = requests()
-    if "diff" in result and not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+            return backup_run.do_backup(api, store, p, check_mode=module.check_mode)
+        if p["state"] == "restored":
+            return backup_run.do_restore(api, store, p, check_mode=module.check_mode)
+        if p["state"] == "verified":
+            return backup_run.do_verify(store, p)
+        return backup_run.do_list(store, p)
+
+    module.exit_json(**module.run(act))
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ import traceback
 
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, htmlreport
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import KubeModule
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 UTC = datetime.timezone.utc  # noqa: UP017 - modules also run on Python < 3.11

@@ -234,10 +234,8 @@ requests:
   type: dict
 """
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import KubeModule
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 
@@ -273,16 +271,10 @@ def main():
         request_timeout=dict(type="int", default=10),
     )
     module = KubeModule(argument_spec=spec, supports_check_mode=True)
-    if not kclient.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
     from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
 
     p = module.params
-    try:
-        configuration, headers = kclient.configuration_from_params(p)
-        api = kclient.KubeApi(configuration, headers, timeout=p["request_timeout"], retries=2)
-    except Exception as exc:
-        module.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+    api = module.connect(retries=2)
 
     def http_get(url):
         try:
@@ -293,38 +285,32 @@ def main():
 
     def pod_log(namespace, pod, since_seconds):
         """The pod log API (text, not JSON): GET .../pods/<pod>/log?sinceSeconds=N."""
-        api.counts["log"] = api.counts.get("log", 0) + 1
-        resp = api.client.call_api(
-            "/api/v1/namespaces/%s/pods/%s/log" % (namespace, pod),
+        return api.call(
+            "log",
             "GET",
-            query_params=[("sinceSeconds", str(since_seconds)), ("limitBytes", str(4 * 1024 * 1024))],
-            header_params={"Accept": "*/*"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=p["request_timeout"],
+            "/api/v1/namespaces/%s/pods/%s/log" % (namespace, pod),
+            query={"sinceSeconds": str(since_seconds), "limitBytes": str(4 * 1024 * 1024)},
+            raw=True,
         )
-        resp = resp[0] if isinstance(resp, tuple) else resp
-        return resp.data.decode("utf-8", "replace")
 
     def run_once():
         return diagnose.run_scenario(api, p, http_get=http_get, pod_log=pod_log)
 
-    try:
+    def act():
         if p["wait_healthy"]:
-            result = diagnose.wait_healthy(run_once, p["wait_timeout"])
-        elif p["watch_seconds"] > 0:
-            result = diagnose.watch(run_once, p["watch_seconds"])
-        else:
-            result = run_once()
-    except kclient.KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status, requests=api.request_summary())
+            return diagnose.wait_healthy(run_once, p["wait_timeout"])
+        if p["watch_seconds"] > 0:
+            return diagnose.watch(run_once, p["watch_seconds"])
+        return run_once()
+
+    result = module.run(act)
     result["markdown"] = diagnose.markdown(result)
     if p["output_dir"]:
         try:
             result["bundle"] = diagnose.write_bundle(result, p["output_dir"], p["bundle_name"])
         except OSError as exc:
             module.fail_json(msg="cannot write the bundle to %s: %s" % (p["output_dir"], exc))
-    module.exit_json(changed=False, requests=api.request_summary(), **result)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

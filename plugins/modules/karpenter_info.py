@@ -82,11 +82,11 @@ requests:
   type: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import run_info_module
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import run_info
 
 
 def main():
-    run_info_module()
+    run_info()
 
 
 if __name__ == "__main__":

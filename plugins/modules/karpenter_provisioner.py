@@ -148,7 +148,7 @@ errors:
   elements: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import build_module, run_module
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import build_module, run_apply
 
 
 def main():
@@ -161,7 +161,7 @@ def main():
         ),
     )
     module = build_module(node_class_ref=node_class_ref)
-    run_module(module, "NodePool", node_class_ref=module.params["node_class_ref"])
+    run_apply(module, "NodePool", node_class_ref=module.params["node_class_ref"])
 
 
 if __name__ == "__main__":

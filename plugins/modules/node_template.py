@@ -104,12 +104,12 @@ errors:
   elements: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter_module import build_module, run_module
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import build_module, run_apply
 
 
 def main():
     module = build_module()
-    run_module(module, "EC2NodeClass")
+    run_apply(module, "EC2NodeClass")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,50 @@ def test_check_mode_predicts_exactly_what_the_real_run_stores(sandbox, names):
     assert predicted["diff"][0]["before"] == real["diff"][0]["before"]
 
 
+def test_a_field_another_manager_co_owns_is_kept_and_check_mode_says_so(sandbox, names):
+    """Server-side apply keeps a field we stop sending while another field manager owns it too: the plan must
+    not show its removal (it will not happen), and --check --diff must predict what the real run stores."""
+    import json
+
+    api = api_for(sandbox)
+    karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0])])  # we own spec.weight = 10
+    other = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": names[0]},
+        "spec": {"weight": 10},
+    }
+    sandbox.kubectl(
+        "apply", "--server-side", "--field-manager=team-gitops", "-f", "-", input=json.dumps(other)
+    )  # a second manager applies the same field with the same value: co-owned
+    dropped = pool(names[0])
+    del dropped["spec"]["weight"]
+
+    check_api = api_for(sandbox)
+    predicted = karpenter_apply.run(check_api, engine.NODEPOOL, [copy.deepcopy(dropped)], check_mode=True)
+    assert check_api.writes == 0
+    assert "removed_fields" not in predicted["results"][0], predicted["results"][0]
+
+    real_api = api_for(sandbox)
+    real = karpenter_apply.run(real_api, engine.NODEPOOL, [dropped])
+    stored = json.loads(sandbox.kubectl("get", "nodepool", names[0], "-o", "json").stdout)
+    assert stored["spec"]["weight"] == 10  # the apiserver kept it
+    assert predicted["changed"] == real["changed"]
+    if real["changed"]:  # our field set shrinks (a managedFields-only change): the prediction is the stored object
+        assert predicted["diff"][0]["after"] == real["diff"][0]["after"]
+    assert predicted["results"][0]["action"] == real["results"][0]["action"]
+    # the next run is a no-op
+    again = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [dropped])
+    assert again["changed"] is False and again["requests"]["writes"] == 0
+
+
+def test_a_definitions_list_from_from_yaml_all_with_a_trailing_separator_is_applied(sandbox, names):
+    """``lookup('file', f) | from_yaml_all`` of a file ending in ``---`` gives ``[[obj, None]]``: the None of the
+    empty last document is skipped, as k8s_objects does."""
+    res = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [[pool(names[2]), None]], check_mode=True)
+    assert [r["action"] for r in res["results"]] == ["create"]
+
+
 def test_invalid_batch_writes_nothing(sandbox, names):
     api = api_for(sandbox)
     bad = pool(names[1], weight=0)

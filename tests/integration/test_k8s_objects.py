@@ -79,7 +79,7 @@ def test_create_noop_check_diff_and_absent(sandbox, uid):
         _, out = run(sandbox, objs, "--check", namespace=ns)
         res = task(out)
         assert res["changed"] is True
-        assert [r["action"] for r in res["results"]] == ["created"] * 5
+        assert [r["action"] for r in res["results"]] == ["create"] * 5
         assert res["requests"]["writes"] == 0
         assert sandbox.writes_since(mark, UA) == [], "check mode must send no write request"
         assert sandbox.kubectl("get", "namespace", ns, check=False).returncode != 0
@@ -90,11 +90,11 @@ def test_create_noop_check_diff_and_absent(sandbox, uid):
         res = task(out)
         assert res["changed"] is True
         assert [(r["kind"], r["namespace"], r["action"]) for r in res["results"]] == [
-            ("Namespace", None, "created"),
-            ("ConfigMap", ns, "created"),
-            ("NetworkPolicy", ns, "created"),
-            ("ServiceMonitor", ns, "created"),
-            ("Lease", ns, "created"),
+            ("Namespace", None, "create"),
+            ("ConfigMap", ns, "create"),
+            ("NetworkPolicy", ns, "create"),
+            ("ServiceMonitor", ns, "create"),
+            ("Lease", ns, "create"),
         ]
         writes = sandbox.writes_since(mark, UA)
         assert len(writes) == 5 and {w["verb"] for w in writes} == {"patch"}  # server-side apply, one per object
@@ -119,15 +119,15 @@ def test_create_noop_check_diff_and_absent(sandbox, uid):
         mark = sandbox.audit_mark()
         _, check_out = run(sandbox, drifted, "--check", "--diff", namespace=ns)
         res = task(check_out)
-        assert [r["action"] for r in res["results"]] == ["updated", "updated", "updated", "unchanged", "unchanged"]
+        assert [r["action"] for r in res["results"]] == ["update", "update", "update", "unchanged", "unchanged"]
         assert res["results"][0]["differences"] == ['metadata.labels["pod-security.kubernetes.io/enforce"]']
         assert res["results"][2]["differences"] == [f'metadata.annotations["{HASH}"]']
         assert sandbox.writes_since(mark, UA) == [], "check mode must send no write request"
         diff = res["diff"]
         assert [d["before_header"] for d in diff] == [
-            f"Namespace {ns}",
-            f"ConfigMap {ns}/dashboard",
-            f"NetworkPolicy {ns}/controller",
+            f"Namespace/{ns}",
+            f"ConfigMap/{ns}/dashboard",
+            f"NetworkPolicy/{ns}/controller",
         ]
         assert diff[0]["before"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
         assert diff[0]["after"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
@@ -153,7 +153,7 @@ def test_create_noop_check_diff_and_absent(sandbox, uid):
         mark = sandbox.audit_mark()
         _, out = run(sandbox, drifted[::-1], state="absent", namespace=ns)
         res = task(out)
-        assert [r["action"] for r in res["results"]] == ["deleted"] * 5
+        assert [r["action"] for r in res["results"]] == ["delete"] * 5
         assert {w["verb"] for w in sandbox.writes_since(mark, UA)} == {"delete"}
         mark = sandbox.audit_mark()
         _, out = run(sandbox, drifted[::-1], state="absent", namespace=ns)
@@ -227,12 +227,12 @@ def test_server_rejection_names_the_object(sandbox, uid):
         rc, out = run(sandbox, objs, check=False)
         res = task(out)
         assert rc != 0 and "Traceback" not in res["msg"]
-        assert res["msg"].startswith(f"Kubernetes API error: ConfigMap {ns}/c: ")
+        assert res["msg"].startswith(f"Kubernetes API error: ConfigMap/{ns}/c: ")
         assert "dat" in res["msg"]
         assert [(r["action"], r.get("error")) for r in res["results"]] == [
-            ("created", None),
-            ("created", "failed"),
-            ("created", "not attempted"),
+            ("create", None),
+            ("create", "failed"),
+            ("create", "not attempted"),
         ]
         assert sandbox.kubectl("get", "configmap", "-n", ns, "d", check=False).returncode != 0
         assert sandbox.kubectl("get", "namespace", ns, check=False).returncode == 0

@@ -156,7 +156,7 @@ def test_an_emoji_is_applied_and_the_next_run_changes_nothing(sandbox, uid, tran
     }
     try:
         res = objects.run(TRANSPORTS[transport_name](sandbox), [cm])
-        assert [r["action"] for r in res["results"]] == ["created"]
+        assert [r["action"] for r in res["results"]] == ["create"]
         stored = json.loads(sandbox.kubectl("get", "configmap", "-n", "default", name, "-o", "json").stdout)
         assert stored["data"] == cm["data"] and stored["metadata"]["annotations"]["note"] == "launch " + EMOJI
         again = objects.run(TRANSPORTS[transport_name](sandbox), [cm])
@@ -169,7 +169,7 @@ def test_a_nodepool_with_an_emoji_waits_ready_reports_it_and_then_changes_nothin
     pool = nodepool(pool_name, **{"example.com/owner": "team " + EMOJI})
     res = karpenter_apply.run(direct_api(sandbox), engine.NODEPOOL, [pool], wait=True, wait_timeout=60)
     (item,) = res["results"]
-    assert res["not_ready"] == [] and res["written"] == [pool_name]
+    assert res["not_ready"] == [] and res["written"] == [f"NodePool/{pool_name}"]
     # the Ready object the wait saw, not the one the apply returned
     assert item["ready"] is True and any(c["type"] == "Ready" and c["status"] == "True" for c in item["conditions"])
     again = karpenter_apply.run(official_api(sandbox), engine.NODEPOOL, [pool])
@@ -192,10 +192,10 @@ def test_a_delete_that_finds_the_object_gone_is_done(sandbox, pool_name):
     api = direct_api(sandbox)
     karpenter_apply.run(api, engine.NODEPOOL, [nodepool(pool_name)])
     live, version = engine.list_live(api, engine.NODEPOOL)
-    plan = engine.make_plan(engine.NODEPOOL, [{"metadata": {"name": pool_name}}], live, state="absent")
+    plan = engine.plan_kind(engine.NODEPOOL, [{"metadata": {"name": pool_name}}], live, state="absent")
     sandbox.kubectl("delete", "nodepool", pool_name, "--wait=true", "--timeout=30s")  # between our LIST and DELETE
-    engine.execute(api, engine.NODEPOOL, plan)
-    assert plan[0].to_dict(engine.NODEPOOL)["action"] == "delete" and plan[0].written
+    engine.execute(api, plan)
+    assert plan[0].to_dict()["action"] == "delete" and plan[0].written
     assert engine.wait_deleted(api, engine.NODEPOOL, plan, 20, version) == []
 
 
@@ -238,7 +238,7 @@ def test_a_wait_whose_apiserver_goes_away_fails_with_changed_and_what_was_writte
     with pytest.raises(kclient.KubeError, match="broken and not re-established within 3s") as err:
         karpenter_apply.run(api, engine.NODEPOOL, [nodepool(pool_name)], wait=True, wait_timeout=3)
     result = err.value.result
-    assert result["changed"] is True and result["written"] == [pool_name]
+    assert result["changed"] is True and result["written"] == [f"NodePool/{pool_name}"]
     assert sandbox.kubectl("get", "nodepool", pool_name).returncode == 0  # it was written indeed
 
 

@@ -284,7 +284,7 @@ def test_check_with_drifted_inputs_reports_changes_and_writes_nothing(converged,
         for t in play["tasks"]
         if "Apply the Pod Security Admission labels" in t["task"]["name"]
     ]
-    (ns_diff,) = [d for d in security["diff"] if d["after_header"] == f"Namespace {NAMESPACE}"]
+    (ns_diff,) = [d for d in security["diff"] if d["after_header"] == f"Namespace/{NAMESPACE}"]
     assert ns_diff["before"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert ns_diff["after"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
     assert [r["action"] for r in security["results"] if r["kind"] != "Namespace"] == ["unchanged"] * (

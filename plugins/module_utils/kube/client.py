@@ -24,6 +24,7 @@ import re
 import threading
 import time
 
+from ..errors import ApiError
 from . import transport as direct
 
 try:
@@ -52,14 +53,12 @@ WRITE_VERBS = ("create", "patch", "update", "delete")
 USER_AGENT = "karpenter-eks-platform/0.1.0"
 
 
-class KubeError(Exception):
-    """An API error with the status code and the apiserver's message."""
+class KubeError(ApiError):
+    """A Kubernetes API error with the status code and the apiserver's message (``result``: see PlatformError)."""
 
     def __init__(self, msg, status=None, body=None):
-        super(KubeError, self).__init__(msg)
-        self.status = status
+        super().__init__(msg, status=status)
         self.body = body
-        self.result = None  # the module result up to the failure, when writes were done before it (apply layers)
 
 
 def connect(params, timeout=30, retries=5):
@@ -125,8 +124,10 @@ class KubeApi(object):
         return dict(self.counts, total=sum(self.counts.values()), writes=self.writes)
 
     # ------------------------------------------------------------------ transport
-    def call(self, verb, method, path, query=None, body=None, content_type=None, timeout=None):
-        headers = {"Accept": "application/json"}
+    def call(self, verb, method, path, query=None, body=None, content_type=None, timeout=None, raw=False):
+        """One request (retried on throttling and transient errors): the decoded JSON answer, or with ``raw``
+        the answer's text (a pod log)."""
+        headers = {"Accept": "*/*" if raw else "application/json"}
         data = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
@@ -139,6 +140,8 @@ class KubeApi(object):
             self._count(verb)
             try:
                 answer = self._send(method, path, query, headers, body, data, timeout or self.timeout)
+                if raw:
+                    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer or ""
                 return json.loads(answer) if answer else {}
             except KubeError:
                 raise

@@ -10,10 +10,11 @@ apiserver will actually store:
   (``k:``/``v:``/``i:``) marks its parent as owned as a whole.
 * ``predict(live, desired, owned)`` - what SSA with ``force=true`` leaves: ``live`` with the fields the
   manager owned but no longer sends removed, then ``desired`` merged in (maps merge, lists are atomic).
+* ``removable_paths(live, manager)`` - the owned paths no other manager co-owns (only those can go).
 * ``removed_paths(owned, desired)`` - the owned paths the new request drops.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import copy
 
@@ -52,6 +53,17 @@ def owned_paths_of_others(live, manager):
         if entry.get("manager") != manager or entry.get("operation") != "Apply":
             _walk_fields(entry.get("fieldsV1") or {}, (), out)
     return out
+
+
+def _overlaps(path, others):
+    return any(o[: len(path)] == path or path[: len(o)] == o for o in others)
+
+
+def removable_paths(live, manager):
+    """Set of tuples: the paths ``manager`` owns through Apply that no other manager co-owns. Only these are
+    removed when ``manager`` stops sending them; a co-owned field stays (server-side apply semantics)."""
+    others = owned_paths_of_others(live, manager)
+    return set(p for p in owned_paths(live, manager) if not _overlaps(p, others))
 
 
 def _has(obj, path):

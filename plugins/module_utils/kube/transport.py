@@ -39,6 +39,7 @@ import threading
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
+from .. import errors
 from . import eks_token
 
 FORCE_ENV = "KARPENTER_EKS_KUBE_TRANSPORT"
@@ -145,7 +146,7 @@ def encode_json(body: object) -> bytes:
         return json.dumps(json.loads(json.dumps(body)), ensure_ascii=False).encode("utf-8")
 
 
-class CredentialError(Exception):
+class CredentialError(errors.CredentialError):
     """The kubeconfig's exec credential plugin failed or answered something unusable."""
 
 

@@ -58,7 +58,7 @@ def test_an_unwritable_dest_fails_before_reading_the_cluster(tmp_path, capsys, m
             reads.append(name)
             raise AssertionError("the cluster was read: %s" % name)
 
-    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30: Api())
+    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30, **kw: Api())
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc, out = run_main({"cluster_name": "prod", "dest": str(blocker / "sub")}, capsys)

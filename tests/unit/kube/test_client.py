@@ -98,12 +98,12 @@ def test_surrogate_pairs_are_joined_and_a_lone_surrogate_sends_nothing():
 def test_the_stored_object_compares_equal_afterwards():
     """After the write, the next run plans no change (no perpetual update of an emoji)."""
     (obj,) = objects.prepare([CM])
-    obj.resource = objects.Resource("v1", "ConfigMap", "configmaps", True)
-    item = objects.make_plan([obj], {})[0]
+    obj.resource = objects.Resource.of("v1", "ConfigMap", "configmaps", True)
+    item = engine.make_plan([obj], {}, strategy=engine.CONTAINS)[0]
     api, conn, _unused = direct_api([(200, b"{}")])
     api.apply(CM_PATH, item.sent, "test")
     live = stored(conn.requests[0][2])
-    assert objects.make_plan([obj], {obj.key: live})[0].action == "unchanged"
+    assert engine.make_plan([obj], {obj.key: live}, strategy=engine.CONTAINS)[0].action == "unchanged"
 
     pool = {
         "apiVersion": "karpenter.sh/v1",
@@ -121,7 +121,7 @@ def test_the_stored_object_compares_equal_afterwards():
             "fieldsV1": {"f:metadata": {"f:annotations": {"f:team": {}}}, "f:spec": {"f:template": {}}},
         }
     ]
-    assert engine.make_plan(engine.NODEPOOL, [pool], {"p": live})[0].action == "unchanged"
+    assert engine.plan_kind(engine.NODEPOOL, [pool], {"p": live})[0].action == "unchanged"
 
 
 # ------------------------------------------------------------------------------------ which answers are retried

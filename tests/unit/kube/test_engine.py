@@ -32,7 +32,7 @@ def pool(name, ready=None, generation=1, rv="10"):
 
 def delete_plan(*names):
     live = {n: pool(n, ready=True) for n in names}
-    return engine.make_plan(engine.NODEPOOL, [{"metadata": {"name": n}} for n in names], live, state="absent")
+    return engine.plan_kind(engine.NODEPOOL, [{"metadata": {"name": n}} for n in names], live, state="absent")
 
 
 NOT_FOUND = (404, status_body(404, 'nodepools.karpenter.sh "a" not found', reason="NotFound"))
@@ -43,10 +43,12 @@ def test_a_delete_retried_after_its_answer_was_lost_is_done():
     lost = (200, http.client.IncompleteRead(b""))  # served, the answer lost: sent again, now 404
     api, conn, _unused = direct_api([lost, NOT_FOUND])
     plan = delete_plan("a")
-    engine.execute(api, engine.NODEPOOL, plan)
+    engine.execute(api, plan)
     assert [r[0] for r in conn.requests] == ["DELETE", "DELETE"]
-    assert plan[0].to_dict(engine.NODEPOOL) == {
+    assert plan[0].to_dict() == {
+        "api_version": "karpenter.sh/v1",
         "kind": "NodePool",
+        "namespace": None,
         "name": "a",
         "action": "delete",
         "changed": True,
@@ -57,7 +59,7 @@ def test_a_delete_retried_after_its_answer_was_lost_is_done():
 def test_an_object_deleted_by_someone_else_after_the_list_is_done():
     api, conn, _unused = direct_api([NOT_FOUND, (200, json.dumps(pool("b")).encode())])
     plan = delete_plan("a", "b")
-    engine.execute(api, engine.NODEPOOL, plan, concurrency=1)
+    engine.execute(api, plan, concurrency=1)
     assert [(i.name, i.action, i.changed) for i in plan] == [("a", "delete", True), ("b", "delete", True)]
     assert len(conn.requests) == 2
 
@@ -70,13 +72,13 @@ def test_a_failed_write_marks_itself_and_the_ones_not_attempted():
     api, conn, _unused = direct_api([(200, b"{}"), FORBIDDEN])
     plan = delete_plan("a", "b", "c")
     with pytest.raises(kclient.KubeError, match="forbidden"):
-        engine.execute(api, engine.NODEPOOL, plan, concurrency=1)
+        engine.execute(api, plan, concurrency=1)
     assert [(i.name, i.written, i.error) for i in plan] == [
         ("a", True, None),
         ("b", False, "failed"),
         ("c", False, "not attempted"),
     ]
-    assert [r.get("error") for r in (i.to_dict(engine.NODEPOOL) for i in plan)] == [None, "failed", "not attempted"]
+    assert [r.get("error") for r in (i.to_dict() for i in plan)] == [None, "failed", "not attempted"]
 
 
 def absent_run(script, **kw):
@@ -101,7 +103,7 @@ def test_a_failure_after_writes_carries_the_result_with_changed_and_what_was_wri
     with pytest.raises(kclient.KubeError, match=message) as err:
         absent_run([(200, b"{}")] + [stream] * 100)
     result = err.value.result
-    assert result["changed"] is True and result["written"] == ["a"]
+    assert result["changed"] is True and result["written"] == ["NodePool/a"]
     assert [(r["name"], r["action"], r["changed"]) for r in result["results"]] == [("a", "delete", True)]
     assert result["requests"]["delete"] == 1 and result["requests"]["writes"] == 1
 
@@ -115,7 +117,7 @@ def test_a_failure_before_any_write_carries_no_result():
 def test_a_broken_wait_that_recovers_succeeds():
     gone = Stream(event("DELETED", pool("a", rv="12")))
     res, api, conn = absent_run([(200, b"{}"), Stream(error=http.client.IncompleteRead(b"")), gone])
-    assert res["changed"] is True and res["written"] == ["a"] and res["not_deleted"] == []
+    assert res["changed"] is True and res["written"] == ["NodePool/a"] and res["not_deleted"] == []
     assert api.counts["watch"] == 2
 
 
@@ -135,7 +137,7 @@ def test_a_successful_wait_reports_the_ready_object_it_saw():
     api, conn, _unused = direct_api(script)
     res = karpenter_apply.run(api, engine.NODEPOOL, [desired], wait=True, wait_timeout=30, prevalidated=True)
     (item,) = res["results"]
-    assert res["not_ready"] == [] and res["written"] == ["a"]
+    assert res["not_ready"] == [] and res["written"] == ["NodePool/a"]
     assert item["ready"] is True and item["conditions"] == [READY]
     assert item["usage"]["nodes"] == 2 and item["object"]["metadata"]["resourceVersion"] == "12"
 
@@ -144,7 +146,7 @@ READY = {"type": "Ready", "status": "True", "observedGeneration": 1, "reason": "
 
 
 def test_the_wait_ignores_versions_older_than_the_write_and_reports_a_timeout_with_the_last_seen():
-    plan = engine.make_plan(engine.NODEPOOL, [pool("a", generation=2)], {"a": pool("a", ready=True)})
+    plan = engine.plan_kind(engine.NODEPOOL, [pool("a", generation=2)], {"a": pool("a", ready=True)})
     plan[0].action, plan[0].result = "update", pool("a", ready=False, generation=2, rv="11")
     stale = pool("a", ready=True, generation=1, rv="9")  # replayed from before our write: Ready, but old
     progressing = pool("a", ready=False, generation=2, rv="13")
@@ -152,7 +154,7 @@ def test_the_wait_ignores_versions_older_than_the_write_and_reports_a_timeout_wi
     times = iter([0, 0, 40])
     api._clock = lambda: next(times)
     assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == ["a"]
-    assert plan[0].result["metadata"]["resourceVersion"] == "13" and not plan[0].to_dict(engine.NODEPOOL)["ready"]
+    assert plan[0].result["metadata"]["resourceVersion"] == "13" and not plan[0].to_dict()["ready"]
 
 
 def expired():
@@ -160,7 +162,7 @@ def expired():
 
 
 def test_after_an_expired_watch_the_fresh_list_decides():
-    plan = engine.make_plan(engine.NODEPOOL, [pool("a"), pool("b")], {"a": pool("a"), "b": pool("b")})
+    plan = engine.plan_kind(engine.NODEPOOL, [pool("a"), pool("b")], {"a": pool("a"), "b": pool("b")})
     listed = (
         200,
         json.dumps({"metadata": {"resourceVersion": "50"}, "items": [pool("a", ready=True, rv="40")]}).encode(),
@@ -168,7 +170,36 @@ def test_after_an_expired_watch_the_fresh_list_decides():
     b_ready = Stream(event("MODIFIED", pool("b", ready=True, rv="51")))
     api, conn, _unused = direct_api([expired(), listed, b_ready])
     assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == []
-    assert [i.to_dict(engine.NODEPOOL)["ready"] for i in plan] == [True, True]
+    assert [i.to_dict()["ready"] for i in plan] == [True, True]
     # deletes: what the fresh list no longer holds is gone
     api, conn, _unused = direct_api([expired(), listed])
     assert engine.wait_deleted(api, engine.NODEPOOL, delete_plan("b"), 30, "10") == []
+
+
+# ------------------------------------------------------------------------------------ one engine: the two bugs
+def test_a_field_another_manager_co_owns_is_not_planned_for_removal():
+    live = pool("a")
+    live["spec"]["weight"] = 10
+    owns_weight = {"f:spec": {"f:weight": {}}}
+    live["metadata"]["managedFields"] = [
+        {"manager": engine.FIELD_MANAGER, "operation": "Apply", "fieldsV1": owns_weight},
+        {"manager": "team-gitops", "operation": "Apply", "fieldsV1": owns_weight},
+    ]
+    desired = pool("a")
+    (item,) = engine.plan_kind(engine.NODEPOOL, [desired], {"a": live})
+    assert item.action == "unchanged" and item.removed == []
+    assert item.after["spec"]["weight"] == 10
+    # owned by us alone, the same field goes
+    live["metadata"]["managedFields"].pop()
+    (item,) = engine.plan_kind(engine.NODEPOOL, [desired], {"a": live})
+    assert item.action == "update" and item.removed == [("spec", "weight")]
+    assert "weight" not in item.after["spec"]
+
+
+@pytest.mark.parametrize("definitions", [[[pool("a"), None]], [None, [pool("a")]], pool("a")])
+def test_nested_and_null_definitions_are_read_the_same_by_every_module(definitions):
+    objs, _report, _others = karpenter_apply.prepare(engine.NODEPOOL, definitions)
+    assert [o["metadata"]["name"] for o in objs] == ["a"]
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import objects
+
+    assert [o.name for o in objects.prepare(definitions)] == ["a"]

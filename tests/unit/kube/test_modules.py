@@ -1,4 +1,4 @@
-"""The module layer (karpenter_module.py, objects_module.py): a module's main() run as Ansible runs it, its JSON
+"""The module layer (kube_module.py): a module's main() run as Ansible runs it, its JSON
 output read back. The API below it is a real KubeApi over a scripted connection (kubefakes)."""
 
 import json
@@ -42,13 +42,13 @@ def nodepool_list(*names):
 def test_a_wait_that_breaks_after_the_delete_fails_with_changed_and_what_was_written(monkeypatch, capsys):
     script = [nodepool_list("a"), (200, b'{"items": []}'), (200, b"{}")] + [Stream(error=incomplete_read())] * 50
     api, conn, _unused = direct_api(script)
-    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30: api)
+    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30, **kw: api)
     rc, out = run_main(
         karpenter_provisioner, {"name": "a", "state": "absent", "wait": True, "wait_timeout": 30}, capsys
     )
     assert rc == 1 and out["failed"] is True and out["changed"] is True
     assert "IncompleteRead" in out["msg"] and "broken and not re-established" in out["msg"]
-    assert out["written"] == ["a"] and out["results"][0]["action"] == "delete"
+    assert out["written"] == ["NodePool/a"] and out["results"][0]["action"] == "delete"
     assert out["requests"]["delete"] == 1 and "diff" not in out
 
 
@@ -112,7 +112,7 @@ def empty_cluster():
 )
 @pytest.mark.parametrize("outcome", ["success", "argument-error"])
 def test_a_dict_kubeconfig_leaves_no_secret_in_the_output(module, args, outcome, monkeypatch, capsys):
-    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30: empty_cluster())
+    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30, **kw: empty_cluster())
     args = dict(args, kubeconfig=KUBECONFIG, _ansible_inject_invocation=True, _ansible_check_mode=True)
     if outcome == "argument-error":
         args["no_such_option"] = TOKEN  # the argument checks fail: their answer carries the parameters too

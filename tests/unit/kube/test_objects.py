@@ -6,7 +6,8 @@ the real apiserver."""
 import copy
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import objects
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects
 
 NETPOL = {
     "apiVersion": "networking.k8s.io/v1",
@@ -38,8 +39,8 @@ def live_of(desired, manager=objects.FIELD_MANAGER, fields=None, extra_managers=
 
 def plan_one(desired, live, state="present"):
     (obj,) = objects.prepare([desired])
-    obj.resource = objects.Resource(obj.api_version, obj.kind, "things", bool(obj.namespace))
-    return objects.make_plan([obj], {obj.key: live} if live is not None else {}, state)[0]
+    obj.resource = objects.Resource.of(obj.api_version, obj.kind, "things", bool(obj.namespace))
+    return engine.make_plan([obj], {obj.key: live} if live is not None else {}, state, engine.CONTAINS)[0]
 
 
 # --------------------------------------------------------------------------------------- differences
@@ -115,7 +116,7 @@ def test_converged_object_is_unchanged():
 
 def test_missing_object_is_created_with_its_fingerprint():
     item = plan_one(NETPOL, None)
-    assert item.action == "created"
+    assert item.action == "create"
     assert item.before == {}
     assert item.after["metadata"]["annotations"][objects.HASH_ANNOTATION] == objects.applied_hash(NETPOL)
     assert item.after["spec"] == NETPOL["spec"]
@@ -125,7 +126,7 @@ def test_changed_value_is_an_update_with_its_path():
     want = copy.deepcopy(NETPOL)
     want["spec"]["ingress"][0]["ports"][0]["port"] = 9090
     item = plan_one(want, live_of(NETPOL))
-    assert item.action == "updated"
+    assert item.action == "update"
     assert "spec.ingress[0].ports[0].port" in item.differences
 
 
@@ -135,14 +136,14 @@ def test_removed_field_is_noticed_through_the_fingerprint():
     want = copy.deepcopy(NETPOL)
     del want["metadata"]["labels"]
     item = plan_one(want, live)
-    assert item.action == "updated"
+    assert item.action == "update"
     assert item.differences == ['metadata.annotations["%s"]' % objects.HASH_ANNOTATION]
 
 
 def test_object_applied_by_another_tool_is_taken_over_once():
     live = live_of(NETPOL)
     del live["metadata"]["annotations"]
-    assert plan_one(NETPOL, live).action == "updated"
+    assert plan_one(NETPOL, live).action == "update"
 
 
 def test_drift_made_by_someone_else_is_an_update():
@@ -152,7 +153,7 @@ def test_drift_made_by_someone_else_is_an_update():
 
 
 def test_absent():
-    assert plan_one(NETPOL, live_of(NETPOL), state="absent").action == "deleted"
+    assert plan_one(NETPOL, live_of(NETPOL), state="absent").action == "delete"
     assert plan_one(NETPOL, None, state="absent").action == "unchanged"
 
 
@@ -171,7 +172,7 @@ def test_prediction_removes_fields_we_owned_and_no_longer_send():
     old["metadata"]["labels"]["team"] = "blue"
     live = live_of(old, fields=OWNED_LABELS)
     item = plan_one(NETPOL, live)
-    assert item.action == "updated"
+    assert item.action == "update"
     assert item.after["metadata"]["labels"] == {"app": "x"}
     assert item.before["metadata"]["labels"] == {"app": "x", "team": "blue"}
     assert item.after["metadata"]["annotations"][objects.HASH_ANNOTATION] == objects.applied_hash(NETPOL)
@@ -253,13 +254,13 @@ def test_resolve_table_kinds_without_requests_and_namespaces():
     warnings = objects.resolve(None, objs, namespace="default")  # no API: the table answers
     assert (
         objs[0].namespace == "default"
-        and objs[0].resource.path("default", "a") == "/api/v1/namespaces/default/configmaps/a"
+        and objs[0].resource.path("a", "default") == "/api/v1/namespaces/default/configmaps/a"
     )
-    assert "namespace" not in objs[1].body["metadata"] and objs[1].resource.path(None, "n") == "/api/v1/namespaces/n"
-    assert warnings == ["Namespace x/n: Namespace is cluster-scoped, metadata.namespace ignored"]
+    assert "namespace" not in objs[1].body["metadata"] and objs[1].resource.path("n") == "/api/v1/namespaces/n"
+    assert warnings == ["Namespace/x/n: Namespace is cluster-scoped, metadata.namespace ignored"]
     cp = objects.prepare([{"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "p"}}])
     objects.resolve(None, cp)
-    assert cp[0].resource.path(None) == "/apis/kyverno.io/v1/clusterpolicies"
+    assert cp[0].resource.path() == "/apis/kyverno.io/v1/clusterpolicies"
 
 
 def test_resolve_requires_a_namespace_and_rejects_duplicates():
@@ -280,7 +281,7 @@ def test_secret_string_data_is_compared_as_data_and_redacted_in_the_diff():
     (obj,) = objects.prepare([secret])
     assert obj.body["data"] == {"k": "dg=="} and "stringData" not in obj.body
     item = plan_one(secret, None)
-    diff = objects.report([item])["diff"][0]
+    diff = engine.report([item])["diff"][0]
     assert diff["after"]["data"]["k"].startswith("<redacted> sha256:")
     assert "dg==" not in str(diff)
 
@@ -295,16 +296,16 @@ def test_a_failed_write_reports_changed_only_when_an_earlier_write_was_done():
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}, "data": {"a": "b"}}
 
     api, _conn, _unused = direct_api([empty, refused])
-    with pytest.raises(objects.ObjectError) as err:
+    with pytest.raises(kclient.KubeError) as err:
         objects.run(api, [cm])
     assert err.value.result["changed"] is False  # nothing was written
     assert [r["error"] for r in err.value.result["results"]] == ["failed"]
 
     api, _conn, _unused = direct_api([empty, empty, (200, b"{}"), refused])
-    with pytest.raises(objects.ObjectError) as err:
+    with pytest.raises(kclient.KubeError) as err:
         objects.run(api, [ns, cm])
     assert err.value.result["changed"] is True
     assert [(r["action"], r.get("error")) for r in err.value.result["results"]] == [
-        ("created", None),
-        ("created", "failed"),
+        ("create", None),
+        ("create", "failed"),
     ]

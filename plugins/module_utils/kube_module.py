@@ -1,0 +1,244 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one module layer of every module that talks to Kubernetes (the only Ansible glue of the apply code).
+
+``KubeModule`` is an AnsibleModule with kubernetes.core's connection options. It connects (the direct
+transport with in-process EKS tokens where it applies, else the official client), masks the secrets of a
+kubeconfig given as a mapping, reports the same ``requests`` shape everywhere, emits warnings, keeps the
+diff only under ``--diff`` and maps every ``PlatformError`` to ``fail_json`` in one place (``fail_from``).
+
+The module files only declare their options and call one of the runners below:
+
+* ``run_apply(module, kind_name)``   - karpenter_provisioner, node_template (karpenter_apply.run)
+* ``run_objects(module)``            - k8s_objects (kube/objects.run)
+* ``run_info(module)``               - karpenter_info (kube/info.summarize)
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+from . import param_checks
+from .errors import InputError, PlatformError
+from .kube import client as kclient
+from .kube import transport
+
+
+class KubeModule(AnsibleModule):
+    """AnsibleModule for kubernetes.core's connection options (AUTH_ARG_SPEC, added to ``argument_spec``).
+
+    The secrets of a ``kubeconfig`` given as a mapping (tokens, passwords, client keys, exec plugin env
+    values: transport.kubeconfig_secrets) are no_log values, as kubernetes.core makes them, so no result,
+    ``invocation``, ``-vvv`` output or log line shows them. They are added as soon as the parameters are
+    read, before the argument checks whose failures return the parameters too."""
+
+    def __init__(self, argument_spec: dict, **kwargs: Any) -> None:
+        spec = dict(AUTH_ARG_SPEC)
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, **kwargs)
+        self.no_log_values.update(transport.kubeconfig_secrets(self.params.get("kubeconfig")))
+        self.api = None
+
+    def _load_params(self):
+        super()._load_params()
+        self.no_log_values.update(transport.kubeconfig_secrets((self.params or {}).get("kubeconfig")))
+
+    def connect(self, retries: int = 5) -> kclient.KubeApi:
+        """The API client for the module's connection options; fails the module with what to fix."""
+        if not kclient.HAS_KUBERNETES:
+            self.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
+        timeout = self.params.get("request_timeout") or 30
+        problem = param_checks.positive_seconds("request_timeout", self.params.get("request_timeout"))
+        if problem:
+            self.fail_json(msg=problem, changed=False)
+        try:
+            self.api = kclient.connect(self.params, timeout=timeout, retries=retries)
+        except Exception as exc:  # kubeconfig missing/unreadable
+            self.fail_json(msg="cannot configure the Kubernetes client: %s" % exc, changed=False)
+        return self.api
+
+    def requests(self) -> dict:
+        return self.api.request_summary() if self.api is not None else {}
+
+    def _reported(self, result: dict) -> dict:
+        """A result as the module returns it: warnings emitted, the diff only with --diff, requests counted."""
+        result = dict(result)
+        for w in result.pop("warnings", None) or []:
+            self.warn(str(w))
+        if not self._diff:
+            result.pop("diff", None)
+        result["requests"] = self.requests()
+        return result
+
+    def fail_from(self, exc: PlatformError) -> None:
+        """The one mapping of an error to ``fail_json``: the message, ``errors`` (per-problem details),
+        ``status``, and - when writes were done before it - the result so far with ``changed: true``."""
+        msg = str(exc)
+        if isinstance(exc, kclient.KubeError):
+            msg = "Kubernetes API error: %s" % msg
+        self.fail_json(msg=msg, **self._reported(exc.fail_kwargs()))
+
+    def run(self, fn: Callable[[], dict]) -> dict:
+        """``fn()``'s result as reported, or the module failed from the PlatformError it raised."""
+        try:
+            return self._reported(fn())
+        except PlatformError as exc:
+            self.fail_from(exc)
+        raise AssertionError("unreachable")  # fail_json exits
+
+
+def _karpenter_apply():
+    """(karpenter_apply, None), or (None, traceback) when cel-python is missing. Imported on use: the modules
+    that only need KubeModule do not load the validator."""
+    try:
+        from . import karpenter_apply
+
+        return karpenter_apply, None
+    except ImportError:
+        return None, traceback.format_exc()
+
+
+APPLY_SPEC = dict(
+    definitions=dict(type="list", elements="raw", default=[]),
+    name=dict(type="str"),
+    spec=dict(type="dict"),
+    labels=dict(type="dict"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    prune=dict(type="bool", default=False),
+    allow_disruption=dict(type="bool", default=False),
+    strict=dict(type="bool", default=False),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=120),
+    request_timeout=dict(type="int", default=30),
+    conversion=dict(
+        type="dict",
+        default={},
+        options=dict(
+            node_role=dict(type="str"),
+            instance_profile=dict(type="str"),
+            ami_version=dict(type="str", default="latest"),
+            ignore_alpha_defaults=dict(type="bool", default=False),
+            kubernetes_version=dict(type="str"),
+        ),
+    ),
+)
+
+
+def build_module(**extra: dict) -> KubeModule:
+    """The KubeModule of karpenter_provisioner / node_template (APPLY_SPEC plus ``extra`` options)."""
+    return KubeModule(
+        argument_spec=dict(APPLY_SPEC, **extra),
+        supports_check_mode=True,
+        mutually_exclusive=[("definitions", "name"), ("definitions", "spec")],
+        required_by={"spec": "name", "labels": "name"},
+    )
+
+
+def run_apply(module: KubeModule, kind_name: str, **run_args: Any) -> None:
+    """karpenter_provisioner / node_template: converge the definitions of one Karpenter kind."""
+    karpenter_apply, import_error = _karpenter_apply()
+    if karpenter_apply is None:
+        module.fail_json(msg=missing_required_lib("cel-python"), exception=import_error)
+    from .kube import resource
+
+    kind = {"NodePool": resource.NODEPOOL, "EC2NodeClass": resource.EC2NODECLASS}[kind_name]
+    p = module.params
+    definitions = p["definitions"]
+    if p["name"]:
+        meta = {"name": p["name"]}
+        if p["labels"]:
+            meta["labels"] = p["labels"]
+        definitions = [{"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta, "spec": p["spec"] or {}}]
+    if not definitions and not p["prune"]:
+        module.fail_json(msg="one of definitions or name is required")
+    try:  # before anything is read: a timeout of 0 or less would retry for nothing or write and then fail
+        karpenter_apply.check_timeouts(p["wait_timeout"], p["request_timeout"])
+    except InputError as exc:
+        module.fail_from(exc)
+    api = module.connect()
+    result = module.run(
+        lambda: karpenter_apply.run(
+            api,
+            kind,
+            definitions,
+            state=p["state"],
+            prune=p["prune"],
+            wait=p["wait"],
+            wait_timeout=p["wait_timeout"],
+            check_mode=module.check_mode,
+            strict=p["strict"],
+            allow_disruption=p["allow_disruption"],
+            conversion=p["conversion"],
+            **run_args,
+        )
+    )
+    if result["not_ready"]:
+        module.fail_json(
+            msg="%s not Ready after %ss: %s" % (kind.kind, p["wait_timeout"], ", ".join(result["not_ready"])), **result
+        )
+    if result["not_deleted"]:
+        module.fail_json(
+            msg="%s still present %ss after deletion (finalizers pending): %s"
+            % (kind.kind, p["wait_timeout"], ", ".join(result["not_deleted"])),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+OBJECTS_SPEC = dict(
+    definitions=dict(type="list", elements="raw", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    namespace=dict(type="str"),
+    field_manager=dict(type="str", default="karpenter-eks-platform"),
+    request_timeout=dict(type="int", default=30),
+)
+
+
+def run_objects() -> None:
+    """k8s_objects: converge plain Kubernetes objects with server-side apply."""
+    from .kube import objects
+
+    module = KubeModule(argument_spec=OBJECTS_SPEC, supports_check_mode=True)
+    p = module.params
+    if not p["field_manager"]:
+        module.fail_json(msg="field_manager: must not be empty")
+    api = module.connect()
+    result = module.run(
+        lambda: objects.run(
+            api,
+            p["definitions"],
+            state=p["state"],
+            check_mode=module.check_mode,
+            manager=p["field_manager"],
+            namespace=p["namespace"],
+        )
+    )
+    module.exit_json(**result)
+
+
+INFO_SPEC = dict(
+    kinds=dict(
+        type="list",
+        elements="str",
+        choices=["NodePool", "EC2NodeClass", "NodeClaim"],
+        default=["NodePool", "EC2NodeClass", "NodeClaim"],
+    ),
+    names=dict(type="list", elements="str", default=[]),
+    request_timeout=dict(type="int", default=30),
+)
+
+
+def run_info() -> None:
+    """karpenter_info: NodePools, EC2NodeClasses and NodeClaims with their readiness and usage."""
+    from .kube import info
+
+    module = KubeModule(argument_spec=INFO_SPEC, supports_check_mode=True)
+    p = module.params
+    api = module.connect()
+    result = module.run(lambda: info.summarize(api, p["kinds"], p["names"]))
+    module.exit_json(changed=False, **result)
