@@ -1,10 +1,13 @@
-# Copyright: contributors to karpenter_eks.platform
+# Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Ansible filters over the Karpenter v1 domain core: ``karpenter_convert``, ``karpenter_validate``,
 ``karpenter_manifest``, ``karpenter_manifest_mismatches`` and ``karpenter_label_select``.
 
 Documentation: one ``<filter>.yml`` per filter beside this file.
 """
+
+from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import compare
@@ -145,7 +148,7 @@ def karpenter_label_select(objs, selector):
     return out
 
 
-class FilterModule(object):
+class FilterModule:
     """Karpenter v1 filters."""
 
     def filters(self):

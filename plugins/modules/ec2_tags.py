@@ -1,35 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: ec2_tags
 short_description: Ensure one set of tags on many EC2 resources with one read and one write
 version_added: 0.1.0
 description:
-  - Ensures O(tags) on every resource of O(resources) and of those matching O(subnet_filters) and
-    O(security_group_filters) (for example Karpenter's C(karpenter.sh/discovery) tag on the cluster's subnets and
-    node security groups), instead of one amazon.aws.ec2_tag task per resource.
-  - Reads with one C(ec2:DescribeTags) (or C(ec2:DescribeSubnets)/C(ec2:DescribeSecurityGroups) for what the
-    filters select, whose answers carry the tags); writes with at most one C(ec2:CreateTags) and one
-    C(ec2:DeleteTags) per 1,000 resources. A converged set of resources sends no write request.
-  - The whole input is validated (resource ids, tag keys and values) before any request; an error names the field.
+  - Ensures one set of tags on many EC2 resources - given by id, or the subnets and security groups that filters
+    select - for example Karpenter's C(karpenter.sh/discovery) tag on the cluster's subnets and node security groups.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the tags and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: One entry per resource whose tags change, with its tags before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run sends no write request and reports no change.
-    support: full
 options:
   resources:
     description: EC2 resource ids (subnets, security groups, instances, VPCs, ...).
@@ -69,9 +53,18 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+notes:
+  - Replaces one amazon.aws.ec2_tag task per resource. Reads with one C(ec2:DescribeTags) (or
+    C(ec2:DescribeSubnets)/C(ec2:DescribeSecurityGroups) for what the filters select, whose answers carry the tags);
+    writes with at most one C(ec2:CreateTags) and one C(ec2:DeleteTags) per 1,000 resources. A converged set of
+    resources sends no write request.
+  - The whole input is validated (resource ids, tag keys and values) before any request; an error names the field.
+  - With C(--diff), returns one entry per resource whose tags change, with its tags before and after.
 """
 
 EXAMPLES = r"""

@@ -1,33 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: eks_access_entry
 short_description: Manage an EKS access entry (for example the Karpenter node role, type EC2_LINUX)
 version_added: 0.1.0
 description:
-  - Creates, updates or deletes the access entry of an IAM principal in an EKS cluster (EKS access entries API,
-    authentication mode C(API) or C(API_AND_CONFIG_MAP)).
-  - Nodes launched by Karpenter join the cluster only when their node role has an access entry of type
-    C(EC2_LINUX) (or C(EC2_WINDOWS)); such entries take no Kubernetes groups.
-  - The type of an existing entry cannot be changed by EKS; the module fails with a clear message instead.
+  - Creates, updates or deletes the EKS access entry of an IAM principal, for example the access entry of type
+    C(EC2_LINUX) for the Karpenter node role, without which Karpenter's nodes cannot join the cluster.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the entry and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: Returns the entry's type, groups, username and tags before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run reports no change.
-    support: full
 options:
   cluster_name:
     description: Name of the EKS cluster.
@@ -55,10 +41,17 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags.modules
   - amazon.aws.boto3
+notes:
+  - Needs a cluster with authentication mode C(API) or C(API_AND_CONFIG_MAP). Entries of type C(EC2_LINUX) or
+    C(EC2_WINDOWS) take no Kubernetes groups.
+  - EKS cannot change the type of an existing entry; the module fails with a clear message instead.
+  - With C(--diff), returns the entry's type, groups, username and tags before and after.
 """
 
 EXAMPLES = r"""

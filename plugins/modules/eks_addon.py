@@ -1,10 +1,9 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: eks_addon
@@ -12,19 +11,8 @@ short_description: Manage an EKS add-on (for example eks-pod-identity-agent, vpc
 version_added: 0.1.0
 description:
   - Creates, updates (version, service account role, configuration values) or deletes an EKS add-on.
-  - Options that are not given are left as they are (for example the add-on version EKS picked at creation).
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the add-on and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: Returns version, role, configuration values and tags before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run reports no change.
-    support: full
 options:
   cluster_name:
     description: Name of the EKS cluster.
@@ -57,10 +45,15 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags.modules
   - amazon.aws.boto3
+notes:
+  - Options that are not given are left as they are (for example the add-on version EKS picked at creation).
+  - With C(--diff), returns version, role, configuration values and tags before and after.
 """
 
 EXAMPLES = r"""

@@ -1,39 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: eks_cluster_version
 short_description: Keep an existing EKS cluster at a Kubernetes version, upgrading one minor version when allowed
 version_added: 0.1.0
 description:
-  - Compares the Kubernetes version of an existing EKS cluster with O(version).
-  - Equal versions - nothing is done (one DescribeCluster call).
-  - O(version) exactly one minor version above the cluster's and O(allow_upgrade=true) - upgrades the control plane
-    with UpdateClusterVersion and, with O(wait=true), waits until the update (DescribeUpdate with its update id) is
-    C(Successful), failing after O(wait_timeout) seconds. A version update already in progress (for example from a
-    run that timed out) is waited for rather than started again.
-  - Anything else fails before any write, saying why - EKS cannot downgrade a cluster, cannot skip minor versions,
-    and an upgrade needs O(allow_upgrade=true).
-  - A cluster that does not exist is left alone (C(changed=false)); create it with M(community.aws.eks_cluster),
-    which cannot change the version of an existing cluster.
-  - The control plane only - node groups, add-ons and Karpenter's nodes are upgraded separately (RV(next_steps)).
+  - Keeps the control plane of an existing EKS cluster at a Kubernetes version - nothing to do when it runs
+    O(version), an upgrade by one minor version when O(allow_upgrade=true), otherwise a failure before any write.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the cluster and reports whether it would be upgraded; sends no write request.
-    support: full
-  diff_mode:
-    description: Returns the Kubernetes version before and after.
-    support: full
-  idempotent:
-    description: When the cluster runs O(version), no write request is sent and no change reported.
-    support: full
 options:
   name:
     description: Name of the EKS cluster.
@@ -57,10 +37,22 @@ options:
     type: int
     default: 3600
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
+  - An equal version costs one DescribeCluster call. An upgrade calls UpdateClusterVersion and, with
+    O(wait=true), waits until the update (DescribeUpdate with its update id) is C(Successful), failing after
+    O(wait_timeout) seconds. A version update already in progress (for example from a run that timed out) is
+    waited for rather than started again.
+  - Any other version fails, saying why - EKS cannot downgrade a cluster, cannot skip minor versions, and an
+    upgrade needs O(allow_upgrade=true).
+  - A cluster that does not exist is left alone (C(changed=false)); create it with M(community.aws.eks_cluster),
+    which cannot change the version of an existing cluster.
+  - The control plane only - node groups, add-ons and Karpenter's nodes are upgraded separately (RV(next_steps)).
+  - With C(--diff), returns the Kubernetes version before and after.
   - moto (the sandbox's AWS emulator) has no UpdateClusterVersion/DescribeUpdate; the upgrade path is unit-tested
     with botocore's Stubber, the equal-version path also runs against moto.
 """

@@ -1,35 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: eks_nodegroup_scaling
 short_description: Set the scaling config (desired, min, max size) of an existing EKS managed node group
 version_added: 0.1.0
 description:
-  - Reads the node group and, when its scaling config differs, calls C(eks:UpdateNodegroupConfig) with the new
-    C(scalingConfig) only; labels, taints, tags and the update config are left alone. Unlike
-    M(community.aws.eks_nodegroup) it needs neither the node role nor the subnets.
-  - O(min_size) and O(max_size) default to the current values, lowered or raised only as far as O(desired_size)
-    needs, so scaling up raises the maximum and scaling back down (an undo) gives the saved values.
-  - Used by C(playbooks/runbooks/provisioning_failure.yml) as the last-resort remediation (scale the core node group
-    up); RV(previous_scaling_config) is what the runbook saves for the undo.
+  - Sets the scaling config (desired, minimum and maximum size) of an existing EKS managed node group and returns
+    the previous one, for an undo.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the node group and reports the change; sends no write request.
-    support: full
-  diff_mode:
-    description: Returns the scaling config before and after.
-    support: full
-  idempotent:
-    description: Writes only when the scaling config differs; a second run reports no change.
-    support: full
 options:
   cluster_name:
     description: Name of the EKS cluster.
@@ -58,9 +42,20 @@ options:
     type: int
     default: 600
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+notes:
+  - Calls C(eks:UpdateNodegroupConfig) with the new C(scalingConfig) only when it differs; labels, taints, tags and
+    the update config are left alone. Unlike M(community.aws.eks_nodegroup) it needs neither the node role nor
+    the subnets.
+  - O(min_size) and O(max_size) default to the current values, lowered or raised only as far as O(desired_size)
+    needs, so scaling up raises the maximum and scaling back down (an undo) gives the saved values.
+  - Used by C(playbooks/runbooks/provisioning_failure.yml) as the last-resort remediation (scale the core node group
+    up); RV(previous_scaling_config) is what the runbook saves for the undo.
+  - With C(--diff), returns the scaling config before and after.
 """
 
 EXAMPLES = r"""

@@ -1,32 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: eks_pod_identity_association
 short_description: Manage an EKS Pod Identity association (service account to IAM role)
 version_added: 0.1.0
 description:
-  - Creates, updates (role) or deletes the EKS Pod Identity association of a Kubernetes service account, found
-    by cluster, namespace and service account.
-  - The role's trust policy must allow C(pods.eks.amazonaws.com) to C(sts:AssumeRole) and C(sts:TagSession), and
-    the C(eks-pod-identity-agent) add-on must run in the cluster (see M(karpenter_eks.platform.eks_addon)).
+  - Creates, updates (role) or deletes the EKS Pod Identity association that gives the pods of a Kubernetes service
+    account an IAM role.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the association and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: Returns namespace, service account, role and tags before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run reports no change.
-    support: full
 options:
   cluster_name:
     description: Name of the EKS cluster.
@@ -49,10 +36,17 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags.modules
   - amazon.aws.boto3
+notes:
+  - The association is found by cluster, namespace and service account.
+  - The role's trust policy must allow C(pods.eks.amazonaws.com) to C(sts:AssumeRole) and C(sts:TagSession), and
+    the C(eks-pod-identity-agent) add-on must run in the cluster (see M(karpenter_eks.platform.eks_addon)).
+  - With C(--diff), returns namespace, service account, role and tags before and after.
 """
 
 EXAMPLES = r"""

@@ -1,37 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: eventbridge_rules
 short_description: Manage many EventBridge rules (event patterns) and their targets in one task
 version_added: 0.1.0
 description:
-  - Ensures a list of EventBridge rules with event patterns and their targets (for example the SQS queue of
-    Karpenter's interruption handling) in one process, instead of one amazon.aws.cloudwatchevent_rule task per rule.
-  - Reads with one C(events:ListRules) (name prefix common to the rules, paginated) and one
-    C(events:ListTargetsByRule) per existing rule. A converged batch sends no other request.
-  - Event patterns are compared as EventBridge matches them - key order and the order of the values of a match
-    list do not count (the operator/value pairs of a C(numeric) match keep theirs).
-  - Targets are compared on the fields managed here (C(arn), C(role_arn), C(input), C(input_path)); a target that
-    differs is rewritten with exactly those fields.
-  - The whole input is validated before any request; an error names the field.
+  - Ensures many EventBridge rules with event patterns and their targets in one task, for example the rules that
+    route interruption events to Karpenter's SQS queue.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the rules and targets and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: One entry per rule that changes, with its pattern, description, state and targets before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run sends no write request and reports no change.
-    support: full
 options:
   rules:
     description: The rules.
@@ -93,9 +75,22 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+notes:
+  - Replaces one amazon.aws.cloudwatchevent_rule task per rule. Reads with one C(events:ListRules) (name prefix
+    common to the rules, paginated) and one C(events:ListTargetsByRule) per existing rule. A converged batch sends
+    no other request.
+  - Event patterns are compared as EventBridge matches them - key order and the order of the values of a match
+    list do not count (the operator/value pairs of a C(numeric) match keep theirs).
+  - Targets are compared on the fields managed here (C(arn), C(role_arn), C(input), C(input_path)); a target that
+    differs is rewritten with exactly those fields.
+  - The whole input is validated before any request; an error names the field.
+  - With C(--diff), returns one entry per rule that changes, with its pattern, description, state and targets
+    before and after.
 """
 
 EXAMPLES = r"""

@@ -1,38 +1,18 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: iam_managed_policies
 short_description: Manage many customer managed IAM policies in one task
 version_added: 0.1.0
 description:
-  - Ensures a list of customer managed IAM policies (document, tags; description and path at creation) in one
-    process, instead of one amazon.aws.iam_managed_policy task per policy.
-  - Reads with one C(iam:ListPolicies) (customer managed policies, paginated) and, per existing policy,
-    C(iam:GetPolicy) and C(iam:GetPolicyVersion) of its default version. A converged batch sends no other request.
-  - The default version's document is compared as IAM evaluates it - the order of statements, of actions,
-    resources and condition values, a single value versus a one-element list and a missing C(Version)
-    (C(2008-10-17)) do not count. Only a real difference creates a new default version; when the policy already
-    has the five versions IAM allows, the oldest non-default version is deleted first.
-  - IAM cannot change the path or the description of an existing policy; a difference is reported as a warning.
-  - The whole input is validated (names, paths, documents, tags) before any request; an error names the field.
+  - Ensures many customer managed IAM policies (document and tags; description and path at creation) in one task.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the policies and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: One entry per policy that changes, with its path, description, document and tags before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run sends no write request and reports no change.
-    support: full
 options:
   policies:
     description: The policies.
@@ -70,11 +50,24 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags.modules
   - amazon.aws.boto3
 notes:
+  - Replaces one amazon.aws.iam_managed_policy task per policy. Reads with one C(iam:ListPolicies) (customer
+    managed policies, paginated) and, per existing policy, C(iam:GetPolicy) and C(iam:GetPolicyVersion) of its
+    default version. A converged batch sends no other request.
+  - The default version's document is compared as IAM evaluates it - the order of statements, of actions,
+    resources and condition values, a single value versus a one-element list and a missing C(Version)
+    (C(2008-10-17)) do not count. Only a real difference creates a new default version; when the policy already
+    has the five versions IAM allows, the oldest non-default version is deleted first.
+  - IAM cannot change the path or the description of an existing policy; a difference is reported as a warning.
+  - The whole input is validated (names, paths, documents, tags) before any request; an error names the field.
+  - With C(--diff), returns one entry per policy that changes, with its path, description, document and tags
+    before and after.
   - O(tags) and O(purge_tags) apply to every policy without its own C(tags).
 """
 

@@ -1,31 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: iam_oidc_provider
 short_description: Manage an IAM OpenID Connect provider (the EKS cluster's issuer, for IRSA)
 version_added: 0.1.0
 description:
-  - Creates, updates (client ids, thumbprints, tags) or deletes the IAM OIDC identity provider of an issuer URL,
+  - Creates, updates (client ids, thumbprints, tags) or deletes the IAM OpenID Connect provider of an issuer URL,
     for example the OIDC issuer of an EKS cluster, which IAM roles for service accounts (IRSA) trust.
-  - amazon.aws and community.aws have no module for IAM OIDC providers.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Reads the provider and reports what would change; sends no write request.
-    support: full
-  diff_mode:
-    description: Returns URL, client ids, thumbprints and tags before and after.
-    support: full
-  idempotent:
-    description: Writes only what differs; a second run reports no change.
-    support: full
 options:
   url:
     description: Issuer URL, for example C(https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE).
@@ -52,10 +40,15 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags.modules
   - amazon.aws.boto3
+notes:
+  - amazon.aws and community.aws have no module for IAM OIDC providers.
+  - With C(--diff), returns URL, client ids, thumbprints and tags before and after.
 """
 
 EXAMPLES = r"""

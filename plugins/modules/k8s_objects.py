@@ -1,50 +1,24 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: k8s_objects
 short_description: Apply or delete a batch of plain Kubernetes objects, writing only those that differ
 version_added: 0.1.0
 description:
-  - Converges a list of Kubernetes objects of any kind (Namespaces, ConfigMaps, NetworkPolicies, Kyverno
-    policies, Prometheus Operator objects, ...) in one task, with server-side apply (O(field_manager), C(force)).
-  - Reads with one LIST request per kind and namespace (filtered by name when only one object of that group is
-    wanted), decides per object whether it differs, and writes only those. A converged run sends no write request.
-  - An object is up to date when the live object contains every desired field (maps key by key; lists item by item
-    with the same length, so fields the API server adds or defaults, also inside list items, do not count) and
-    carries the fingerprint of the definition last applied (annotation C(karpenter-eks.platform/applied-sha256)),
-    so that a field removed from the definition is noticed too; server-side apply then removes it unless another
-    field manager also owns it.
-  - "Kinds: a built-in table covers common core, apps, networking, policy, RBAC, Kyverno and Prometheus Operator
-    kinds without a request; any other kind is looked up with one discovery request per C(apiVersion)."
-  - Every definition is checked (C(apiVersion), C(kind), C(metadata.name), namespace of namespaced kinds, kinds
-    the cluster serves, duplicates) before anything is written; problems are reported together, with the object
-    and the field.
-  - Writes go in the order of O(definitions) (put a Namespace before the objects in it). If one fails, the task
-    fails naming it; the objects before it were written.
+  - Applies (server-side apply) or deletes a batch of plain Kubernetes objects of any kind - Namespaces, ConfigMaps,
+    NetworkPolicies, Kyverno policies, Prometheus Operator objects, ... - in one task, writing only those that differ.
+  - Every definition is checked before anything is written; problems are reported together, naming object and field.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Sends no write request, not even a dry-run; the plan comes from the reads.
-    support: full
-  diff_mode:
-    description:
-      - Returns each changed object before and after. After a real run, C(after) is the object as stored; in check
-        mode it is predicted offline (server-side apply with the fields this field manager owns), which is exact
-        for updates of existing fields; server defaults of new objects or new list items are not predicted.
-      - Values of Secret C(data) are replaced by C(<redacted>) and a short SHA-256.
-    support: full
-  idempotent:
-    description: A second run with the same input sends no write request and reports no change.
-    support: full
 options:
   definitions:
     description:
@@ -78,6 +52,24 @@ options:
     type: int
     default: 30
 notes:
+  - Reads with one LIST request per kind and namespace (filtered by name when only one object of that group is
+    wanted), decides per object whether it differs, and writes only those. A converged run sends no write request.
+  - An object is up to date when the live object contains every desired field (maps key by key; lists item by item
+    with the same length, so fields the API server adds or defaults, also inside list items, do not count) and
+    carries the fingerprint of the definition last applied (annotation C(karpenter-eks.platform/applied-sha256)),
+    so that a field removed from the definition is noticed too; server-side apply then removes it unless another
+    field manager also owns it.
+  - "Kinds: a built-in table covers common core, apps, networking, policy, RBAC, Kyverno and Prometheus Operator
+    kinds without a request; any other kind is looked up with one discovery request per C(apiVersion)."
+  - The checks before any write cover C(apiVersion), C(kind), C(metadata.name), the namespace of namespaced kinds,
+    kinds the cluster serves, and duplicates.
+  - Writes go in the order of O(definitions) (put a Namespace before the objects in it). If one fails, the task
+    fails naming it; the objects before it were written.
+  - Check mode sends no write request, not even a dry-run; the plan comes from the reads.
+  - With C(--diff), returns each changed object before and after. After a real run, C(after) is the object as
+    stored; in check mode it is predicted offline (server-side apply with the fields this field manager owns),
+    which is exact for updates of existing fields; server defaults of new objects or new list items are not
+    predicted. Values of Secret C(data) are replaced by C(<redacted>) and a short SHA-256.
   - Objects first written by another tool (for example C(kubernetes.core.k8s) with C(apply=true)) are taken over on
     the first run (one write that adds the fingerprint). Fields that tool set stay co-owned by its field manager,
     so removing one of them from the definition later leaves it in place (server-side apply semantics).

@@ -1,51 +1,36 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: karpenter_backup
 short_description: Back up, verify, list and restore the Karpenter configuration of a cluster
 version_added: 0.1.0
 description:
-  - V(present) takes a backup of NodePools, EC2NodeClasses, NodeOverlays and KWOKNodeClasses (when their
-    CRDs are installed), the ConfigMaps of the Karpenter namespace, the Karpenter Helm release's chart
-    and user values (credentials redacted), the Karpenter CRDs' versions, and a NodeClaim/Node inventory
-    for forensics (never restored).
-  - Objects are stored as clean manifests (no status, managedFields, uid, resourceVersion, timestamps or
-    controller annotations) in apply order, in a C(.tar.gz) archive whose C(manifest.json) records the
-    cluster name, the Kubernetes and Karpenter versions, the time, object counts and a SHA-256 per file.
-    The archive is written under a temporary name and renamed, so an interrupted backup never leaves a
-    file that looks complete.
-  - Secret objects are never backed up; values that look like credentials (AWS access key ids, private
-    keys, tokens, C(password=...) in user data, Helm values under secret-like keys) are redacted or fail
-    the backup, see O(secret_policy).
-  - V(restored) verifies every checksum and the format version, validates the whole set offline (pinned
-    Karpenter CRD schema, defaults and CEL rules, runtime rules and lint for NodePool and EC2NodeClass;
-    structure for the other kinds) and only then applies it, EC2NodeClasses before NodePools, through the
-    same server-side-apply core as M(karpenter_eks.platform.karpenter_provisioner) and
-    M(karpenter_eks.platform.node_template). Restored objects carry the label
-    C(app.kubernetes.io/managed-by=karpenter_eks.platform).
-  - V(verified) only verifies an archive; V(listed) lists the archives of a cluster.
+  - Backs up the Karpenter configuration of a cluster to a checksummed archive on disk or in S3, and verifies,
+    lists and restores such archives.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
-    description:
-      - Sends no write request to Kubernetes (not even a dry-run) and writes nothing locally or to S3;
-        a backup reads the cluster and reports what it would write, a restore reports the plan and diff,
-        retention reports what it would delete.
-    support: full
+    details:
+      - Sends no write request to Kubernetes (not even a dry-run) and writes nothing locally or to S3; a backup
+        reads the cluster and reports what it would write, a restore reports the plan and diff, retention reports
+        what it would delete.
   diff_mode:
-    description: On restore, returns each changed object before and after, as a real run stores it.
-    support: full
+    details: Only a restore (O(state=restored)) returns a diff - each changed object before and after.
+    support: partial
   idempotent:
-    description:
+    details:
       - A second restore of the same archive sends no write request and reports no change.
-      - Every V(present) run creates a new archive and reports a change.
+      - Every O(state=present) run creates a new archive and reports a change.
     support: partial
 options:
   state:
@@ -206,6 +191,24 @@ options:
     type: str
     aliases: [aws_session_token]
 notes:
+  - O(state=present) backs up NodePools, EC2NodeClasses, NodeOverlays and KWOKNodeClasses (when their CRDs are
+    installed), the ConfigMaps of the Karpenter namespace, the Karpenter Helm release's chart and user values
+    (credentials redacted), the Karpenter CRDs' versions, and a NodeClaim/Node inventory for forensics (never
+    restored).
+  - Objects are stored as clean manifests (no status, managedFields, uid, resourceVersion, timestamps or
+    controller annotations) in apply order, in a C(.tar.gz) archive whose C(manifest.json) records the cluster
+    name, the Kubernetes and Karpenter versions, the time, object counts and a SHA-256 per file. The archive is
+    written under a temporary name and renamed, so an interrupted backup never leaves a file that looks complete.
+  - Secret objects are never backed up; values that look like credentials (AWS access key ids, private keys,
+    tokens, C(password=...) in user data, Helm values under secret-like keys) are redacted or fail the backup, see
+    O(secret_policy).
+  - O(state=restored) verifies every checksum and the format version, validates the whole set offline (pinned
+    Karpenter CRD schema, defaults and CEL rules, runtime rules and lint for NodePool and EC2NodeClass; structure
+    for the other kinds) and only then applies it, EC2NodeClasses before NodePools, through the same
+    server-side-apply core as M(karpenter_eks.platform.karpenter_provisioner) and
+    M(karpenter_eks.platform.node_template). Restored objects carry the label
+    C(app.kubernetes.io/managed-by=karpenter_eks.platform).
+  - O(state=verified) only verifies an archive; O(state=listed) lists the archives of a cluster.
   - S3 and KMS calls use botocore's standard retry mode (exponential backoff with jitter on throttling and
     transient errors, 10 attempts); Kubernetes calls retry HTTP 429/5xx honouring C(Retry-After).
   - A backup lists each kind with pagination (500 per page); the inventory is streamed to disk page by page.

@@ -1,53 +1,34 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: karpenter_cost_report
 short_description: Cost, utilisation and savings report for Karpenter NodePools (JSON and HTML with charts)
 version_added: 0.1.0
 description:
-  - Reads the cluster's nodes, pods, NodePools and NodeClaims (one LIST each), prices every node, and computes
-    the cost per NodePool and per capacity type, requested/allocatable utilisation, the spot share and
-    recommendations with savings in dollars per month.
-  - Adds, where reachable, AWS Cost Explorer cost for the period (by instance type and usage type, and by the
-    C(karpenter.sh/nodepool) tag and purchase type, filtered to the cluster's tag), on-demand prices of the
-    region from the AWS Pricing API, EC2 spot price history and CloudWatch Container Insights utilisation.
-    A source that is unreachable, denied, throttled past O(aws_retries) or empty is reported as a note naming
-    the source (and C(report.data_sources) says which answered); the module does not fail because of it.
-  - AWS calls that are throttled (C(Throttling), C(ThrottlingException), C(RequestLimitExceeded),
-    C(LimitExceededException), ...) or hit a transient service error are retried O(aws_retries) times with
-    jittered exponential backoff (1 s doubling, at most 20 s per wait); connection errors are not retried.
-  - "Prices, first match per node: O(prices); spot price history (spot nodes, entries newer than 7 days); the
-    price the provider recorded on the node (C(eks-node-viewer/instance-price) label or annotation); the Pricing
-    API's on-demand price in the region; the shipped static on-demand table of the AWS Karpenter provider
-    v1.14.1. Pricing API and static prices are multiplied by O(spot_fraction) for spot nodes, flagged as an
-    estimate."
-  - The static table holds B(us-east-1) prices only. For nodes in another region (from their zone label, else
-    O(region)) priced from it, the report says so in a note naming the region and the instance types, and each
-    such node carries C(price_region=us-east-1).
-  - Writes the report as JSON (O(json_path)) and as a self-contained HTML page (O(html_path)) with inline SVG
-    charts (no JavaScript, no external resources).
+  - Reports the cost, utilisation and spot share of a cluster's Karpenter NodePools, with recommendations and their
+    savings in dollars per month; optionally writes it as JSON and as an HTML page with charts.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
-    description:
-      - Only reads from the cluster and AWS. In check mode the report is computed and returned but no file
-        is written (C(changed) says whether the files would change); set C(check_mode=false) on the task to
-        write the report during a C(--check) run.
-    support: full
+    details:
+      - Only reads from the cluster and AWS. In check mode the report is computed and returned but no file is
+        written (C(changed) says whether the files would change); set C(check_mode=false) on the task to write the
+        report during a C(--check) run.
   diff_mode:
-    description: Returns no diff.
+    details: Returns no diff of the files it writes.
     support: none
   idempotent:
-    description: The report carries its generation time, so written files change on every run.
+    details: The report carries its generation time, so written files change on every run.
     support: none
 options:
   cluster_name:
@@ -147,6 +128,25 @@ requirements:
   - kubernetes >= 24.2.0
   - boto3 (for the AWS sources)
 notes:
+  - Reads the cluster's nodes, pods, NodePools and NodeClaims (one LIST each), prices every node, and computes the
+    cost per NodePool and per capacity type, requested/allocatable utilisation, the spot share and recommendations.
+  - Adds, where reachable, AWS Cost Explorer cost for the period (by instance type and usage type, and by the
+    C(karpenter.sh/nodepool) tag and purchase type, filtered to the cluster's tag), on-demand prices of the region
+    from the AWS Pricing API, EC2 spot price history and CloudWatch Container Insights utilisation. A source that
+    is unreachable, denied, throttled past O(aws_retries) or empty is reported as a note naming the source (and
+    C(report.data_sources) says which answered); the module does not fail because of it.
+  - AWS calls that are throttled (C(Throttling), C(ThrottlingException), C(RequestLimitExceeded),
+    C(LimitExceededException), ...) or hit a transient service error are retried O(aws_retries) times with
+    jittered exponential backoff (1 s doubling, at most 20 s per wait); connection errors are not retried.
+  - "Prices, first match per node: O(prices); spot price history (spot nodes, entries newer than 7 days); the
+    price the provider recorded on the node (C(eks-node-viewer/instance-price) label or annotation); the Pricing
+    API's on-demand price in the region; the shipped static on-demand table of the AWS Karpenter provider
+    v1.14.1. Pricing API and static prices are multiplied by O(spot_fraction) for spot nodes, flagged as an
+    estimate."
+  - The static table holds B(us-east-1) prices only. For nodes in another region (from their zone label, else
+    O(region)) priced from it, the report says so in a note naming the region and the instance types, and each
+    such node carries C(price_region=us-east-1).
+  - The HTML page (O(html_path)) is self-contained, with inline SVG charts (no JavaScript, no external resources).
   - "IAM for the AWS sources: C(ce:GetCostAndUsage), C(pricing:GetProducts), C(ec2:DescribeSpotPriceHistory),
     C(cloudwatch:GetMetricData).
     The tags must be activated as cost allocation tags for Cost Explorer to group and filter by them."

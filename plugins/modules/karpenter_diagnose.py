@@ -1,42 +1,28 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: karpenter_diagnose
 short_description: Diagnose a Karpenter incident (controller, provisioning, spot storm) and write a bundle
 version_added: 0.1.0
 description:
-  - Read-only diagnosis used by the runbooks in C(playbooks/runbooks/). It looks at the Kubernetes API
-    (and optionally the Karpenter health and metrics endpoints), names the causes it finds, recommends
-    remediations and computes the NodePool changes they need, with the previous specs.
-  - The controller's recent ERROR log lines (Karpenter logs JSON, C("level":"ERROR")) are read from O(log_file)
-    when set (a controller running out of cluster, for example the sandbox's) and otherwise from the controller
-    pods' logs (pod log API); they are grouped in RV(observed.log_errors). With O(scenario=provisioning) the ones
-    that name an AWS authorization or capacity error become causes.
-  - With O(scenario=provisioning), O(iam_check) (the result of M(karpenter_eks.platform.karpenter_iam_check))
-    turns denied controller actions into a finding, and an unusable simulator into a note.
-  - With O(output_dir) it writes a bundle C(<bundle_name>.json) (everything) and C(<bundle_name>.md) (a
-    readable summary). The bundle is written in check mode too; it is the runbook's output, not a
-    change to the cluster. The module never writes to the cluster.
+  - Diagnoses a Karpenter incident (controller failure, provisioning failure, spot interruption storm, spot
+    reintroduction), names the causes it finds, recommends remediations and computes the NodePool changes they need.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes.info_module
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Read-only towards the cluster.
-    support: full
+    details:
+      - Never writes to the cluster. The bundle (O(output_dir)) is written in check mode too; it is the runbook's
+        output, not a change.
 options:
   scenario:
     description: Which incident to diagnose.
@@ -155,6 +141,17 @@ options:
     default: 10
 requirements:
   - kubernetes >= 24.2.0
+notes:
+  - Used by the runbooks in C(playbooks/runbooks/). It looks at the Kubernetes API (and optionally the Karpenter
+    health and metrics endpoints) and returns the NodePool changes with the previous specs, for an undo.
+  - The controller's recent ERROR log lines (Karpenter logs JSON, C("level":"ERROR")) are read from O(log_file)
+    when set (a controller running out of cluster, for example the sandbox's) and otherwise from the controller
+    pods' logs (pod log API); they are grouped in RV(observed.log_errors). With O(scenario=provisioning) the ones
+    that name an AWS authorization or capacity error become causes.
+  - With O(scenario=provisioning), O(iam_check) (the result of M(karpenter_eks.platform.karpenter_iam_check))
+    turns denied controller actions into a finding, and an unusable simulator into a note.
+  - With O(output_dir) it writes a bundle C(<bundle_name>.json) (everything) and C(<bundle_name>.md) (a readable
+    summary), also in check mode.
 """
 
 EXAMPLES = r"""

@@ -1,37 +1,19 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: karpenter_iam_check
 short_description: Check the Karpenter controller role's permissions with the IAM policy simulator
 version_added: 0.1.0
 description:
-  - Calls C(iam:SimulatePrincipalPolicy) for the Karpenter v1 controller role with the actions, resources and
-    request context of the Karpenter v1.14 controller policies (C(ec2:CreateFleet), C(ec2:RunInstances),
-    C(ec2:CreateLaunchTemplate), C(ec2:CreateTags), C(ec2:TerminateInstances), the C(ec2:Describe*) reads,
-    C(iam:PassRole), the C(iam:*InstanceProfile) actions, C(pricing:GetProducts), C(ssm:GetParameter),
-    C(eks:DescribeCluster) and the interruption queue's C(sqs) actions) and reports the denied ones.
-  - Where the simulator cannot be used (not implemented by an emulator, C(AccessDenied) for the caller, endpoint
-    unreachable) the module does not fail; RV(available) is false and RV(note) says why.
-  - Used by C(playbooks/runbooks/provisioning_failure.yml), which passes the result to
-    M(karpenter_eks.platform.karpenter_diagnose) (O(karpenter_eks.platform.karpenter_diagnose#module:iam_check)).
+  - Checks with the IAM policy simulator whether the Karpenter v1 controller role is allowed what the controller
+    does, and reports the denied actions.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
-attributes:
-  check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Read-only.
-    support: full
 options:
   cluster_name:
     description: EKS cluster name (resource ARNs and the tag conditions of the policies).
@@ -58,9 +40,21 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes.info_module
+  - karpenter_eks.platform.attributes.action_group_aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+notes:
+  - Calls C(iam:SimulatePrincipalPolicy) with the actions, resources and request context of the Karpenter v1.14
+    controller policies (C(ec2:CreateFleet), C(ec2:RunInstances), C(ec2:CreateLaunchTemplate), C(ec2:CreateTags),
+    C(ec2:TerminateInstances), the C(ec2:Describe*) reads, C(iam:PassRole), the C(iam:*InstanceProfile) actions,
+    C(pricing:GetProducts), C(ssm:GetParameter), C(eks:DescribeCluster) and the interruption queue's C(sqs)
+    actions).
+  - Where the simulator cannot be used (not implemented by an emulator, C(AccessDenied) for the caller, endpoint
+    unreachable) the module does not fail; RV(available) is false and RV(note) says why.
+  - Used by C(playbooks/runbooks/provisioning_failure.yml), which passes the result to
+    M(karpenter_eks.platform.karpenter_diagnose) (O(karpenter_eks.platform.karpenter_diagnose#module:iam_check)).
 """
 
 EXAMPLES = r"""

@@ -1,33 +1,23 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: karpenter_info
 short_description: Read Karpenter v1 NodePools, EC2NodeClasses and NodeClaims with a usage summary
 version_added: 0.1.0
 description:
-  - Lists C(karpenter.sh/v1) NodePools, C(karpenter.k8s.aws/v1) EC2NodeClasses and C(karpenter.sh/v1)
-    NodeClaims with one LIST request per kind, and summarises per NodePool its readiness, nodes,
-    resources in use versus limits, and per EC2NodeClass its readiness.
+  - Reads Karpenter v1 NodePools, EC2NodeClasses and NodeClaims and summarises their readiness, and per NodePool its
+    nodes and the resources in use against its limits.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes.info_module
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Read-only.
-    support: full
 options:
   kinds:
     description: Which kinds to read.
@@ -46,6 +36,8 @@ options:
     default: 30
 requirements:
   - kubernetes >= 24.2.0
+notes:
+  - One LIST request per kind read.
 """
 
 EXAMPLES = r"""
@@ -71,8 +63,8 @@ ec2nodeclasses:
   type: list
   elements: dict
 nodeclaims:
-  description: One entry per NodeClaim with C(name), C(nodepool), C(instance_type), C(capacity_type), C(zone),
-    C(node), C(ready).
+  description: One entry per NodeClaim with C(name), C(nodepool), C(nodeclass), C(instance_type), C(capacity_type),
+    C(zone), C(node), C(ready) and C(capacity).
   returned: when NodeClaim is in O(kinds)
   type: list
   elements: dict

@@ -1,34 +1,25 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: karpenter_provisioner
 short_description: Manage Karpenter v1 NodePools (karpenter.sh/v1 NodePool)
 version_added: 0.1.0
 description:
-  - Creates, updates and deletes Karpenter C(karpenter.sh/v1) C(NodePool) objects in batches.
-  - The name is historical; the module manages v1 B(NodePools). Karpenter stopped serving
-    C(karpenter.sh/v1alpha5 Provisioner) in v0.33 and C(karpenter.sh/v1beta1 NodePool) in v1.1; both
-    shapes are accepted as input and converted to v1 (see RV(conversion_report)).
-  - One LIST request per run; writes only for objects whose stored state would change.
+  - Creates, updates and deletes Karpenter v1 C(NodePool) objects (C(karpenter.sh/v1)), validated offline against the
+    pinned Karpenter CRD before anything is written.
+  - Also available as C(karpenter_eks.platform.karpenter_nodepool), the name that matches the kind it manages.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - karpenter_eks.platform.karpenter
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Sends no write request; the plan and diff come from one LIST and an offline server-side-apply prediction.
-    support: full
-  diff_mode:
-    description: Returns the stored object before and after, exactly as a real run leaves it.
-    support: full
-  idempotent:
-    description: A second run with the same input sends no write request and reports no change.
-    support: full
 options:
   node_class_ref:
     description:
@@ -48,6 +39,12 @@ options:
         description: Name of the node class.
         type: str
         required: true
+notes:
+  - The name C(karpenter_provisioner) is historical; the module manages v1 B(NodePools). Legacy input - a
+    C(karpenter.sh/v1alpha5) C(Provisioner) or a C(karpenter.sh/v1beta1) C(NodePool), which Karpenter stopped
+    serving in v0.33 and v1.1 - is converted to v1 (see RV(conversion_report)).
+  - One LIST request per run; writes only for objects whose stored state would change.
+  - With C(--diff), returns each changed NodePool before and after, exactly as a real run stores it.
 """
 
 EXAMPLES = r"""
@@ -81,15 +78,25 @@ EXAMPLES = r"""
   karpenter_eks.platform.karpenter_provisioner:
     name: gpu
     state: absent
+
+- name: The same module under the name of the kind it manages
+  karpenter_eks.platform.karpenter_nodepool:
+    name: batch
+    spec:
+      template:
+        spec:
+          nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}
+          requirements:
+            - {key: karpenter.sh/capacity-type, operator: In, values: [spot]}
 """
 
 RETURN = r"""
 results:
   description:
-    - One entry per object. C(action) is V(create), V(update), V(unchanged) or V(delete); C(method) is
+    - One entry per NodePool. C(action) is V(create), V(update), V(unchanged) or V(delete); C(method) is
       V(server-side-apply), V(delete) or V(none); C(object) is the object as stored (after the write,
-      or the live one); C(conditions) and C(ready) come from its status; for NodePools C(usage) holds
-      C(nodes), C(resources) in use and C(limits); C(removed_fields) lists fields this collection
+      or the live one); C(conditions) and C(ready) come from its status; C(usage) holds C(nodes),
+      C(resources) in use and C(limits); C(removed_fields) lists fields this collection
       owned and no longer sets.
     - With O(wait), C(object), C(conditions), C(ready) and C(usage) are the object as the wait last saw it.
     - When a write failed, C(error) is V(failed) for it and V(not attempted) for the writes not sent after it.
@@ -103,6 +110,8 @@ results:
       changed: true
       method: server-side-apply
       ready: true
+      conditions:
+        - {type: Ready, status: "True", reason: Ready}
       usage: {nodes: 3, resources: {cpu: "48"}, limits: {cpu: "1000"}}
 written:
   description:
@@ -138,9 +147,12 @@ converted_other_kinds:
   type: list
   elements: dict
 requests:
-  description: Number of API requests by verb (list, get, patch, delete, watch), total and writes.
+  description:
+    - Number of API requests by verb (list, get, patch, delete, watch), C(total) and C(writes).
+    - Besides the NodePools, the node classes the NodePools reference are listed (one LIST per node class kind).
   returned: always
   type: dict
+  sample: {list: 2, patch: 1, total: 3, writes: 1}
 errors:
   description: Validation problems (object, path, rule, message) when the input is invalid.
   returned: failure

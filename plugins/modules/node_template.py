@@ -1,34 +1,31 @@
 #!/usr/bin/python
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: node_template
 short_description: Manage Karpenter v1 EC2NodeClasses (karpenter.k8s.aws/v1 EC2NodeClass)
 version_added: 0.1.0
 description:
-  - Creates, updates and deletes C(karpenter.k8s.aws/v1) C(EC2NodeClass) objects in batches.
-  - The name is historical; the module manages v1 B(EC2NodeClasses). Karpenter stopped serving
-    C(karpenter.k8s.aws/v1alpha1 AWSNodeTemplate) in v0.33 and C(v1beta1 EC2NodeClass) in v1.1; both
-    shapes are accepted as input and converted to v1 (see RV(conversion_report)).
-  - One LIST request per run; writes only for objects whose stored state would change.
+  - Creates, updates and deletes Karpenter v1 C(EC2NodeClass) objects (C(karpenter.k8s.aws/v1)), validated offline
+    against the pinned Karpenter CRD before anything is written.
+  - Also available as C(karpenter_eks.platform.karpenter_ec2nodeclass), the name that matches the kind it manages.
 author:
   - Karpenter EKS platform maintainers (@karpenter-eks)
 extends_documentation_fragment:
+  - karpenter_eks.platform.attributes
+  - karpenter_eks.platform.attributes.action_group_karpenter
   - karpenter_eks.platform.karpenter
   - kubernetes.core.k8s_auth_options
-attributes:
-  check_mode:
-    description: Sends no write request; the plan and diff come from one LIST and an offline server-side-apply prediction.
-    support: full
-  diff_mode:
-    description: Returns the stored object before and after, exactly as a real run leaves it.
-    support: full
-  idempotent:
-    description: A second run with the same input sends no write request and reports no change.
-    support: full
+notes:
+  - The name C(node_template) is historical; the module manages v1 B(EC2NodeClasses). Legacy input - a
+    C(karpenter.k8s.aws/v1alpha1) C(AWSNodeTemplate) or a C(karpenter.k8s.aws/v1beta1) C(EC2NodeClass), which
+    Karpenter stopped serving in v0.33 and v1.1 - is converted to v1 (see RV(conversion_report)).
+  - One LIST request per run; writes only for objects whose stored state would change.
+  - With C(--diff), returns each changed EC2NodeClass before and after, exactly as a real run stores it.
 """
 
 EXAMPLES = r"""
@@ -43,29 +40,43 @@ EXAMPLES = r"""
         - tags: {karpenter.sh/discovery: prod}
       securityGroupSelectorTerms:
         - tags: {karpenter.sh/discovery: prod}
+
+- name: The same module under the name of the kind it manages, removing an EC2NodeClass no NodePool uses
+  karpenter_eks.platform.karpenter_ec2nodeclass:
+    name: legacy
+    state: absent
 """
 
 RETURN = r"""
 results:
   description:
-    - One entry per object. C(action) is V(create), V(update), V(unchanged) or V(delete); C(method) is
-      V(server-side-apply), V(delete) or V(none); C(object) is the object as stored (after the write,
-      or the live one); C(conditions) and C(ready) come from its status; for NodePools C(usage) holds
-      C(nodes), C(resources) in use and C(limits); C(removed_fields) lists fields this collection
-      owned and no longer sets.
-    - With O(wait), C(object), C(conditions), C(ready) and C(usage) are the object as the wait last saw it.
+    - One entry per EC2NodeClass. C(action) is V(create), V(update), V(unchanged) or V(delete); C(method) is
+      V(server-side-apply), V(delete) or V(none); C(object) is the object as stored (after the write, or the live
+      one); C(conditions) and C(ready) come from its status; C(removed_fields) lists fields this collection owned
+      and no longer sets.
+    - With O(wait), C(object), C(conditions) and C(ready) are the object as the wait last saw it.
     - When a write failed, C(error) is V(failed) for it and V(not attempted) for the writes not sent after it.
   returned: always
   type: list
   elements: dict
   sample:
-    - kind: NodePool
-      name: general
+    - kind: EC2NodeClass
+      name: default
       action: update
       changed: true
       method: server-side-apply
       ready: true
-      usage: {nodes: 3, resources: {cpu: "48"}, limits: {cpu: "1000"}}
+      conditions:
+        - {type: Ready, status: "True", reason: Ready}
+      object:
+        apiVersion: karpenter.k8s.aws/v1
+        kind: EC2NodeClass
+        metadata: {name: default}
+        spec:
+          role: KarpenterNodeRole-prod
+          amiSelectorTerms: [{alias: al2023@v20250505}]
+          subnetSelectorTerms: [{tags: {karpenter.sh/discovery: prod}}]
+          securityGroupSelectorTerms: [{tags: {karpenter.sh/discovery: prod}}]
 written:
   description:
     - Names of the objects whose write (server-side apply or delete) the apiserver accepted; none in check mode.
@@ -93,10 +104,17 @@ conversion_report:
   returned: always
   type: list
   elements: dict
+converted_other_kinds:
+  description: Objects of other kinds produced by conversion (for example the NodePool converted from a legacy
+    C(Provisioner) given here); apply them with M(karpenter_eks.platform.karpenter_provisioner).
+  returned: always
+  type: list
+  elements: dict
 requests:
-  description: Number of API requests by verb (list, get, patch, delete, watch), total and writes.
+  description: Number of API requests by verb (list, get, patch, delete, watch), C(total) and C(writes).
   returned: always
   type: dict
+  sample: {list: 1, patch: 1, total: 2, writes: 1}
 errors:
   description: Validation problems (object, path, rule, message) when the input is invalid.
   returned: failure
