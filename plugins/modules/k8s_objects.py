@@ -107,8 +107,9 @@ EXAMPLES = r"""
 RETURN = r"""
 results:
   description:
-    - One entry per object, in the order of O(definitions). C(action) is V(unchanged), V(created), V(updated) or
-      V(deleted) (in check mode, what a real run would do). For V(updated), C(differences) lists the desired
+    - One entry per object, in the order of O(definitions). C(action) is V(unchanged), V(create), V(update) or
+      V(delete) (in check mode, what a real run would do), as in the Karpenter modules; C(method) is
+      V(server-side-apply), V(delete) or V(none). For V(update), C(differences) lists the desired
       field paths the live object lacks or holds with another value (the fingerprint annotation when only the
       definition changed, for example a field was removed).
   returned: always
@@ -119,9 +120,18 @@ results:
       kind: Namespace
       namespace: null
       name: karpenter
-      action: updated
+      action: update
       changed: true
+      method: server-side-apply
       differences: ['metadata.labels["pod-security.kubernetes.io/enforce"]']
+written:
+  description:
+    - The objects (C(Kind/name) or C(Kind/namespace/name)) whose write the apiserver accepted; none in check mode.
+    - When a write fails, the task fails with this list and C(changed=true) if it is not empty.
+  returned: always
+  type: list
+  elements: str
+  sample: [Namespace/karpenter]
 diff:
   description: With C(--diff), C(before), C(after), C(before_header) and C(after_header) of each changed object.
   returned: with diff mode

@@ -115,11 +115,13 @@ results:
       usage: {nodes: 3, resources: {cpu: "48"}, limits: {cpu: "1000"}}
 written:
   description:
-    - Names of the objects whose write (server-side apply or delete) the apiserver accepted; none in check mode.
+    - The objects (C(Kind/name)) whose write (server-side apply or delete) the apiserver accepted; none in check
+      mode.
     - When a later write or the wait fails, the task fails with C(changed=true) and this list.
   returned: always
   type: list
   elements: str
+  sample: [NodePool/general]
 disrupted_nodeclaims:
   description: For deletes allowed with O(allow_disruption), the NodeClaims of each deleted object.
   returned: always

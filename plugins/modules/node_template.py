@@ -79,11 +79,13 @@ results:
           securityGroupSelectorTerms: [{tags: {karpenter.sh/discovery: prod}}]
 written:
   description:
-    - Names of the objects whose write (server-side apply or delete) the apiserver accepted; none in check mode.
+    - The objects (C(Kind/name)) whose write (server-side apply or delete) the apiserver accepted; none in check
+      mode.
     - When a later write or the wait fails, the task fails with C(changed=true) and this list.
   returned: always
   type: list
   elements: str
+  sample: [EC2NodeClass/general]
 disrupted_nodeclaims:
   description: For deletes allowed with O(allow_disruption), the NodeClaims of each deleted object.
   returned: always
