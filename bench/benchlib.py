@@ -203,7 +203,7 @@ def sandbox_env():
     return json.loads(res.stdout)
 
 
-class Sandbox(object):
+class Sandbox:
     def __init__(self, env=None):
         from kubernetes import client, config
 
@@ -328,7 +328,7 @@ def summarize_writes(events, exclude_agents=("karpenter/",)):
 # --------------------------------------------------------------------------------------------- counting proxy
 
 
-class CountingProxy(object):
+class CountingProxy:
     """A plain-HTTP reverse proxy on 127.0.0.1 in front of the sandbox apiserver that counts every request.
 
     Clients get a kubeconfig (``self.kubeconfig``) whose server is the proxy, without credentials; the proxy

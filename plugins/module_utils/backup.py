@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Backup and restore of the Karpenter configuration (plain Python; the module only wires params).
 
 Archive (``karpenter-backup.<cluster>.<UTC time>.tar.gz``), ``manifest.json`` first::
@@ -24,7 +25,7 @@ before the first write; the writes go through ``karpenter_apply.run`` (the modul
 dependency order. Nothing is written in check mode.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import base64
 import copy
@@ -86,7 +87,7 @@ class BackupError(PlatformError):
 NODEOVERLAY = resource.NODEOVERLAY
 
 
-class Section(object):
+class Section:
     """One restorable file of the archive."""
 
     def __init__(self, kind, filename, crd, validated, order, optional=False):
@@ -409,7 +410,7 @@ def _stream_jsonl(staging, rel, items, files, kind, transform):
     return count
 
 
-class _Background(object):
+class _Background:
     """Run ``fn(*args)`` in a thread; ``result()`` joins it and returns its value or raises its exception."""
 
     def __init__(self, fn, *args):
@@ -616,7 +617,7 @@ def write_archive(staging, manifest, dest_dir, name, fail_after=None):
 # ---------------------------------------------------------------------------------------------- reading an archive
 
 
-class Archive(object):
+class Archive:
     """A verified archive: manifest + restorable objects by kind (inventory checksummed, not loaded)."""
 
     def __init__(self, manifest, objects, name):

@@ -1,12 +1,13 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The four operations of karpenter_backup (present, restored, verified, listed) over the local and S3 stores.
 
 Plain Python: ``api`` is a kube.client.KubeApi (or None when not needed), ``store`` a backup_s3.S3Store
 (or None), ``p`` the module's parameters as a dict.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import os
 import re

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """S3 destination of karpenter_backup (boto3, the amazon.aws way: profile/env chain, endpoint_url).
 
 * Uploads are atomic by S3's nature (an object appears only when complete), carry a SHA-256 checksum
@@ -10,7 +11,7 @@
   ``max_attempts``), plus the same classification for our own messages.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import base64
 import hashlib
@@ -61,7 +62,7 @@ def explain(exc, what):
     return "%s: %s" % (what, exc)
 
 
-class S3Store(object):
+class S3Store:
     def __init__(
         self,
         bucket,

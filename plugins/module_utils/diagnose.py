@@ -1,6 +1,6 @@
-# -*- coding: utf-8 -*-
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Read-only incident diagnosis for the runbooks (controller, provisioning, spot storm).
 
 Every gatherer appends what it looked at to ``checked`` and what it found to ``findings`` (with an
@@ -10,9 +10,7 @@ with the previous spec alongside, so the playbooks feed them to ``karpenter_prov
 gives exact ``--check --diff`` and sends no write in check mode).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import copy
 import datetime
@@ -252,7 +250,7 @@ def metric_sum(metrics, name, by=None, **match):
     return groups if by else groups.get("", 0.0)
 
 
-class Diagnosis(object):
+class Diagnosis:
     def __init__(self, api, scenario, http_get=None, now=None, pod_log=None):
         self.api = api
         self.scenario = scenario

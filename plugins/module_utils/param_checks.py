@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Checks of module parameters for the domain cores (plain Python, no Ansible import).
 
 Each check returns None when the value is fine, else the problem as one sentence that names the
@@ -8,7 +9,7 @@ raises its own error type (karpenter_apply.InputError, backup.BackupError) befor
 or written. The Ansible argument spec only checks types and choices; these run for every caller.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import re
 

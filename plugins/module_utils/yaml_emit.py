@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Block-style YAML for JSON-shaped data (Kubernetes objects), about ten times faster than PyYAML's dumper.
 
 PyYAML's representer is Python code even with the C emitter: dumping the 400 NodePools/EC2NodeClasses of a
@@ -15,7 +16,7 @@ is JSON-quoted, which is a valid YAML double-quoted scalar. The layout follows P
 with sorted keys: nested mappings indented by two, list items at their key's indentation.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import json
 import re

@@ -217,7 +217,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
-UTC = datetime.timezone.utc  # noqa: UP017 - modules also run on Python < 3.11
+UTC = datetime.UTC
 
 
 def _argument_spec():

@@ -364,7 +364,11 @@ def test_interruption_messages_are_handled_by_the_controller(
 
             def replaced():
                 nodes = [n for n in pool_nodes(sandbox, name) if n.metadata.name != old.metadata.name]
-                ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))]
+                ready = [
+                    n
+                    for n in nodes
+                    if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+                ]
                 pods = running_pods(sandbox, name)
                 return ready and pods and all(p.spec.node_name != old.metadata.name for p in pods)
 

@@ -103,7 +103,9 @@ def test_karpenter_provisions_and_consolidates(sandbox, uid):
             inst = ec2(sandbox).describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
             assert inst["InstanceType"] == n.metadata.labels["node.kubernetes.io/instance-type"]
             assert inst["Placement"]["AvailabilityZone"] == n.metadata.labels["topology.kubernetes.io/zone"]
-        assert nodes and all(any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or [])) for n in nodes)
+        assert nodes and all(
+            any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or [])) for n in nodes
+        )
         assert {n.metadata.labels["kubernetes.io/arch"] for n in nodes} == {"amd64"}
         # every pod runs on a Karpenter node of this pool
         pods = sandbox.core.list_namespaced_pod("default", label_selector=f"app={app}").items

@@ -363,7 +363,7 @@ LIVE = {
 }
 
 
-class FakeApi(object):
+class FakeApi:
     """Answers LISTs with a few live objects; any write or watch raises."""
 
     def __init__(self):

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Common part of the batch AWS modules (iam_managed_policies, eventbridge_rules, ec2_tags).
 
 A batch module validates its whole input first (``validate(params)``, no client yet: bad input fails naming the
@@ -12,9 +13,7 @@ returned as ``requests: {total, writes}``: ``writes`` lists the operations that 
 so a converged run or a check run can be shown to have sent none.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 import threading
@@ -46,7 +45,7 @@ class InputError(Exception):
     """The module's input is invalid; raised before any request is sent. The message names the field."""
 
 
-class RequestCounter(object):
+class RequestCounter:
     """Counts the API calls a botocore client sends (``before-call``: once per call and page, AWSRetry retries
     included; botocore's own internal retries are not seen)."""
 

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Desired-state logic of ec2_tags: one set of tags on many EC2 resources with one read and at most one write of
 each kind.
 
@@ -11,9 +12,7 @@ union of the tags that differ anywhere - rewriting a tag to the value it already
 ``DeleteTags`` for ``purge_tags``/``state=absent`` (AWS limits: 1,000 resources per call, so more only beyond that).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import re
 

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Desired-state logic of the EKS/IAM modules (eks_access_entry, eks_pod_identity_association, eks_addon,
 iam_oidc_provider).
 
@@ -10,9 +11,7 @@ returns ``{"changed", <resource>, "before", "after"}`` with the same shape wheth
 SDK errors propagate as botocore exceptions wrapped in :class:`AwsOperationError`, which names the operation.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -28,7 +27,7 @@ class AwsOperationError(Exception):
     """An SDK call failed; ``msg`` says what we were doing, ``exception`` is the botocore error."""
 
     def __init__(self, msg, exception):
-        super(AwsOperationError, self).__init__(msg)
+        super().__init__(msg)
         self.msg = msg
         self.exception = exception
 

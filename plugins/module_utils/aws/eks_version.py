@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Kubernetes version of an existing EKS cluster (module eks_cluster_version).
 
 community.aws.eks_cluster creates clusters but refuses a version change ("Cannot modify version of existing
@@ -15,9 +16,7 @@ A version update already in progress (a previous run that timed out) is waited f
 Check mode reads only. Errors are :class:`AwsOperationError` (runner.run_aws_module turns them into fail_json).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import re
 import time

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Desired-state logic of eventbridge_rules: many EventBridge rules (event patterns) and their targets at once.
 
 Reads: one ``ListRules`` (NamePrefix = the names' common prefix, paginated) for every rule of the batch, then
@@ -12,9 +13,7 @@ InputPath: fields not managed here are not compared, and a target that is rewrit
 ``RemoveTargets`` for targets not given (``purge_targets``); ``state=absent`` removes the targets, then the rule.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 import os

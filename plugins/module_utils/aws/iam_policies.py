@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Desired-state logic of iam_managed_policies: many customer managed IAM policies in one process.
 
 Reads: one ``ListPolicies`` (Scope=Local, paginated) finds the policies by name (IAM policy names are unique in an
@@ -14,9 +15,7 @@ allows; ``TagPolicy``/``UntagPolicy``; for ``state=absent`` the policy is detach
 its non-default versions deleted, then the policy itself.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 import re

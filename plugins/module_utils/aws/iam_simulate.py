@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Checks the Karpenter v1 controller role with the IAM policy simulator (iam:SimulatePrincipalPolicy).
 
 The actions, resources and conditions are those of the controller policies of Karpenter v1.14 (getting-started
@@ -12,9 +13,7 @@ The result never raises for the simulator itself: where it is missing (an emulat
 unreachable, the result says so in ``note`` (``available: false``) and the runbook carries on without it.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError

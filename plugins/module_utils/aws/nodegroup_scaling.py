@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Scaling config of an existing EKS managed node group (module eks_nodegroup_scaling).
 
 Only ``scalingConfig`` is read and written (``eks:DescribeNodegroup``, ``eks:UpdateNodegroupConfig``): unlike
@@ -7,9 +8,7 @@ community.aws.eks_nodegroup it needs neither the node role nor the subnets and l
 update config alone, which is what a runbook that scales the core node group up (and its undo) needs.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import time
 

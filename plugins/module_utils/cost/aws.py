@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """AWS data sources of the cost report: Cost Explorer, Pricing, EC2 spot price history, CloudWatch.
 
 * One retry policy: every call goes through ``Retry.call``, which retries throttling and transient service
@@ -13,9 +14,7 @@
   degrades at once instead of multiplying connect timeouts.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import datetime
 import os
@@ -112,7 +111,7 @@ def is_retryable(exc):
     return code in THROTTLING_CODES or code in TRANSIENT_CODES or http_status(exc) in TRANSIENT_STATUS
 
 
-class Retry(object):
+class Retry:
     """Retries with "equal jitter" exponential backoff: the n-th wait is in [cap/2, cap], cap = min(max, delay*2^n).
 
     ``attempts`` counts the attempts made per ``service:Operation``; ``waits`` lists the seconds slept.
@@ -155,7 +154,7 @@ def region_from_params(p):
     return p.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-class Aws(object):
+class Aws:
     """Session + clients (botocore retries off, short connect timeout) + the retry policy.
 
     ``client_factory(service, region)`` replaces client creation (tests pass Stubber-wrapped clients).

@@ -1,14 +1,13 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The cost report's run: read each requested source, price the nodes, build the report.
 
 ``collect(params, now)`` never raises because a source failed: each failure is a note (and ``data_sources``
 says which source answered, failed, was empty or was skipped). Used by the karpenter_cost_report module.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import datetime
 

@@ -1,14 +1,13 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Self-contained HTML for a cost report: inline SVG charts generated here, no JavaScript, no CDN.
 
 Every chart is an ``<svg class="chart" id="chart-...">`` with a ``<title>`` and one ``<rect>`` per bar
 segment carrying ``data-series``/``data-value`` attributes, so tests (and screen readers) can read them.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from html import escape
 

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Cost model: nodes + pods + prices -> cost per NodePool and capacity type, utilisation, recommendations.
 
 Plain Python (stdlib only, plus the collection's quantity parser); no Ansible, no Kubernetes client, no boto3.
@@ -20,9 +21,7 @@ Definitions (also printed in the report):
 * monthly = hourly x ``hours_per_month`` (730 = 8760 / 12).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 import math
@@ -177,7 +176,7 @@ def node_records(nodes, pods, claims=()):
 # ---------------------------------------------------------------------------------------------- prices
 
 
-class PriceBook(object):
+class PriceBook:
     """Hourly prices with a named source (and the region the price is for) for every answer.
 
     ``regional``: {region: {instance type: on-demand price}} (Pricing API); ``on_demand``: the static table,

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Static on-demand price table (USD per hour, Linux, us-east-1), shipped with the collection.
 
 Generated from the AWS Karpenter provider's own fallback table
@@ -17,9 +18,7 @@ Spot prices are not in this table: they move hourly. The cost logic uses EC2 spo
 reachable, then the price recorded on the node, then ``on-demand x SPOT_FRACTION`` as a stated estimate.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 SOURCE = "github.com/aws/karpenter-provider-aws@v1.14.1/pkg/providers/pricing/zz_generated.pricing_aws.go"
 GENERATED_AT = "2026-07-06T14:20:29Z"

@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Evaluation of the CRDs' ``x-kubernetes-validations`` (CEL) rules with cel-python (``celpy``).
 
 Each rule is evaluated at the schema node where it is declared, with ``self`` bound to that node
@@ -229,7 +232,7 @@ class CELConversionError(ValueError):
     """
 
     def __init__(self, path, message):
-        super(CELConversionError, self).__init__("%s: %s" % (path, message) if path else message)
+        super().__init__("%s: %s" % (path, message) if path else message)
         self.path = path
 
 
@@ -279,7 +282,7 @@ def _to_cel(value, schema, path):
     return celtypes.StringType(str(value))
 
 
-class _Node(object):
+class _Node:
     """Lazily converted value of one schema node (CEL value and memo key computed once)."""
 
     __slots__ = ("value", "schema", "path", "_cel", "_key")

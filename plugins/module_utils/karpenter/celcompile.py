@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A small compiler from CEL rule text to Python functions over plain JSON values.
 
 The CRDs' ``x-kubernetes-validations`` rules are evaluated by cel-python (``celpy``, see ``cel.py``); its
@@ -113,7 +116,7 @@ _PREC.update((("op", op), 3) for op in ("<", "<=", ">", ">=", "==", "!="))
 _PREC.update((("op", op), 4) for op in ("+", "-", "*", "/", "%"))
 
 
-class _Parser(object):
+class _Parser:
     def __init__(self, text):
         self.toks = tokenize(text)
         self.pos = 0
@@ -587,7 +590,7 @@ _HELPERS = {
 SELF_KINDS = {"string": "str", "object": "map", "array": "list", "boolean": "bool"}
 
 
-class _Gen(object):
+class _Gen:
     def __init__(self, self_kind="any"):
         self.consts = {}
         self.n = 0

@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Normalisation and desired-vs-live comparison of Karpenter objects.
 
 ``normalize(obj)`` drops what the server or Karpenter populate (``status``; ``metadata.uid``,

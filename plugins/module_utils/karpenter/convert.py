@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Conversion of legacy Karpenter objects to v1 (docs/karpenter-v1.md section 3).
 
 ``convert(obj_or_list, **options) -> (objects, report)`` converts
@@ -248,7 +251,7 @@ def _kubelet_fields():
     return upstream_kubelet_fields()
 
 
-class _Converter(object):
+class _Converter:
     def __init__(
         self,
         node_role=None,

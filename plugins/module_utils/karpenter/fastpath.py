@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """One pass over an object that does what ``schema.prune``, ``schema.apply_defaults``,
 ``schema.validate_schema`` and ``cel.evaluate`` do in four passes, with the same results.
 
@@ -40,7 +43,7 @@ class _Slow(Exception):
     """This object (or schema) must take the four-pass path."""
 
 
-class Walk(object):
+class Walk:
     """State of one object's pass: prune issues, schema issues, pending CEL nodes, seen containers."""
 
     __slots__ = ("ref", "P", "V", "C", "seen", "bigint", "cel_order")
@@ -120,7 +123,7 @@ def plan_for(schema):
     return hit[1]
 
 
-class _NodeRules(object):
+class _NodeRules:
     """The CEL rules of one schema node evaluated without an old object (transition rules only with
     ``optionalOldSelf``), and their compiled function (built on first use, see celcompile.compile_node)."""
 
@@ -456,7 +459,7 @@ def _array(node):
     return proc
 
 
-class _Root(object):
+class _Root:
     """The object level: metadata (ObjectMeta pruning and checks), the schema's properties, required."""
 
     def __init__(self, schema):

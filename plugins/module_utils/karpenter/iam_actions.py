@@ -1,11 +1,12 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """IAM actions of the Karpenter v1 controller that the linter and the IAM simulator both name.
 
 Plain Python. The policies themselves are the karpenter role's templates (getting-started CloudFormation).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 # instance profiles Karpenter manages itself for EC2NodeClass spec.role (new in v1), on instance-profile/*
 INSTANCE_PROFILE_ACTIONS = (

@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Issue objects shared by the validators, the linter and the converter, and field-path helpers.
 
 An :class:`Issue` names the object (``NodePool/general``), the field path
@@ -44,7 +47,7 @@ def bound(text):
     return shorten(_LONG_VALUE.sub(lambda m: shorten(m.group(0)), text), MESSAGE_LIMIT)
 
 
-class Issue(object):
+class Issue:
     """One finding about one object."""
 
     __slots__ = ("object_ref", "path", "rule", "message", "severity", "source", "hint")

@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """EC2NodeClass ``spec.kubelet`` checks of Karpenter v1.15's controller, offline.
 
 Since karpenter-provider-aws v1.15 ``spec.kubelet`` is an open map (``x-kubernetes-preserve-unknown-fields``):

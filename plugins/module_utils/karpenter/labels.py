@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Kubernetes name/label syntax checks and Karpenter v1 label knowledge (v1.15.0; unchanged since v1.14.1).
 
 Ports of ``k8s.io/apimachinery/pkg/util/validation`` (``IsQualifiedName``, ``IsValidLabelValue``,

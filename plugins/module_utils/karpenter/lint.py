@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Lint rules for Karpenter objects beyond what the CRD and Karpenter's runtime validation reject.
 
 Every rule has an id (``KPLnnn``), a default severity, a message and the field path. The rules

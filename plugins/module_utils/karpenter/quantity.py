@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A small Kubernetes resource-quantity parser (``resource.Quantity`` semantics, exact arithmetic).
 
 ``parse_quantity("1Gi") == parse_quantity("1024Mi")``; ``parse_quantity(1000) == parse_quantity("1k")``.

@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Structural OpenAPI v3 validation and defaulting driven by the Karpenter CRD schemas.
 
 Mirrors what the apiserver does with a custom resource, in the same order:

@@ -1,3 +1,6 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Offline validation of Karpenter v1 objects: ``validate(obj, old=None)`` and ``validate_batch(objs)``.
 
 For NodePool (``karpenter.sh/v1``) and EC2NodeClass (``karpenter.k8s.aws/v1``) this runs, in the
@@ -51,7 +54,7 @@ LEGACY = {
 }
 
 
-class ValidationResult(object):
+class ValidationResult:
     """Outcome of validating one object."""
 
     def __init__(self, obj, object_ref_, api_version, kind, defaulted, issues):
@@ -92,7 +95,7 @@ class ValidationResult(object):
         return "ValidationResult(%s, errors=%d, warnings=%d)" % (self.object_ref, len(self.errors), len(self.warnings))
 
 
-class BatchResult(object):
+class BatchResult:
     """Outcome of ``validate_batch``: one ValidationResult per input object (same order)."""
 
     def __init__(self, results):

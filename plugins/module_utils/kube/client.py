@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A small REST client for the Kubernetes API that counts its requests and retries.
 
 Connection settings are resolved as kubernetes.core resolves them (module params, then ``K8S_AUTH_*``
@@ -14,11 +15,12 @@ exec-plugin (``aws eks get-token``) settings, and ``kubernetes.client.ApiClient`
 which saves ~0.3 s per module run.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import http.client
 import importlib.util
 import json
+import os
 import random
 import re
 import threading
@@ -70,19 +72,72 @@ def connect(params, timeout=30, retries=5):
     return KubeApi(configuration, headers, timeout=timeout, retries=retries)
 
 
-def configuration_from_params(params):
-    """Build a kubernetes ``Configuration`` + headers the way kubernetes.core does."""
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-        _create_auth_spec,
-        _create_configuration,
-        _create_headers,
+def configuration_from_params(params, environ=None):
+    """A kubernetes ``Configuration`` + headers for the connection options, with the rules kubernetes.core's
+    modules follow (parameters, then ``K8S_AUTH_*``; host plus credentials alone, else the kubeconfig, else
+    in-cluster then the default kubeconfig), built on the public APIs of the kubernetes client only."""
+    import kubernetes
+    import urllib3
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+        AUTH_ARG_MAP,
+        AUTH_PROXY_HEADERS_SPEC,
     )
 
-    auth = _create_auth_spec(**{k: v for k, v in params.items() if v is not None})
-    return _create_configuration(auth), _create_headers(**{k: v for k, v in params.items() if v is not None})
+    environ = os.environ if environ is None else environ
+    auth = direct.resolve_auth(params, environ)
+    if auth.get("host"):
+        auth["host"] = auth["host"].rstrip("/")
+
+    def given(*names):
+        return all(auth.get(n) for n in names)
+
+    def load_kubeconfig():
+        kubeconfig = auth.get("kubeconfig")
+        options = {"context": auth.get("context"), "persist_config": auth.get("persist_config")}
+        if isinstance(kubeconfig, dict):
+            kubernetes.config.load_kube_config_from_dict(config_dict=kubeconfig, **options)
+        else:
+            kubernetes.config.load_kube_config(config_file=kubeconfig or None, **options)
+
+    if given("username", "password", "host") or given("api_key", "host") or given("client_cert", "client_key", "host"):
+        pass  # enough to authenticate: neither a kubeconfig nor the in-cluster configuration is read
+    elif given("kubeconfig") or given("context"):
+        load_kubeconfig()
+    else:
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException:
+            load_kubeconfig()
+    configuration = kubernetes.client.Configuration().get_default_copy()
+    attribute = {param: attr for attr, param in AUTH_ARG_MAP.items()}
+    for name, value in auth.items():
+        attr = attribute.get(name)
+        if attr is None or value is None:
+            continue
+        if attr == "api_key":
+            value = {"authorization": "Bearer %s" % value}
+        elif attr == "proxy_headers":
+            if value is True:  # from K8S_AUTH_PROXY_HEADERS_* variables
+                value = {}
+                for key, spec in AUTH_PROXY_HEADERS_SPEC.items():
+                    env_value = environ.get("K8S_AUTH_PROXY_HEADERS_%s" % key.upper())
+                    if env_value is not None:
+                        value[key] = (
+                            env_value.lower() not in ("0", "false", "no") if spec.get("type") == "bool" else env_value
+                        )
+            value = urllib3.util.make_headers(**value)
+        setattr(configuration, attr, value)
+    headers = {}
+    for name, header in (("impersonate_user", "Impersonate-User"), ("impersonate_groups", "Impersonate-Group")):
+        value = auth.get(name)
+        if isinstance(value, str) and name == "impersonate_groups":
+            value = [v for v in value.split(",") if v]
+        if value:
+            headers[header] = value
+    return configuration, headers
 
 
-class KubeApi(object):
+class KubeApi:
     """Raw JSON REST calls with request accounting, backoff on throttling/transient errors."""
 
     def __init__(

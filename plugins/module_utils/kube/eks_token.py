@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """EKS bearer tokens made in-process: what ``aws eks get-token`` prints, without starting the AWS CLI.
 
 Every EKS kubeconfig (``aws eks update-kubeconfig``) authenticates with the exec plugin ``aws eks get-token
@@ -21,7 +22,7 @@ and instance roles), as for the CLI. Presigning sends no request; ``--role-arn``
 (session name ``EKSGetTokenAuth``, as the CLI).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import base64
 import os

@@ -1,11 +1,9 @@
-# -*- coding: utf-8 -*-
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Read-only summary of Karpenter objects (one LIST per kind), for karpenter_info and runbooks."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from . import engine
 

@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Server-side apply, predicted offline (plain Python, no Ansible or Kubernetes import).
 
 Used to plan without a write request (check mode sends none) and to make ``--diff`` show what the

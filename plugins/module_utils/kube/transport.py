@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A direct HTTPS transport to the Kubernetes API for the simple, common connection settings.
 
 Importing the ``kubernetes`` package costs about 0.3 s (it loads ~700 model classes) in every module
@@ -24,7 +25,7 @@ The resolution follows kubernetes.core (module parameter, then ``K8S_AUTH_<NAME>
 credentials first, then the kubeconfig and context; relative file paths are relative to the kubeconfig).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 import base64
 import datetime
@@ -154,7 +155,7 @@ class HTTPStatusError(Exception):
     """A non-2xx answer; carries the same attributes as kubernetes' ApiException."""
 
     def __init__(self, status, reason, headers, body):
-        super(HTTPStatusError, self).__init__("%s %s" % (status, reason))
+        super().__init__("%s %s" % (status, reason))
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
 
 
@@ -310,11 +311,11 @@ def _parse_time(value):
         return None
     when = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (module_utils keep Python < 3.11 syntax)
+        when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp()
 
 
-class ExecPlugin(object):
+class ExecPlugin:
     """A kubeconfig ``user.exec`` credential plugin, run the way client-go runs it (non-interactive)."""
 
     def __init__(self, command, args, env, api_version, install_hint, runner=None, clock=time.time, native=None):
@@ -438,7 +439,7 @@ class ExecPlugin(object):
             )
 
 
-class DirectConfig(object):
+class DirectConfig:
     """Where and how to connect: host, port, TLS context and the Authorization header."""
 
     def __init__(self, host, port, ssl_context, authorization=None, plugin=None):
@@ -515,7 +516,7 @@ def _load_client_cert(ctx, cert_file, cert_data, key_file, key_data):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class DirectTransport(object):
+class DirectTransport:
     """Keep-alive HTTPS connections, one per thread (http.client connections are not thread-safe)."""
 
     def __init__(self, config, user_agent, headers=None):

@@ -87,7 +87,7 @@ def helm_secret(values, app_version="1.14.1", revision=3):
     }
 
 
-class FakeApi(object):
+class FakeApi:
     """KubeApi stand-in: GET/LIST with pagination, apply recorded; counts requests like KubeApi."""
 
     CRDS = {

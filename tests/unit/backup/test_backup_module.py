@@ -50,7 +50,7 @@ def test_bad_parameters_fail_before_connecting(tmp_path, capsys, no_cluster, arg
 def test_an_unwritable_dest_fails_before_reading_the_cluster(tmp_path, capsys, monkeypatch):
     reads = []
 
-    class Api(object):
+    class Api:
         def request_summary(self):
             return {"total": len(reads)}
 

@@ -122,7 +122,7 @@ def test_throttling_is_retried_with_backoff(aws, tmp_path):
     assert store.list("prod")[0]["name"] == name
 
 
-class _Raw(object):
+class _Raw:
     def __init__(self, body):
         self.body = body
 

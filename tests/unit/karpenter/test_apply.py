@@ -8,7 +8,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.v
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
 
 
-class FakeApi(object):
+class FakeApi:
     """LISTs answer ``live``; writes are recorded (and answered like the apiserver would)."""
 
     def __init__(self, live=None):

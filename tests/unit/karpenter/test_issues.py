@@ -72,7 +72,7 @@ def test_a_huge_value_gives_bounded_validation_messages(nodepool, where):
     assert len(batch.results[0].object_ref) < 600
 
 
-class _ListOnly(object):
+class _ListOnly:
     def list(self, path, label_selector=None):
         return {"items": [], "metadata": {"resourceVersion": "1"}}
 

@@ -38,7 +38,7 @@ def _matches(obj, query):
     return True
 
 
-class FakeApi(object):
+class FakeApi:
     def __init__(self, objects=(), version_error=None):
         self.objects = [(path, copy.deepcopy(obj)) for path, obj in objects]
         self.version_error = version_error

@@ -201,7 +201,7 @@ def test_markdown_names_status_findings_recommendations_and_changes():
     assert "status: **healthy**" in healthy and "## Findings\n\n- none" in healthy
 
 
-class Clock(object):
+class Clock:
     def __init__(self):
         self.t = 0.0
         self.sleeps = []

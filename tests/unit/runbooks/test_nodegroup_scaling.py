@@ -21,7 +21,7 @@ moto = pytest.importorskip("moto")
 CLUSTER, NG = "platform-prod", "core"
 
 
-class Recording(object):
+class Recording:
     """The retrying client as the module gets it, recording the operations called."""
 
     def __init__(self, raw):
