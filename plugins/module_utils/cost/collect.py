@@ -120,7 +120,9 @@ def collect(p, now, aws=None, cluster_reader=read_cluster):
                 p.get("cost_tag_key") or "eks:eks-cluster-name",
                 p.get("nodepool_tag_key") or "karpenter.sh/nodepool",
             )
-            status["cost_explorer"] = _status(notes, "cost_explorer", before, ce and ce["by_type"]["daily"])
+            # days without any cost group (tag not activated for cost allocation) are no data
+            has_cost = ce and (ce["by_type"]["by_instance_type"] or ce["by_nodepool"]["by_nodepool"])
+            status["cost_explorer"] = _status(notes, "cost_explorer", before, has_cost)
         prices = p.get("prices") or {}
         if "pricing" in wanted:
             by_region = {}  # the nodes' regions (zone label), else the report's

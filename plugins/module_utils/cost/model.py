@@ -30,6 +30,7 @@ import re
 
 from ..cost_data import prices_us_east_1 as static_prices
 from ..karpenter.quantity import parse_quantity
+from . import fmt
 
 HOURS_PER_MONTH = 730.0
 PRICE_LABEL = "eks-node-viewer/instance-price"
@@ -465,15 +466,15 @@ def recommendations(
                         "cpu_utilization": g["cpu_utilization"],
                         "memory_utilization": g["memory_utilization"],
                         "message": "NodePool %s runs %s CPU-requested and %s memory-requested on %d node(s) with "
-                        "workloads ($%.2f/month): consolidation or smaller instance types would save ~$%.2f/month "
+                        "workloads (%s/month): consolidation or smaller instance types would save ~%s/month "
                         "(packing to %s)%s."
                         % (
                             name,
                             _fmt_pct(g["cpu_utilization"] or 0),
                             _fmt_pct(g["memory_utilization"] or 0),
                             g["nodes"],
-                            g["monthly"],
-                            saving,
+                            fmt.money(g["monthly"]),
+                            fmt.money(saving),
                             _fmt_pct(target_utilization),
                             hint,
                         ),
@@ -494,10 +495,10 @@ def recommendations(
                         "kind": "spot",
                         "nodepool": name,
                         "monthly_saving": _r(saving, 2),
-                        "message": "NodePool %s runs %d on-demand nodes ($%.2f/month): if its workloads tolerate "
+                        "message": "NodePool %s runs %d on-demand nodes (%s/month): if its workloads tolerate "
                         "interruption, allowing spot (karpenter.sh/capacity-type In [spot, on-demand]) would save "
-                        "~$%.2f/month (spot price: %s)."
-                        % (name, len(od), od_monthly, saving, ", ".join(sorted(sources))),
+                        "~%s/month (spot price: %s)."
+                        % (name, len(od), fmt.money(od_monthly), fmt.money(saving), ", ".join(sorted(sources))),
                     }
                 )
         empty = [r for r in pool_nodes if r["pods"] == 0 and r.get("hourly") is not None]
@@ -510,9 +511,9 @@ def recommendations(
                         "nodepool": name,
                         "monthly_saving": _r(cost, 2),
                         "nodes": [r["name"] for r in empty],
-                        "message": "NodePool %s has %d node(s) without workload pods (%s): $%.2f/month; check "
+                        "message": "NodePool %s has %d node(s) without workload pods (%s): %s/month; check "
                         "consolidateAfter, disruption budgets and do-not-disrupt annotations."
-                        % (name, len(empty), ", ".join(r["name"] for r in empty), cost),
+                        % (name, len(empty), ", ".join(r["name"] for r in empty), fmt.money(cost)),
                     }
                 )
     return sorted(recs, key=lambda x: (-x["monthly_saving"], x["nodepool"], x["kind"]))
