@@ -13,7 +13,7 @@ __metaclass__ = type
 import re
 from html import escape
 
-from . import fmt
+from . import fmt, model
 
 PALETTE = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795", "#b7791f", "#718096", "#e53e3e")
 CT_COLOURS = {"on-demand": "#2b6cb0", "spot": "#38a169", "reserved": "#805ad5", "savings-plans": "#b7791f"}
@@ -28,7 +28,7 @@ td.l,th.l{text-align:left}.kpi{display:inline-block;margin:0 2rem 1rem 0}.kpi b{
 svg.chart{display:block;margin:.5rem 0;font-size:11px}
 .kpi small{display:block;max-width:22rem;color:#4a5568;font-size:.75rem}.kpi.missing b{color:#9b2c2c}
 .nodata{border:1px dashed #a0aec0;background:#f7fafc;color:#2d3748;padding:.75rem 1rem;margin:.5rem 0;max-width:720px}
-.delta-up{color:#9b2c2c}.delta-down{color:#276749}
+.delta-up{color:#9b2c2c}.delta-down{color:#276749}#whatif-comparison td{text-align:left;vertical-align:top}
 """
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _money = fmt.money  # one money format for every number of every report
@@ -317,12 +317,12 @@ def render(report, title=None):
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>%s</title><style>%s</style></head><body>'
         % (escape(title), CSS),
         "<h1>%s</h1>" % escape(title),
-        "<p>Generated %s; period %s to %s; prices in USD; month = %s hours.</p>"
+        "<p>Generated %s; period %s to %s; prices in USD; month = %g hours.</p>"
         % (
             escape(str(report.get("generated_at") or "-")),
             escape(str(period.get("start", "-"))),
             escape(str(period.get("end", "-"))),
-            report.get("hours_per_month"),
+            report.get("hours_per_month") or model.HOURS_PER_MONTH,
         ),
     ]
     h += _kpis(report)
@@ -417,5 +417,137 @@ def render(report, title=None):
             a.get("spot_fraction"),
         )
     )
+    h.append("</body></html>")
+    return "\n".join(h)
+
+
+# ---------------------------------------------------------------------------------------------- what-if
+
+
+def _delta_cell(v):
+    """The difference from the baseline, coloured (more expensive: red, cheaper: green), with its caveat."""
+    d = v.get("delta")
+    if d is None:
+        return '<td class="delta">baseline</td>'
+    cls = "delta-up" if d["monthly"] > 0 else ("delta-down" if d["monthly"] < 0 else "")
+    pct = " (%s)" % _pct(d["monthly_pct"], signed=True) if d["monthly_pct"] is not None else ""
+    text = "%s/month%s<br>%s/h; %+d node(s)" % (
+        escape(_money(d["monthly"], signed=True)),
+        escape(pct),
+        escape(_money(d["hourly"], signed=True)),
+        d["nodes"],
+    )
+    if not d["comparable"]:
+        text += "<br><b>not comparable: pods pending</b>"
+    return '<td class="delta %s" data-delta-monthly="%s">%s</td>' % (cls, d["monthly"], text)
+
+
+def _variant_cost(v, key):
+    """A variant's hourly/monthly cell: the amount, or "no data" when none of its nodes has a price."""
+    if v.get("nodes") and v.get("unpriced_nodes") == v.get("nodes"):
+        return "no data (no node has a price)"
+    text = _money(v.get(key))
+    if v.get("unpriced_nodes"):
+        text += " (excludes %d unpriced node(s))" % v["unpriced_nodes"]
+    return text
+
+
+def render_whatif(run, title=None):
+    """The what-if report (playbooks/whatif.yml) as one HTML document: variants side by side, each one's
+    difference from the first (the baseline), a chart of the monthly cost per variant, then the nodes."""
+    variants = run.get("variants") or []
+    if variants and "delta" not in variants[0]:
+        variants = model.whatif_compare(variants)
+    workload = run.get("workload") or []
+    title = title or "Karpenter what-if (%s)" % run.get("run_id", "-")
+    h = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>%s</title><style>%s</style></head><body>'
+        % (escape(title), CSS),
+        "<h1>%s</h1>" % escape(title),
+        "<p>%s; workload: %s. Prices: USD; the spot price EC2 quotes, else the price recorded on each node by the "
+        "provider, else the collection's static on-demand table; month = %g hours. Differences are against the "
+        "first variant (%s).</p>"
+        % (
+            escape(str(run.get("karpenter") or "Karpenter")),
+            escape(", ".join(str(w.get("name")) for w in workload)),
+            model.HOURS_PER_MONTH,
+            escape(str(variants[0]["variant"]) if variants else "-"),
+        ),
+        '<table id="whatif-comparison">',
+        "<tr><th></th>%s</tr>" % "".join("<th>%s</th>" % escape(str(v["variant"])) for v in variants),
+    ]
+
+    def row(row_id, header, cells):
+        h.append('<tr id="%s"><th class="l">%s</th>%s</tr>' % (row_id, escape(header), "".join(cells)))
+
+    row(
+        "whatif-nodepools", "NodePools", ["<td>%s</td>" % escape(", ".join(v.get("nodepools") or [])) for v in variants]
+    )
+    row("whatif-nodes", "nodes", ["<td>%d</td>" % (v.get("nodes") or 0) for v in variants])
+    row("whatif-hourly", "hourly", ["<td>%s</td>" % escape(_variant_cost(v, "hourly")) for v in variants])
+    row("whatif-monthly", "monthly", ["<td>%s</td>" % escape(_variant_cost(v, "monthly")) for v in variants])
+    row("whatif-delta", "difference from %s" % (variants[0]["variant"] if variants else "-"), [_delta_cell(v) for v in variants])  # fmt: skip
+    row(
+        "whatif-requested",
+        "CPU / memory requested",
+        ["<td>%s / %s</td>" % (_pct(v.get("cpu_utilization")), _pct(v.get("memory_utilization"))) for v in variants],
+    )
+    for key, header in (
+        ("by_instance_type", "instance types"),
+        ("by_capacity_type", "capacity types"),
+        ("by_zone", "zones"),
+        ("by_nodepool", "nodes per NodePool"),
+    ):
+        row(
+            "whatif-" + key.replace("_", "-"),
+            header,
+            [
+                "<td>%s</td>"
+                % "<br>".join("%s x%d" % (escape(str(k)), n) for k, n in sorted((v.get(key) or {}).items()))
+                for v in variants
+            ],  # fmt: skip
+        )
+    for w in workload:
+        cells = []
+        for v in variants:
+            r = (v.get("workloads") or {}).get(w.get("name")) or {}
+            text = "%d running on %s" % (r.get("pods", 0), escape(", ".join(r.get("nodepools") or [])))
+            if r.get("pending"):
+                reason = (v.get("pending_reasons") or {}).get(w.get("name"), "")
+                text += "; <b>%d pending</b>: %s" % (r["pending"], escape(fmt.one_line(reason, 300)))
+            cells.append("<td>%s</td>" % text)
+        row("whatif-workload-" + str(w.get("name")), "%s (%s)" % (w.get("name"), w.get("replicas", 1)), cells)
+    h.append("</table>")
+    cts = sorted(set(ct for v in variants for ct in v.get("monthly_by_capacity_type") or {}))
+    h.append('<h2 id="chart">Monthly cost per variant</h2>')
+    h.append(
+        hbars(
+            "chart-whatif-monthly",
+            "Monthly cost per variant by capacity type",
+            [(v["variant"], v.get("monthly_by_capacity_type") or {}) for v in variants],
+            cts,
+        )
+    )
+    for v in variants:
+        h.append("<h2>%s: nodes</h2>" % escape(str(v["variant"])))
+        h.append(
+            _table(
+                ["node", "NodePool", "instance type", "capacity", "zone", "hourly", "price source"],
+                [
+                    (
+                        n.get("name"),
+                        n.get("nodepool"),
+                        n.get("instance_type"),
+                        n.get("capacity_type"),
+                        n.get("zone"),
+                        _money(n.get("hourly")),
+                        n.get("price_source") or "-",
+                    )
+                    for n in v.get("node_list") or []
+                ],
+                left_cols=5,
+            )
+        )
+        h += ['<p class="note">%s</p>' % escape(fmt.one_line(n, 600)) for n in v.get("notes") or []]
     h.append("</body></html>")
     return "\n".join(h)

@@ -705,3 +705,70 @@ def build_report(
         "cloudwatch": cloudwatch,
         "notes": notes,
     }
+
+
+# ---------------------------------------------------------------------------------------------- what-if
+
+
+def _pending_pods(variant):
+    return sum((w or {}).get("pending", 0) for w in (variant.get("workloads") or {}).values())
+
+
+def whatif_compare(variants, hours_per_month=HOURS_PER_MONTH):
+    """What-if variants (playbooks/whatif.yml results) with their differences from the first one, the baseline.
+
+    Adds to a copy of each variant: ``pending_pods``, ``monthly_by_capacity_type`` (from its nodes' prices),
+    ``baseline`` (the first variant's name), ``delta`` (None for the baseline, else hourly, monthly, nodes and
+    monthly_pct against it, and ``comparable``: false when pods are pending in either, since a variant that
+    leaves pods unscheduled is not cheaper for the same work) and ``summary`` (one line, money in one format).
+    """
+    out = []
+    base = None
+    for v in variants or []:
+        v = dict(v)
+        v["pending_pods"] = _pending_pods(v)
+        by_ct = {}
+        for n in v.get("node_list") or []:
+            if n.get("hourly") is not None:
+                ct = n.get("capacity_type") or "on-demand"
+                by_ct[ct] = by_ct.get(ct, 0.0) + n["hourly"] * hours_per_month
+        v["monthly_by_capacity_type"] = dict((k, _r(x, 2)) for k, x in sorted(by_ct.items()))
+        if base is None:
+            base = v
+            v["delta"] = None
+        else:
+            v["delta"] = {
+                "hourly": _r((v.get("hourly") or 0.0) - (base.get("hourly") or 0.0)),
+                "monthly": _r((v.get("monthly") or 0.0) - (base.get("monthly") or 0.0), 2),
+                "nodes": (v.get("nodes") or 0) - (base.get("nodes") or 0),
+                "monthly_pct": _ratio((v.get("monthly") or 0.0) - (base.get("monthly") or 0.0), base.get("monthly")),
+                "comparable": not (v["pending_pods"] or base["pending_pods"]),
+            }
+        v["baseline"] = base.get("variant")
+        out.append(v)
+    for v in out:
+        v["summary"] = whatif_summary(v)
+    return out
+
+
+def whatif_summary(v):
+    """One line per variant: nodes, cost, difference from the baseline, pending pods."""
+    text = "%s: %d node(s), %s/h (%s/month)" % (
+        v.get("variant"),
+        v.get("nodes") or 0,
+        fmt.money(v.get("hourly")),
+        fmt.money(v.get("monthly")),
+    )
+    if v.get("unpriced_nodes"):
+        text += ", %d node(s) without a price" % v["unpriced_nodes"]
+    d = v.get("delta")
+    if d is None:
+        text += "; baseline"
+    else:
+        pct = " (%s)" % fmt.pct(d["monthly_pct"], signed=True) if d["monthly_pct"] is not None else ""
+        text += "; %s/month%s vs %s" % (fmt.money(d["monthly"], signed=True), pct, v.get("baseline"))
+        if not d["comparable"]:
+            text += " (not comparable: pods pending)"
+    if v.get("pending_pods"):
+        text += "; %d pod(s) pending" % v["pending_pods"]
+    return text
