@@ -1,7 +1,8 @@
 # Copyright: contributors to karpenter_eks.platform
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible filters over the cost report code: ``karpenter_whatif_compare`` and ``karpenter_whatif_html``
-(playbooks/whatif.yml), so the what-if report uses the cost report's money format and charts.
+"""Ansible filters over the cost report code: ``karpenter_cost_headline`` (playbooks/cost_report.yml),
+``karpenter_whatif_compare`` and ``karpenter_whatif_html`` (playbooks/whatif.yml), so the playbooks' summaries and
+the what-if report use the cost report's money format, "no data" rules and charts.
 
 Documentation: one ``<filter>.yml`` per filter beside this file.
 """
@@ -22,6 +23,12 @@ def _variants(data, filter_name):
     return data
 
 
+def karpenter_cost_headline(report):
+    if not isinstance(report, dict) or not isinstance(report.get("totals"), dict):
+        raise AnsibleFilterError("karpenter_cost_headline: the input must be a karpenter_cost_report report")
+    return htmlreport.headline(report)
+
+
 def karpenter_whatif_compare(variants, hours_per_month=model.HOURS_PER_MONTH):
     return model.whatif_compare(_variants(variants, "karpenter_whatif_compare"), float(hours_per_month))
 
@@ -38,6 +45,7 @@ class FilterModule(object):
 
     def filters(self):
         return {
+            "karpenter_cost_headline": karpenter_cost_headline,
             "karpenter_whatif_compare": karpenter_whatif_compare,
             "karpenter_whatif_html": karpenter_whatif_html,
         }

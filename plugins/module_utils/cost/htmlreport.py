@@ -279,6 +279,26 @@ def _kpis(report):
     return out
 
 
+def headline(report):
+    """The headline numbers as one line (the cost report playbook's summary): the same "no data" rules as the page."""
+    t = report["totals"]
+    missing = _run_rate_problem(report)
+    if missing:
+        text = "run-rate: no data (%s)" % missing
+    else:
+        text = "%d node(s), %s/h, %s/month run-rate" % (t["nodes"], _money(t["hourly"]), _money(t["monthly"]))
+        if t.get("unpriced_nodes"):
+            text += " (excludes %d unpriced node(s))" % t["unpriced_nodes"]
+        text += "; spot share (cost) %s" % _pct(report["spot_share"]["cost"])
+    ce_total = _ce_total(report)
+    if ce_total is not None:
+        text += "; Cost Explorer, period: %s" % _money(ce_total)
+    elif report.get("cost_explorer") is not None or "cost_explorer" in (report.get("data_sources") or {}):
+        why = source_problem(report, "cost_explorer") or "Cost Explorer returned no cost for the period."
+        text += "; Cost Explorer, period: no data (%s)" % why
+    return text
+
+
 def _history(report):
     """The two "over time" charts from Cost Explorer, or one clear "no history" panel saying why."""
     ce = (report.get("cost_explorer") or {}).get("by_nodepool") or {}
@@ -429,7 +449,9 @@ def _delta_cell(v):
     d = v.get("delta")
     if d is None:
         return '<td class="delta">baseline</td>'
-    cls = "delta-up" if d["monthly"] > 0 else ("delta-down" if d["monthly"] < 0 else "")
+    cls = ""
+    if d["comparable"]:  # red: dearer than the baseline, green: cheaper; no colour for an unsure difference
+        cls = "delta-up" if d["monthly"] > 0 else ("delta-down" if d["monthly"] < 0 else "")
     pct = " (%s)" % _pct(d["monthly_pct"], signed=True) if d["monthly_pct"] is not None else ""
     text = "%s/month%s<br>%s/h; %+d node(s)" % (
         escape(_money(d["monthly"], signed=True)),
@@ -438,7 +460,7 @@ def _delta_cell(v):
         d["nodes"],
     )
     if not d["comparable"]:
-        text += "<br><b>not comparable: pods pending</b>"
+        text += "<br><b>not comparable: %s</b>" % escape(d["caveat"])
     return '<td class="delta %s" data-delta-monthly="%s">%s</td>' % (cls, d["monthly"], text)
 
 

@@ -719,8 +719,9 @@ def whatif_compare(variants, hours_per_month=HOURS_PER_MONTH):
 
     Adds to a copy of each variant: ``pending_pods``, ``monthly_by_capacity_type`` (from its nodes' prices),
     ``baseline`` (the first variant's name), ``delta`` (None for the baseline, else hourly, monthly, nodes and
-    monthly_pct against it, and ``comparable``: false when pods are pending in either, since a variant that
-    leaves pods unscheduled is not cheaper for the same work) and ``summary`` (one line, money in one format).
+    monthly_pct against it; ``caveat`` says why it is not ``comparable``: pods pending in either, since a variant
+    that leaves pods unscheduled is not cheaper for the same work, or nodes without a price) and ``summary`` (one
+    line, money in one format).
     """
     out = []
     base = None
@@ -742,13 +743,24 @@ def whatif_compare(variants, hours_per_month=HOURS_PER_MONTH):
                 "monthly": _r((v.get("monthly") or 0.0) - (base.get("monthly") or 0.0), 2),
                 "nodes": (v.get("nodes") or 0) - (base.get("nodes") or 0),
                 "monthly_pct": _ratio((v.get("monthly") or 0.0) - (base.get("monthly") or 0.0), base.get("monthly")),
-                "comparable": not (v["pending_pods"] or base["pending_pods"]),
             }
+            v["delta"]["caveat"] = _whatif_caveat(v, base)
+            v["delta"]["comparable"] = not v["delta"]["caveat"]
         v["baseline"] = base.get("variant")
         out.append(v)
     for v in out:
         v["summary"] = whatif_summary(v)
     return out
+
+
+def _whatif_caveat(v, base):
+    """Why a difference does not compare the same work at known prices ('' when it does)."""
+    why = []
+    if v["pending_pods"] or base["pending_pods"]:
+        why.append("pods pending")
+    if v.get("unpriced_nodes") or base.get("unpriced_nodes"):
+        why.append("nodes without a price")
+    return ", ".join(why)
 
 
 def whatif_summary(v):
@@ -768,7 +780,7 @@ def whatif_summary(v):
         pct = " (%s)" % fmt.pct(d["monthly_pct"], signed=True) if d["monthly_pct"] is not None else ""
         text += "; %s/month%s vs %s" % (fmt.money(d["monthly"], signed=True), pct, v.get("baseline"))
         if not d["comparable"]:
-            text += " (not comparable: pods pending)"
+            text += " (not comparable: %s)" % d["caveat"]
     if v.get("pending_pods"):
         text += "; %d pod(s) pending" % v["pending_pods"]
     return text

@@ -310,3 +310,72 @@ def test_every_amount_in_the_report_uses_the_money_format(report, doc):
     amounts = re.findall(r"[-+]?\$[0-9][0-9,]*(?:\.[0-9]+)?", doc)
     assert amounts
     assert [a for a in amounts if not re.fullmatch(r"[-+]?\$(?:[1-9][0-9]{0,2}(?:,[0-9]{3})*\.[0-9]{2}|0\.[0-9]{4}|0\.00)", a)] == []  # fmt: skip
+
+
+def test_headline_line_follows_the_same_no_data_rules(report):
+    t = report["totals"]
+    line = chtml.headline(report)
+    assert line.startswith("%d node(s), %s/h, %s/month run-rate; spot share (cost) " % (
+        t["nodes"], chtml.fmt.money(t["hourly"]), chtml.fmt.money(t["monthly"])))  # fmt: skip
+    assert line.endswith("; Cost Explorer, period: %s" % chtml.fmt.money(report["cost_explorer"]["by_type"]["total"]))
+    rep = model.build_report([], model.PriceBook(), notes=["cluster: cannot configure the Kubernetes client (x); no node data."])  # fmt: skip
+    rep["data_sources"] = {"cluster": "failed", "cost_explorer": "skipped"}
+    rep["notes"].append("cost_explorer, cloudwatch: skipped, cluster_name is not set.")
+    assert chtml.headline(rep) == (
+        "run-rate: no data (no node data: cluster: cannot configure the Kubernetes client (x); no node data.); "
+        "Cost Explorer, period: no data (cost_explorer, cloudwatch: skipped, cluster_name is not set.)"
+    )
+    assert "$0" not in chtml.headline(rep)
+
+
+def variant(name, hourly, nodes, pending=0, node_list=None, unpriced=0):
+    return {
+        "variant": name,
+        "nodes": nodes,
+        "hourly": hourly,
+        "monthly": round(hourly * 730, 2),
+        "unpriced_nodes": unpriced,
+        "workloads": {"web": {"pods": 2, "pending": pending, "nodepools": ["general"], "nodes": []}},
+        "node_list": node_list or [],
+    }
+
+
+def test_whatif_compare_differences_against_the_first_variant():
+    nodes = [{"hourly": 0.1, "capacity_type": "spot"}, {"hourly": 0.2, "capacity_type": "on-demand"}, {"hourly": None}]
+    out = model.whatif_compare([variant("a", 0.5, 2), variant("b", 0.3, 3, node_list=nodes), variant("c", 0.5, 1, pending=2)])  # fmt: skip
+    a, b, c = out
+    assert a["delta"] is None and a["summary"] == "a: 2 node(s), $0.5000/h ($365.00/month); baseline"
+    assert b["delta"] == {"hourly": -0.2, "monthly": -146.0, "nodes": 1, "monthly_pct": -0.4, "comparable": True, "caveat": ""}  # fmt: skip
+    assert b["monthly_by_capacity_type"] == {"on-demand": 146.0, "spot": 73.0}  # the unpriced node adds nothing
+    assert b["summary"] == "b: 3 node(s), $0.3000/h ($219.00/month); -$146.00/month (-40%) vs a"
+    assert c["delta"]["monthly"] == 0 and not c["delta"]["comparable"]
+    assert c["summary"].endswith("$0.00/month (+0%) vs a (not comparable: pods pending); 2 pod(s) pending")
+    # a baseline that costs nothing has no percentage; the input is not modified
+    zero = model.whatif_compare([variant("z", 0.0, 0), variant("y", 0.1, 1)])
+    assert zero[1]["delta"]["monthly_pct"] is None and "(" not in zero[1]["summary"].split(";")[1]
+    assert "delta" not in variant("a", 0.5, 2)
+
+
+def test_whatif_page_without_prices_says_no_data_and_the_delta_is_coloured():
+    doc = chtml.render_whatif({"run_id": "r1", "variants": [variant("a", 0.5, 2), variant("b", 0.0, 2, unpriced=2), variant("c", 0.6, 2)]})  # fmt: skip
+    assert "no data (no node has a price)" in doc
+    cells = re.findall(r'<td class="delta ([^"]*)"[^>]*>(.*?)</td>', doc)
+    assert cells[0][0] == "" and "not comparable: nodes without a price" in cells[0][1]  # b: -$365, unsure
+    assert cells[1][0] == "delta-up" and "not comparable" not in cells[1][1]  # c: dearer
+    assert "<script" not in doc and len(charts(doc)) == 1
+
+
+def test_filters_refuse_bad_input_with_the_rule():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.karpenter_eks.platform.plugins.filter import cost as filters
+
+    assert set(filters.FilterModule().filters()) == {"karpenter_cost_headline", "karpenter_whatif_compare", "karpenter_whatif_html"}  # fmt: skip
+    for fn, bad in (
+        (filters.karpenter_whatif_compare, {"variant": "a"}),
+        (filters.karpenter_whatif_compare, [{"nodes": 1}]),
+        (filters.karpenter_whatif_html, [1]),
+        (filters.karpenter_cost_headline, {"notes": []}),
+    ):
+        with pytest.raises(AnsibleFilterError, match="must be"):
+            fn(bad)
+    assert filters.karpenter_whatif_compare([variant("a", 0.5, 2)])[0]["baseline"] == "a"
