@@ -28,7 +28,7 @@ td.l,th.l{text-align:left}.kpi{display:inline-block;margin:0 2rem 1rem 0}.kpi b{
 svg.chart{display:block;margin:.5rem 0;font-size:11px}
 .kpi small{display:block;max-width:22rem;color:#4a5568;font-size:.75rem}.kpi.missing b{color:#9b2c2c}
 .nodata{border:1px dashed #a0aec0;background:#f7fafc;color:#2d3748;padding:.75rem 1rem;margin:.5rem 0;max-width:720px}
-.delta-up{color:#9b2c2c}.delta-down{color:#276749}#whatif-comparison td{text-align:left;vertical-align:top}
+.delta-up{color:#9b2c2c}.delta-down{color:#276749}#whatif-comparison td,#whatif-comparison th{text-align:left;vertical-align:top}
 """
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _money = fmt.money  # one money format for every number of every report
