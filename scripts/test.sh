@@ -83,7 +83,7 @@ browser(){ # Debian's chromium for tests/unit/cost/test_report_browser.py; idemp
       tail -5 /tmp/karpenter-eks-chromium-install.log; return 1
     fi
   fi
-  chromium --version || return 1
+  chromium --version 2>/dev/null || { echo "ERROR: chromium is installed but does not start"; return 1; }
   export REQUIRE_BROWSER=1  # from here on a missing browser fails the report tests instead of skipping them
 }
 
