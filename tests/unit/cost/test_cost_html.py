@@ -1,7 +1,7 @@
 """The HTML cost report, read as a machine would: well-formed, self-contained, and charts that encode the JSON.
 
-No headless browser is available offline on this machine (no chromium/firefox binary, no Playwright browser
-build), so the charts are checked geometrically instead of by pixels: every SVG parses as XML, each bar's
+The charts are checked geometrically here (test_report_browser.py renders both reports in headless chromium
+for the pixels): every SVG parses as XML, each bar's
 length is proportional to its ``data-value`` with one scale per chart, stacked segments touch, the y-axis
 maximum equals the tallest stack, every series has a legend entry in the bars' colour, and the values are
 exactly the report's JSON numbers (all of them, not a sample).
