@@ -72,7 +72,25 @@ build_tools(){ # sandbox binaries (also promtool for the unit tier); a no-op whe
   export SANDBOX_BIN="$out/bin" KARPENTER_EKS_STRICT_TOOLS=1
 }
 
-unit(){ step "unit tests (pytest tests/unit)" pytest_tier unit tests/unit -q; }
+browser(){ # Debian's chromium for tests/unit/cost/test_report_browser.py; idempotent, quiet
+  if ! command -v chromium >/dev/null 2>&1; then
+    local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo -n"
+    if ! { $sudo apt-get install -y -q chromium >/tmp/karpenter-eks-chromium-install.log 2>&1 \
+           || { $sudo apt-get update -q >>/tmp/karpenter-eks-chromium-install.log 2>&1 \
+                && $sudo apt-get install -y -q chromium >>/tmp/karpenter-eks-chromium-install.log 2>&1; }; }; then
+      echo "ERROR: cannot install chromium with apt-get (needed to render the HTML reports in a browser);"
+      echo "       install Debian's 'chromium' package as root. Last lines of the apt log:"
+      tail -5 /tmp/karpenter-eks-chromium-install.log; return 1
+    fi
+  fi
+  chromium --version 2>/dev/null || { echo "ERROR: chromium is installed but does not start"; return 1; }
+  export REQUIRE_BROWSER=1  # from here on a missing browser fails the report tests instead of skipping them
+}
+
+unit(){
+  step "chromium for the report browser tests (apt-get, once)" browser
+  step "unit tests (pytest tests/unit)" pytest_tier unit tests/unit -q
+}
 
 integration(){
   local was_up=0

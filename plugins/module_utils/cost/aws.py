@@ -19,10 +19,9 @@ from __future__ import annotations
 import datetime
 import os
 import random
-import re
 import time
 
-from . import model
+from . import fmt, model
 
 try:
     import boto3
@@ -202,28 +201,47 @@ class Aws:
 
 
 def short_message(text, limit=300):
-    """An error message fit for one line of a report: HTML tags dropped, whitespace collapsed, at most ``limit``."""
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", str(text))).strip()
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+    """An error message fit for one line of a report (``fmt.one_line``: an HTML page becomes its title)."""
+    return fmt.one_line(text, limit)
+
+
+def error_text(exc, limit=240):
+    """What went wrong, in one bounded line: for an AWS answer its HTTP status (when the code does not say more),
+    error code and message, without botocore's "An error occurred ... when calling ..." wrapper; an HTML error
+    page (a proxy's, a wrong endpoint's) as its status and title, never its markup."""
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error") or {}
+    code, message, status = error.get("Code"), error.get("Message"), http_status(exc)
+    if not response or not (code or message or status):
+        return fmt.one_line(exc, limit)
+    parts = []
+    vague = not code or code in ("Unknown", str(status)) or fmt.is_html(message)
+    if status and vague:
+        parts.append(fmt.http_status_text(status))
+    if code and code not in ("Unknown", str(status)):
+        parts.append(code)
+    if message and message not in ("Unknown", code, fmt.HTTP_REASONS.get(status)):
+        parts.append(fmt.one_line(message, limit))
+    return fmt.one_line(": ".join(parts) or str(exc), limit)
 
 
 def failure_note(source, exc, consequence=""):
     """One line naming the source, the kind of failure and the AWS error, e.g. for a report's notes."""
     code = error_code(exc)
     attempts = getattr(exc, "karpenter_attempts", 1)
-    message = short_message(exc)
+    message = error_text(exc)
     if code in ACCESS_DENIED_CODES:
-        what = "access denied (%s: %s; needs %s)" % (code, message, IAM_ACTIONS.get(source, "permission"))
+        what = "access denied (%s; needs %s)" % (message, IAM_ACTIONS.get(source, "permission"))
     elif is_retryable(exc):
-        what = "throttled or failing, gave up after %d attempt(s) (%s: %s)" % (attempts, code, message)
+        what = "throttled or failing, gave up after %d attempt(s) (%s)" % (attempts, message)
     elif HAS_BOTO3 and isinstance(exc, botocore.exceptions.NoCredentialsError):
         what = "no AWS credentials (%s)" % message
     elif HAS_BOTO3 and isinstance(
         exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)
     ):
         what = "endpoint unreachable (%s)" % message
-    elif code:
-        what = "%s: %s" % (code, message)
+    elif getattr(exc, "response", None):
+        what = message
     else:
         what = "%s: %s" % (type(exc).__name__, message)
     return "%s: unavailable, %s%s" % (source, what, "; " + consequence if consequence else "")

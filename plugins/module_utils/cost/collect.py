@@ -13,7 +13,7 @@ import datetime
 
 from ..kube import client as kclient
 from . import aws as aws_sources
-from . import model
+from . import fmt, model
 
 SOURCES = ["cluster", "cost_explorer", "pricing", "spot_price_history", "cloudwatch"]
 AWS_SOURCES = SOURCES[1:]
@@ -47,10 +47,10 @@ def read_cluster(p, notes):
         nodes = api.list("/api/v1/nodes", label_selector=p.get("node_selector")).get("items") or []
         pods = api.call("list", "GET", "/api/v1/pods", query={"fieldSelector": PODS_FIELD_SELECTOR}).get("items")
     except kclient.KubeError as exc:
-        notes.append("cluster: Kubernetes API error (%s); no node data." % exc)
+        notes.append("cluster: Kubernetes API error (%s); no node data." % fmt.one_line(exc))
         return [], {}, api.request_summary() if api else {}
     except Exception as exc:  # kubeconfig missing or unreadable
-        notes.append("cluster: cannot configure the Kubernetes client (%s); no node data." % exc)
+        notes.append("cluster: cannot configure the Kubernetes client (%s); no node data." % fmt.one_line(exc))
         return [], {}, api.request_summary() if api else {}
     specs = dict((np["name"], (np.get("object") or {}).get("spec") or {}) for np in summary.get("nodepools", []))
     records = model.node_records(nodes, pods or [], summary.get("nodeclaims", []))
@@ -96,7 +96,7 @@ def collect(p, now, aws=None, cluster_reader=read_cluster):
             try:
                 aws = aws_sources.Aws(p)
             except Exception as exc:  # profile not found, ...
-                notes.append("aws: cannot create a session (%s); %s skipped." % (exc, ", ".join(wanted)))
+                notes.append("aws: cannot create a session (%s); %s skipped." % (fmt.one_line(exc), ", ".join(wanted)))
     region = aws.region if aws is not None else aws_sources.region_from_params(p)
     cluster_name = p.get("cluster_name")
     ce = cw = None
@@ -119,7 +119,9 @@ def collect(p, now, aws=None, cluster_reader=read_cluster):
                 p.get("cost_tag_key") or "eks:eks-cluster-name",
                 p.get("nodepool_tag_key") or "karpenter.sh/nodepool",
             )
-            status["cost_explorer"] = _status(notes, "cost_explorer", before, ce and ce["by_type"]["daily"])
+            # days without any cost group (tag not activated for cost allocation) are no data
+            has_cost = ce and (ce["by_type"]["by_instance_type"] or ce["by_nodepool"]["by_nodepool"])
+            status["cost_explorer"] = _status(notes, "cost_explorer", before, has_cost)
         prices = p.get("prices") or {}
         if "pricing" in wanted:
             by_region = {}  # the nodes' regions (zone label), else the report's

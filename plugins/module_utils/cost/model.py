@@ -29,6 +29,7 @@ import re
 
 from ..cost_data import prices_us_east_1 as static_prices
 from ..karpenter.quantity import parse_quantity
+from . import fmt
 
 HOURS_PER_MONTH = 730.0
 PRICE_LABEL = "eks-node-viewer/instance-price"
@@ -464,15 +465,15 @@ def recommendations(
                         "cpu_utilization": g["cpu_utilization"],
                         "memory_utilization": g["memory_utilization"],
                         "message": "NodePool %s runs %s CPU-requested and %s memory-requested on %d node(s) with "
-                        "workloads ($%.2f/month): consolidation or smaller instance types would save ~$%.2f/month "
+                        "workloads (%s/month): consolidation or smaller instance types would save ~%s/month "
                         "(packing to %s)%s."
                         % (
                             name,
                             _fmt_pct(g["cpu_utilization"] or 0),
                             _fmt_pct(g["memory_utilization"] or 0),
                             g["nodes"],
-                            g["monthly"],
-                            saving,
+                            fmt.money(g["monthly"]),
+                            fmt.money(saving),
                             _fmt_pct(target_utilization),
                             hint,
                         ),
@@ -493,10 +494,10 @@ def recommendations(
                         "kind": "spot",
                         "nodepool": name,
                         "monthly_saving": _r(saving, 2),
-                        "message": "NodePool %s runs %d on-demand nodes ($%.2f/month): if its workloads tolerate "
+                        "message": "NodePool %s runs %d on-demand nodes (%s/month): if its workloads tolerate "
                         "interruption, allowing spot (karpenter.sh/capacity-type In [spot, on-demand]) would save "
-                        "~$%.2f/month (spot price: %s)."
-                        % (name, len(od), od_monthly, saving, ", ".join(sorted(sources))),
+                        "~%s/month (spot price: %s)."
+                        % (name, len(od), fmt.money(od_monthly), fmt.money(saving), ", ".join(sorted(sources))),
                     }
                 )
         empty = [r for r in pool_nodes if r["pods"] == 0 and r.get("hourly") is not None]
@@ -509,9 +510,9 @@ def recommendations(
                         "nodepool": name,
                         "monthly_saving": _r(cost, 2),
                         "nodes": [r["name"] for r in empty],
-                        "message": "NodePool %s has %d node(s) without workload pods (%s): $%.2f/month; check "
+                        "message": "NodePool %s has %d node(s) without workload pods (%s): %s/month; check "
                         "consolidateAfter, disruption budgets and do-not-disrupt annotations."
-                        % (name, len(empty), ", ".join(r["name"] for r in empty), cost),
+                        % (name, len(empty), ", ".join(r["name"] for r in empty), fmt.money(cost)),
                     }
                 )
     return sorted(recs, key=lambda x: (-x["monthly_saving"], x["nodepool"], x["kind"]))
@@ -703,3 +704,82 @@ def build_report(
         "cloudwatch": cloudwatch,
         "notes": notes,
     }
+
+
+# ---------------------------------------------------------------------------------------------- what-if
+
+
+def _pending_pods(variant):
+    return sum((w or {}).get("pending", 0) for w in (variant.get("workloads") or {}).values())
+
+
+def whatif_compare(variants, hours_per_month=HOURS_PER_MONTH):
+    """What-if variants (playbooks/whatif.yml results) with their differences from the first one, the baseline.
+
+    Adds to a copy of each variant: ``pending_pods``, ``monthly_by_capacity_type`` (from its nodes' prices),
+    ``baseline`` (the first variant's name), ``delta`` (None for the baseline, else hourly, monthly, nodes and
+    monthly_pct against it; ``caveat`` says why it is not ``comparable``: pods pending in either, since a variant
+    that leaves pods unscheduled is not cheaper for the same work, or nodes without a price) and ``summary`` (one
+    line, money in one format).
+    """
+    out = []
+    base = None
+    for v in variants or []:
+        v = dict(v)
+        v["pending_pods"] = _pending_pods(v)
+        by_ct = {}
+        for n in v.get("node_list") or []:
+            if n.get("hourly") is not None:
+                ct = n.get("capacity_type") or "on-demand"
+                by_ct[ct] = by_ct.get(ct, 0.0) + n["hourly"] * hours_per_month
+        v["monthly_by_capacity_type"] = dict((k, _r(x, 2)) for k, x in sorted(by_ct.items()))
+        if base is None:
+            base = v
+            v["delta"] = None
+        else:
+            v["delta"] = {
+                "hourly": _r((v.get("hourly") or 0.0) - (base.get("hourly") or 0.0)),
+                "monthly": _r((v.get("monthly") or 0.0) - (base.get("monthly") or 0.0), 2),
+                "nodes": (v.get("nodes") or 0) - (base.get("nodes") or 0),
+                "monthly_pct": _ratio((v.get("monthly") or 0.0) - (base.get("monthly") or 0.0), base.get("monthly")),
+            }
+            v["delta"]["caveat"] = _whatif_caveat(v, base)
+            v["delta"]["comparable"] = not v["delta"]["caveat"]
+        v["baseline"] = base.get("variant")
+        out.append(v)
+    for v in out:
+        v["summary"] = whatif_summary(v)
+    return out
+
+
+def _whatif_caveat(v, base):
+    """Why a difference does not compare the same work at known prices ('' when it does)."""
+    why = []
+    if v["pending_pods"] or base["pending_pods"]:
+        why.append("pods pending")
+    if v.get("unpriced_nodes") or base.get("unpriced_nodes"):
+        why.append("nodes without a price")
+    return ", ".join(why)
+
+
+def whatif_summary(v):
+    """One line per variant: nodes, cost, difference from the baseline, pending pods."""
+    text = "%s: %d node(s), %s/h (%s/month)" % (
+        v.get("variant"),
+        v.get("nodes") or 0,
+        fmt.money(v.get("hourly")),
+        fmt.money(v.get("monthly")),
+    )
+    if v.get("unpriced_nodes"):
+        text += ", %d node(s) without a price" % v["unpriced_nodes"]
+    d = v.get("delta")
+    if d is None:
+        text += "; baseline"
+    else:
+        pct = " (%s)" % fmt.pct(d["monthly_pct"], signed=True) if d["monthly_pct"] is not None else ""
+        text += "; %s/month%s vs %s" % (fmt.money(d["monthly"], signed=True), pct, v.get("baseline"))
+        if not d["comparable"]:
+            text += " (not comparable: %s)" % d["caveat"]
+    if v.get("pending_pods"):
+        text += "; %d pod(s) pending" % v["pending_pods"]
+    return text

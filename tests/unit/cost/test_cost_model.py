@@ -277,14 +277,16 @@ def test_html_has_charts_and_no_external_resources(report):
     assert "~$30.11/month" in doc
 
 
-def test_html_without_cost_explorer_uses_run_rate(report):
+def test_html_without_cost_explorer_says_there_is_no_history(report):
     doc = chtml.render(report)
     p = _Svgs()
     p.feed(doc)
     assert "chart-ce-instance-types" not in p.charts
-    # run-rate series: hourly x 24 per NodePool (batch: 0.156 x 24 = 3.744)
-    assert ("chart-cost-by-nodepool", "batch", "now (x24h)", 3.744) in p.rects
-    assert "cluster run-rate" in doc
+    # no one-bar "over time" charts: a "no history" panel with the run-rate per day instead
+    assert "chart-cost-by-nodepool" not in p.charts and "chart-cost-by-capacity-type" not in p.charts
+    assert '<div class="nodata" id="no-history"' in doc
+    per_day = chtml.fmt.money(report["totals"]["hourly"] * 24)
+    assert "run-rate is %s/day" % per_day in doc
 
 
 def test_static_prices_outside_us_east_1_are_flagged_not_silent(report):

@@ -18,7 +18,7 @@ import boto3
 import botocore.config
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import aws as caws
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, model
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, fmt, model
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost_data import prices_us_east_1 as table
 from botocore.stub import ANY, Stubber
 
@@ -519,9 +519,84 @@ def test_an_html_error_page_becomes_one_short_line():
     notes = []
     assert caws.on_demand_prices(stubs.aws, {"m6i.large"}, "us-east-1", notes) == {}
     stubs.done()
-    assert len(notes) == 1 and "\n" not in notes[0] and "<" not in notes[0]
-    assert "500 Internal Server Error Internal Server Error xxx" in notes[0] and "..." in notes[0]
-    assert len(notes[0]) < 500
+    assert len(notes) == 1 and "\n" not in notes[0] and "<" not in notes[0] and "xxx" not in notes[0]
+    assert notes[0].startswith(
+        'pricing: unavailable, HTTP 500 Internal Server Error: HTML error page "500 Internal Server Error"; '
+    )
+
+
+PROXY_PAGE = (
+    "<!DOCTYPE html><html><head><title>403 Forbidden</title><style>body{font-family:sans-serif;color:#333}</style>"
+    "<script>var tracker = 1;</script></head><body><h1>Request blocked</h1><p>%s</p></body></html>" % ("y" * 4000)
+)
+
+
+class HtmlErrorEndpoint:
+    """A loopback HTTP server answering every request with an HTML error page (a proxy or a wrong endpoint_url),
+    so botocore's real response parsing (not a Stubber) builds the error the note is made from."""
+
+    def __init__(self, status):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                page = PROXY_PAGE.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            do_GET = do_POST
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status, kind", [(403, "HTTP 403 Forbidden"), (502, "HTTP 502 Bad Gateway")])
+def test_html_error_pages_from_a_real_endpoint_are_status_and_title(status, kind):
+    """Real botocore parsing of an HTML answer: the note holds the status and the page title, no CSS, no script,
+    no body text, whatever the service's protocol (JSON: Cost Explorer, Pricing, CloudWatch; XML: EC2)."""
+    endpoint = HtmlErrorEndpoint(status)
+    try:
+        aws = caws.Aws(
+            {"region": "us-east-1", "endpoint_url": endpoint.url, "aws_access_key": "a", "aws_secret_key": "b"},
+            retry=caws.Retry(retries=0),
+        )
+        notes = []
+        caws.cost_explorer(aws, "prod", START, END, notes, "eks:eks-cluster-name", "karpenter.sh/nodepool")
+        caws.on_demand_prices(aws, {"m6i.large"}, "us-east-1", notes)
+        caws.spot_history(aws, {"m6i.large"}, NOW, notes)
+        caws.cloudwatch(aws, "prod", START, END, notes)
+    finally:
+        endpoint.close()
+    assert [n.split(":", 1)[0] for n in notes] == ["cost_explorer", "pricing", "spot_price_history", "cloudwatch"]
+    for n in notes:
+        assert kind in n, n
+        assert not any(s in n for s in ("<", "font-family", "tracker", "yyy", "An error occurred")), n
+        assert len(n) < 300, n
+    # the JSON services hand botocore the page: its title is kept; EC2's XML parser drops it (status only)
+    assert 'HTML error page "403 Forbidden"' in notes[0] and 'HTML error page "403 Forbidden"' in notes[3]
+
+
+def test_one_line_summaries():
+    page = "<html><head><style>p{}</style></head><body><h1>Bad &amp; gateway</h1>" + "z" * 9000 + "</body></html>"
+    assert fmt.one_line(page) == 'HTML error page "Bad & gateway"'  # no title: the first heading
+    assert fmt.one_line("GetProducts failed: " + page) == 'GetProducts failed: HTML error page "Bad & gateway"'
+    assert fmt.one_line("<html><body>" + "z" * 9000) == "HTML error page"
+    long_text = fmt.one_line("a  b\n\tc <b>d</b> " + "e" * 1000, limit=50)
+    assert long_text.startswith("a b c d eee") and len(long_text) == 50 and long_text.endswith("...")
+    assert fmt.one_line("x < y and y > z") == "x < y and y > z"  # comparison signs are not a page
 
 
 def test_pricing_list_parsing():
@@ -534,3 +609,16 @@ def test_pricing_list_parsing():
     assert model.pricing_on_demand(entries, "m6i.large") == 0.096
     assert model.pricing_on_demand([json.loads(entries[1])], "m6i.large") == 0.096  # already decoded
     assert model.pricing_on_demand([], "m6i.large") is None
+
+
+def test_a_cluster_error_page_is_summarised(monkeypatch):
+    """An apiserver behind a proxy that answers with its HTML page: one line in the notes, not the page."""
+
+    def connect(_p, timeout=30):
+        raise collect.kclient.KubeError("Bad Gateway: " + PROXY_PAGE, status=502)
+
+    monkeypatch.setattr(collect.kclient, "HAS_KUBERNETES", True)
+    monkeypatch.setattr(collect.kclient, "connect", connect)
+    notes = []
+    assert collect.read_cluster({}, notes) == ([], {}, {})
+    assert notes == ['cluster: Kubernetes API error (Bad Gateway: HTML error page "403 Forbidden"); no node data.']
