@@ -1,15 +1,12 @@
-# Copyright: contributors to karpenter_eks.platform
+# Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Ansible filters over the cost report code: ``karpenter_cost_headline`` (playbooks/cost_report.yml),
 ``karpenter_whatif_compare`` and ``karpenter_whatif_html`` (playbooks/whatif.yml), so the playbooks' summaries and
 the what-if report use the cost report's money format, "no data" rules and charts.
 
 Documentation: one ``<filter>.yml`` per filter beside this file.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import htmlreport, model
@@ -40,7 +37,7 @@ def karpenter_whatif_html(run, title=None):
     return htmlreport.render_whatif(run, title)
 
 
-class FilterModule(object):
+class FilterModule:
     """Cost report filters."""
 
     def filters(self):

@@ -33,7 +33,7 @@ except ImportError:
     HAS_BOTO3 = False
 
 USER_AGENT_EXTRA = "karpenter-eks-platform/0.1.0"
-UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on Python < 3.11
+UTC = datetime.UTC
 COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's only endpoint
 PRICING_REGION = "us-east-1"  # the Pricing API answers for every region from us-east-1
 MAX_PRICING_TYPES = 50  # one GetProducts call per instance type

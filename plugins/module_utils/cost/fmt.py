@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """How the cost reports write numbers and error texts: one money format and one error summary for every report.
 
 * ``money``: US dollars with a thousands separator; cents for amounts of a dollar or more, four decimals below a
@@ -8,10 +9,6 @@
   page instead of an API answer) becomes ``HTML error page "<its title>"``, never its markup, styles or scripts;
   other text has its tags dropped and whitespace collapsed; at most ``limit`` characters.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import re
 
