@@ -955,23 +955,14 @@ def restore(
             desired[kind_name] = (sec, objs)
         plans[kind_name] = plan
 
-    # kinds without a pinned schema: the apiserver validates them with a dry-run before the first real write
+    # the apiserver (schema, admission webhooks, policies) sees every object before the first real write: an
+    # object it refuses stops the whole restore with nothing written
     if not check_mode and server_dry_run:
-        errors = []
-        for kind_name, sec_objs in desired.items():
-            sec = sec_objs[0]
-            if sec.validated:
-                continue
-            for item in plans[kind_name]:
-                if item.action in ("create", "update"):
-                    try:
-                        api.apply(sec.kind.path(item.name), item.sent, engine.FIELD_MANAGER, dry_run=True)
-                    except KubeError as exc:
-                        errors.append("%s/%s: %s" % (kind_name, item.name, exc))
+        errors = [p for kind_name in desired for p in engine.dry_run(api, plans[kind_name])]
         if errors:
             raise BackupError(
                 "%d object(s) rejected by the apiserver (dry-run), nothing was restored:\n  %s"
-                % (len(errors), "\n  ".join(errors)),
+                % (len(errors), "\n  ".join("%s: %s" % (e["object"], e["message"]) for e in errors)),
                 details=errors,
             )
 
@@ -986,7 +977,13 @@ def restore(
             # applied as defaulted there, not validated a second time
             ready = [defaulted.get("%s/%s" % (kind_name, o["metadata"]["name"]), o) for o in objs]
             res = karpenter_apply.run(
-                api, sec.kind, ready, check_mode=check_mode, extra_nodeclasses=known, prevalidated=True
+                api,
+                sec.kind,
+                ready,
+                check_mode=check_mode,
+                extra_nodeclasses=known,
+                prevalidated=True,
+                server_dry_run=False,  # done above for the whole archive
             )
             results.extend(_slim(r) for r in res["results"])
             diffs.extend(res["diff"])

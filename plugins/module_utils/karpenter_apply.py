@@ -10,6 +10,8 @@ input -> convert legacy shapes -> validate + lint the WHOLE batch (nothing writt
 from __future__ import annotations
 
 import copy
+import dataclasses
+from typing import Any
 
 from . import param_checks
 from .errors import InputError
@@ -19,6 +21,7 @@ from .karpenter.issues import ERROR, Issue, shorten
 from .karpenter.schema import type_name
 from .kube import engine
 from .kube.client import KubeError
+from .kube.resource import Resource
 
 
 def check_timeouts(wait_timeout=None, request_timeout=None):
@@ -182,38 +185,47 @@ def known_nodeclasses(api, objs):
     return sorted(names)
 
 
-def run(
-    api,
-    kind,
-    definitions,
-    state="present",
-    prune=False,
-    node_class_ref=None,
-    wait=False,
-    wait_timeout=120,
-    check_mode=False,
-    strict=False,
-    extra_nodeclasses=None,
-    allow_disruption=False,
-    prevalidated=False,
-    conversion=None,
-):
-    """Converge ``definitions`` of ``kind``; see the module docs for the options.
+@dataclasses.dataclass
+class ApplyOptions:
+    """How ``run`` converges a batch (the module options of karpenter_provisioner / node_template).
+
+    ``prevalidated=True`` is for callers that already ran ``validate_batch`` over these exact objects (with the
+    same known node classes and the same live objects as old values) and pass its ``defaulted`` results: they
+    are applied without being validated a second time (restore does this). ``server_dry_run``: when more than one
+    object will be written, the apiserver dry-runs every one of them before the first real write, so an object
+    the offline checks pass but the cluster refuses (an admission policy, a webhook, a rule we do not model)
+    stops the whole batch with nothing written; it costs one extra request per written object."""
+
+    state: str = "present"
+    prune: bool = False
+    node_class_ref: dict | None = None
+    wait: bool = False
+    wait_timeout: float = 120
+    check_mode: bool = False
+    strict: bool = False
+    extra_nodeclasses: list | None = None
+    allow_disruption: bool = False
+    prevalidated: bool = False
+    conversion: dict | None = None
+    server_dry_run: bool = True
+
+
+def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = None, **overrides: Any) -> dict:
+    """Converge ``definitions`` of ``kind`` with ``options`` (or ApplyOptions(**overrides)); see the module docs.
 
     Raises InputError (nothing was written) or KubeError; a KubeError raised after some writes were done
     (a later write failed, the wait broke) carries ``result``: the module result up to the failure, with
     ``changed`` true and ``written`` naming the objects written (``results[].error`` marks the write that
     failed and those not attempted).
-
-    ``prevalidated=True`` is for callers that already ran ``validate_batch`` over these exact objects
-    (with the same known node classes and the same live objects as old values) and pass its
-    ``defaulted`` results: they are applied without being validated a second time (restore does this).
     """
+    opts = dataclasses.replace(options, **overrides) if options is not None else ApplyOptions(**overrides)
+    state, prune, node_class_ref, check_mode = opts.state, opts.prune, opts.node_class_ref, opts.check_mode
+    wait, wait_timeout, strict, prevalidated = opts.wait, opts.wait_timeout, opts.strict, opts.prevalidated
     # before the cluster is read: a wait_timeout of 0 or less used to write, then report "not Ready after -1s"
     problem = param_checks.positive_seconds("wait_timeout", wait_timeout)
     if problem:
         raise InputError(problem)
-    objs, conversion_report, others = prepare(kind, definitions, node_class_ref, conversion=conversion)
+    objs, conversion_report, others = prepare(kind, definitions, node_class_ref, conversion=opts.conversion)
     if not objs and not prune:
         raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))
     if state == "present":
@@ -247,7 +259,7 @@ def run(
         # the node classes are listed only when a NodePool will be written: a no-op run stays at one
         # LIST per kind (an unchanged pool's reference was checked when it was applied)
         if kind is engine.NODEPOOL and len(stored) < len(objs):
-            known = sorted(set(known_nodeclasses(api, objs)) | set(extra_nodeclasses or []))
+            known = sorted(set(known_nodeclasses(api, objs)) | set(opts.extra_nodeclasses or []))
         old = {"%s/%s" % (kind.kind, n): live[n] for n in names if n is not None and n in live}
         batch = validate_mod.validate_batch(objs, known_nodeclasses=known, old_objects=old, stored=stored)
         problems = _kind_issues(kind, batch) + batch.errors + (batch.warnings if strict else [])
@@ -278,7 +290,7 @@ def run(
 
     plan = engine.plan_kind(kind, desired, live, state=state, prune=prune)
     affected = engine.disruption_of_deletes(api, kind, plan)
-    if affected and not allow_disruption:
+    if affected and not opts.allow_disruption:
         raise InputError(
             "refusing to delete %s that still own nodes (their nodes would be drained and terminated): %s. "
             "Set allow_disruption: true to delete anyway."
@@ -305,6 +317,14 @@ def run(
         )
         return out
 
+    if opts.server_dry_run and not check_mode and sum(i.action in ("create", "update") for i in plan) > 1:
+        rejected = engine.dry_run(api, plan)
+        if rejected:
+            raise InputError(
+                "%d %s definition(s) rejected by the apiserver (server-side dry-run), nothing was applied:\n  %s"
+                % (len(rejected), kind.kind, "\n  ".join("%s: %s" % (r["object"], r["message"]) for r in rejected)),
+                details=rejected,
+            )
     try:
         engine.execute(api, plan, check_mode=check_mode)
         if wait and not check_mode:

@@ -26,6 +26,9 @@ notes:
     Karpenter stopped serving in v0.33 and v1.1 - is converted to v1 (see RV(conversion_report)).
   - One LIST request per run; writes only for objects whose stored state would change.
   - With C(--diff), returns each changed EC2NodeClass before and after, exactly as a real run stores it.
+  - When more than one object will be written, the apiserver first dry-runs each of them (server-side
+    C(dryRun=All), counted as C(dry-run) in RV(requests)); an object it refuses - for example by an admission
+    policy - fails the task with nothing of the batch written.
 """
 
 EXAMPLES = r"""

@@ -131,6 +131,83 @@ def test_a_definitions_list_from_from_yaml_all_with_a_trailing_separator_is_appl
     assert [r["action"] for r in res["results"]] == ["create"]
 
 
+DENY_LABEL = "example.com/deny-by-policy"
+
+
+@pytest.fixture
+def deny_policy(sandbox, uid):
+    """A ValidatingAdmissionPolicy (as Kyverno or Gatekeeper would add) refusing NodePools with DENY_LABEL: a rule
+    the offline validator cannot know."""
+    import json
+    import time
+
+    name = f"deny-{uid}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["karpenter.sh"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["nodepools"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": f"!has(object.metadata.labels) || !('{DENY_LABEL}' in object.metadata.labels)",
+                    "message": "NodePools labelled for denial are refused by policy",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    sandbox.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
+    )
+    probe = pool(f"probe-{uid}")
+    probe["metadata"]["labels"] = {DENY_LABEL: "x"}
+    deadline = time.monotonic() + 30
+    while True:  # the policy takes effect within a few seconds: wait until a dry-run is refused
+        got = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
+        if got.returncode != 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    yield
+    sandbox.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, "--ignore-not-found")
+
+
+def test_a_batch_the_cluster_refuses_in_part_writes_nothing(sandbox, names, deny_policy):
+    """[good, refused, good]: the offline checks pass all three, the apiserver's policy refuses the second. The
+    server-side dry-run of the batch stops it before the first write (before, two NodePools were created)."""
+    refused = pool(names[1])
+    refused["metadata"]["labels"] = {DENY_LABEL: "yes"}
+    api = api_for(sandbox)
+    with pytest.raises(karpenter_apply.InputError) as err:
+        karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0]), refused, pool(names[2])])
+    assert "rejected by the apiserver (server-side dry-run), nothing was applied" in str(err.value)
+    assert f"NodePool/{names[1]}" in str(err.value) and "refused by policy" in str(err.value)
+    assert [d["object"] for d in err.value.details] == [f"NodePool/{names[1]}"]
+    assert api.writes == 0 and api.request_summary()["dry-run"] == 3
+    for n in (names[0], names[2]):
+        assert sandbox.kubectl("get", "nodepool", n, check=False).returncode != 0, "nothing of the batch is written"
+    # without the refused object the same batch goes through (one dry-run per object, then the writes)
+    api = api_for(sandbox)
+    res = karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0]), pool(names[2])])
+    assert res["written"] == [f"NodePool/{names[0]}", f"NodePool/{names[2]}"]
+    assert res["requests"]["dry-run"] == 2 and res["requests"]["patch"] == 2
+
+
 def test_invalid_batch_writes_nothing(sandbox, names):
     api = api_for(sandbox)
     bad = pool(names[1], weight=0)

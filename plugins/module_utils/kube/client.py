@@ -272,9 +272,10 @@ class KubeApi:
 
     def apply(self, path, obj, field_manager, force=True, dry_run=False):
         query = {"fieldManager": field_manager, "force": "true" if force else "false", "fieldValidation": "Strict"}
-        if dry_run:
+        if dry_run:  # counted apart: a server-side dry-run stores nothing and is not a write
             query["dryRun"] = "All"
-        return self.call("patch", "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH)
+        verb = "dry-run" if dry_run else "patch"
+        return self.call(verb, "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH)
 
     def delete(self, path, propagation="Background"):
         return self.call("delete", "DELETE", path, body={"propagationPolicy": propagation})

@@ -534,6 +534,24 @@ def execute(
         raise failed[0]
 
 
+def dry_run(api, plan: list, manager: str = FIELD_MANAGER) -> list:
+    """Server-side dry-run of every create and update of ``plan`` (nothing is stored); returns one problem dict
+    (``object``, ``status``, ``message``) per object the apiserver - its validation, admission webhooks and
+    policies - rejects. Callers run it before the first real write of a batch, so that an object the offline
+    checks pass but the cluster refuses stops the whole batch before anything is written."""
+    problems = []
+    for item in plan:
+        if item.action not in ("create", "update"):
+            continue
+        try:
+            api.apply(item.resource.path(item.name, item.namespace), item.sent, manager, force=True, dry_run=True)
+        except KubeError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise  # not a verdict on the object: the API is unavailable
+            problems.append({"object": item.ref, "status": exc.status, "message": str(exc)})
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------- results
 def _redact(obj: dict) -> dict:
     if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":

@@ -153,7 +153,7 @@ class FakeApi:
         return self.call("list", "GET", path, query={"labelSelector": label_selector} if label_selector else None)
 
     def apply(self, path, obj, field_manager, force=True, dry_run=False):
-        self._count("patch")
+        self._count("dry-run" if dry_run else "patch")
         self.applied.append((path, dry_run, obj))
         return dict(obj, metadata=dict(obj["metadata"], uid="new"))
 
@@ -486,7 +486,13 @@ def test_restore_applies_nodeclasses_before_nodepools(tmp_path):
     arc = archive_of(tmp_path, [ec2nodeclass("default"), nodepool("general")])
     api = restore_api()
     bk.restore(api, arc, cluster_name="prod")
-    assert [path.split("/")[-2] for path, dry, unused in api.applied] == ["ec2nodeclasses", "nodepools"]
+    # every object dry-run first (nothing stored), then written in dependency order
+    assert [(path.split("/")[-2], dry) for path, dry, unused in api.applied] == [
+        ("ec2nodeclasses", True),
+        ("nodepools", True),
+        ("ec2nodeclasses", False),
+        ("nodepools", False),
+    ]
 
 
 def test_restore_invalid_object_writes_nothing(tmp_path):
