@@ -48,7 +48,7 @@ lint(){
 sanity(){
   # ansible-test bootstraps pip in its venvs with a script it downloads from a host that is not
   # reachable here; it documents pre-seeding its cache, which is what this does (see the script).
-  local pipver; pipver=$(python -c 'import re,inspect; from ansible_test._internal import python_requirements as p; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(p.get_venv_packages)).group(1))')
+  local pipver; pipver=$(python -c 'import sys, types; from ansible_test._internal.python_requirements import get_venv_packages as g; print(g(types.SimpleNamespace(version="%d.%d" % sys.version_info[:2]))["pip"])')
   mkdir -p ~/.ansible/test/cache && cp scripts/get_pip_offline.py ~/.ansible/test/cache/get_pip_${pipver//./_}.py
   local dst="${TMPDIR:-/tmp}/karpenter-eks-sanity/ansible_collections/karpenter_eks/platform"
   rm -rf "$dst"; mkdir -p "$dst"
