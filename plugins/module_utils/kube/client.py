@@ -25,6 +25,8 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ApiError
 from . import transport as direct
@@ -63,7 +65,7 @@ class KubeError(ApiError):
         self.body = body
 
 
-def connect(params, timeout=30, retries=5):
+def connect(params: dict, timeout: float = 30, retries: int = 5) -> KubeApi:
     """A KubeApi for the module parameters: the direct transport when it applies, else the official client."""
     config = direct.direct_config(params)
     if config is not None:
@@ -72,7 +74,7 @@ def connect(params, timeout=30, retries=5):
     return KubeApi(configuration, headers, timeout=timeout, retries=retries)
 
 
-def configuration_from_params(params, environ=None):
+def configuration_from_params(params: dict, environ: dict | None = None) -> tuple:
     """A kubernetes ``Configuration`` + headers for the connection options, with the rules kubernetes.core's
     modules follow (parameters, then ``K8S_AUTH_*``; host plus credentials alone, else the kubeconfig, else
     in-cluster then the default kubeconfig), built on the public APIs of the kubernetes client only."""
@@ -172,14 +174,24 @@ class KubeApi:
             self.counts[verb] = self.counts.get(verb, 0) + 1
 
     @property
-    def writes(self):
+    def writes(self) -> int:
         return sum(n for verb, n in self.counts.items() if verb in WRITE_VERBS)
 
-    def request_summary(self):
+    def request_summary(self) -> dict:
         return dict(self.counts, total=sum(self.counts.values()), writes=self.writes)
 
     # ------------------------------------------------------------------ transport
-    def call(self, verb, method, path, query=None, body=None, content_type=None, timeout=None, raw=False):
+    def call(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        query: dict | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+        raw: bool = False,
+    ) -> Any:
         """One request (retried on throttling and transient errors): the decoded JSON answer, or with ``raw``
         the answer's text (a pod log)."""
         headers = {"Accept": "*/*" if raw else "application/json"}
@@ -263,24 +275,31 @@ class KubeApi:
             return "%s (HTTP %s)" % (getattr(exc, "reason", exc), getattr(exc, "status", "?"))
 
     # ------------------------------------------------------------------ verbs
-    def list(self, path, label_selector=None):
+    def list(self, path: str, label_selector: str | None = None) -> dict:
         query = {"labelSelector": label_selector} if label_selector else None
         return self.call("list", "GET", path, query=query)
 
-    def get(self, path):
+    def get(self, path: str) -> dict:
         return self.call("get", "GET", path)
 
-    def apply(self, path, obj, field_manager, force=True, dry_run=False):
+    def apply(self, path: str, obj: dict, field_manager: str, force: bool = True, dry_run: bool = False) -> dict:
         query = {"fieldManager": field_manager, "force": "true" if force else "false", "fieldValidation": "Strict"}
         if dry_run:  # counted apart: a server-side dry-run stores nothing and is not a write
             query["dryRun"] = "All"
         verb = "dry-run" if dry_run else "patch"
         return self.call(verb, "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH)
 
-    def delete(self, path, propagation="Background"):
+    def delete(self, path: str, propagation: str = "Background") -> dict:
         return self.call("delete", "DELETE", path, body={"propagationPolicy": propagation})
 
-    def watch_until(self, path, predicate, resource_version, timeout, on_list=None):
+    def watch_until(
+        self,
+        path: str,
+        predicate: Callable[[str, dict], bool],
+        resource_version: str | None,
+        timeout: float,
+        on_list: Callable[[list], bool] | None = None,
+    ) -> bool:
         """Watch ``path`` (a collection) from ``resource_version`` until predicate(type, object) is true.
 
         Returns True then, False when ``timeout`` (seconds) ran out first. One request per watch window.

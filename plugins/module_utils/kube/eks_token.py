@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 try:
     import botocore.session
@@ -58,7 +59,7 @@ AUTHENTICATOR_OPTIONS = {
 }
 
 
-def parse_get_token(command, args, env):
+def parse_get_token(command: str, args: list, env: dict) -> dict | None:
     """The settings of an ``aws eks get-token`` (or ``aws-iam-authenticator token``) exec stanza as a dict, or
     None for anything else."""
     program = os.path.basename(command)
@@ -93,7 +94,14 @@ def parse_get_token(command, args, env):
     return opts
 
 
-def make_token(cluster_name, region=None, profile=None, role_arn=None, env=None, session=None):
+def make_token(
+    cluster_name: str,
+    region: str | None = None,
+    profile: str | None = None,
+    role_arn: str | None = None,
+    env: dict | None = None,
+    session: Any = None,
+) -> str:
     """The bearer token ``aws eks get-token`` would print for these settings (botocore, no subprocess)."""
     exec_env = env or {}
     environ = dict(os.environ, **exec_env)

@@ -23,7 +23,7 @@ def _claim_summary(c):
     }
 
 
-def summarize(api, kinds, names=()):
+def summarize(api, kinds: list, names: list | tuple = ()) -> dict:
     names = set(names or [])
 
     def keep(n):

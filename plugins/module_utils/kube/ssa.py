@@ -18,6 +18,7 @@ apiserver will actually store:
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 
 def _walk_fields(fields, prefix, out):
@@ -36,7 +37,7 @@ def _walk_fields(fields, prefix, out):
         out.add(prefix)
 
 
-def owned_paths(live, manager):
+def owned_paths(live: dict | None, manager: str) -> set:
     """Set of tuples: the leaf paths ``manager`` owns through an Apply operation."""
     out = set()
     for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
@@ -45,7 +46,7 @@ def owned_paths(live, manager):
     return out
 
 
-def owned_paths_of_others(live, manager):
+def owned_paths_of_others(live: dict | None, manager: str) -> set:
     """Set of tuples: the leaf paths every other field manager owns (any operation), and ``manager``'s
     through an Update. Server-side apply removes a field the applier stops sending only if none of them
     owns it as well."""
@@ -60,7 +61,7 @@ def _overlaps(path, others):
     return any(o[: len(path)] == path or path[: len(o)] == o for o in others)
 
 
-def removable_paths(live, manager):
+def removable_paths(live: dict | None, manager: str) -> set:
     """Set of tuples: the paths ``manager`` owns through Apply that no other manager co-owns. Only these are
     removed when ``manager`` stops sending them; a co-owned field stays (server-side apply semantics)."""
     others = owned_paths_of_others(live, manager)
@@ -76,7 +77,7 @@ def _has(obj, path):
     return True
 
 
-def removed_paths(owned, desired):
+def removed_paths(owned: set, desired: dict) -> list:
     """Owned leaf paths that the desired object no longer contains (SSA removes them)."""
     return sorted(p for p in owned if p and p[0] not in ("status",) and not _has(desired, p))
 
@@ -104,7 +105,7 @@ def _prune_empty(obj, path):
             break
 
 
-def merge(base, overlay):
+def merge(base: Any, overlay: Any) -> Any:
     """Merge ``overlay`` into a copy of ``base``: dicts recursively, everything else replaced."""
     if isinstance(base, dict) and isinstance(overlay, dict):
         out = dict(base)
@@ -114,7 +115,7 @@ def merge(base, overlay):
     return copy.deepcopy(overlay)
 
 
-def predict(live, desired, owned):
+def predict(live: dict, desired: dict, owned: set) -> dict:
     """Object the apiserver will hold after applying ``desired`` (both already normalised)."""
     after = copy.deepcopy(live or {})
     for path in removed_paths(owned, desired):

@@ -159,7 +159,7 @@ class HTTPStatusError(Exception):
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
 
 
-def resolve_auth(params, environ=None):
+def resolve_auth(params: dict, environ: dict | None = None) -> dict:
     """The connection settings kubernetes.core would use: parameters first, then K8S_AUTH_* variables."""
     environ = os.environ if environ is None else environ
     auth = {}
@@ -181,7 +181,7 @@ def resolve_auth(params, environ=None):
     return auth
 
 
-def direct_config(params, environ=None):
+def direct_config(params: dict, environ: dict | None = None) -> DirectConfig | None:
     """A DirectConfig for settings this transport handles exactly as the official client, else None."""
     environ = os.environ if environ is None else environ
     if environ.get(FORCE_ENV, "").lower() == "kubernetes":
@@ -227,7 +227,7 @@ def _named(items, name):
     return None
 
 
-def from_kubeconfig(path, context=None):
+def from_kubeconfig(path: str, context: str | None = None) -> DirectConfig | None:
     import yaml
 
     try:
@@ -576,7 +576,15 @@ class DirectTransport:
                 raise ConnectionError("cannot connect to %s:%s: %s" % (self.config.host, self.config.port, exc))
         raise ConnectionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def request(self, method, path, query=None, headers=None, body=None, timeout=30):
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: dict | None = None,
+        headers: dict | None = None,
+        body: bytes | None = None,
+        timeout: float = 30,
+    ) -> bytes:
         """The response body (bytes) of a 2xx answer; raises HTTPStatusError otherwise."""
         resp = self._send_authorized(method, path, query, headers or {}, body, timeout)
         try:
