@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Module benchmark (issue 4): 200 NodePools + 200 EC2NodeClasses, three ways, in one run against the sandbox.
 
-    source .sandbox/env.sh && .venv/bin/python bench/module_bench.py [--count 200] [--variants batch,template,loop]
+    source .sandbox/env.sh && .venv/bin/python bench/module_bench.py [--count 200] [--variants batch,batch-no-dry-run,template,loop]
         [--k8s-apply] [--out bench/results/module_bench.json]
 
 Variants (playbooks in bench/playbooks/, the same objects for all three, passed with -e @objects.json):
@@ -39,6 +39,7 @@ ROOT = benchlib.ROOT
 PLAYBOOKS = os.path.join(ROOT, "bench", "playbooks")
 VARIANTS = {
     "batch": ("batch.yml", "karpenter_eks.platform batch tasks (definitions: list)"),
+    "batch-no-dry-run": ("batch.yml", "the same with server_dry_run: false (no dry-run before the writes)"),
     "template": ("k8s_template.yml", "kubernetes.core.k8s, one task, multi-document template"),
     "loop": ("k8s_loop.yml", "kubernetes.core.k8s with loop:"),
 }
@@ -235,7 +236,7 @@ def ratio(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=200, help="NodePools and EC2NodeClasses each (default 200)")
-    ap.add_argument("--variants", default="batch,template,loop")
+    ap.add_argument("--variants", default="batch,batch-no-dry-run,template,loop")
     ap.add_argument("--k8s-apply", action="store_true", help="kubernetes.core.k8s with apply: true")
     ap.add_argument(
         "--account-count",
@@ -280,12 +281,13 @@ def main():
     proxy = benchlib.CountingProxy(sb.env) if a.account_count else None
     try:
         for v in variants:
+            vextra = dict(extra, bench_server_dry_run=(v != "batch-no-dry-run"))
             for phase in ("first", "noop"):
-                rows.append(measure(sb, v, phase, vars_file, extra))
+                rows.append(measure(sb, v, phase, vars_file, vextra))
             log("cleanup after %s: %ss" % (v, cleanup(sb)))
             if proxy:
                 for phase in ("first", "noop"):
-                    accounting.append(account(sb, proxy, v, phase, account_file, extra))
+                    accounting.append(account(sb, proxy, v, phase, account_file, vextra))
                 log("cleanup after %s accounting: %ss" % (v, cleanup(sb)))
     finally:
         cleanup(sb)

@@ -57,6 +57,14 @@ options:
       - Treat lint warnings as errors.
     type: bool
     default: false
+  server_dry_run:
+    description:
+      - When more than one object will be written, send each through a server-side dry-run first, so that an
+        object the cluster refuses (an admission policy or webhook, a rule the offline checks do not model) fails
+        the task with nothing of the batch written. Costs one request per written object.
+      - Set to V(false) to skip it; a refusal then stops the batch after the objects written before it.
+    type: bool
+    default: true
   wait:
     description:
       - Wait until every managed object reports condition C(Ready=True) for its current generation

@@ -113,6 +113,7 @@ APPLY_SPEC = dict(
     prune=dict(type="bool", default=False),
     allow_disruption=dict(type="bool", default=False),
     strict=dict(type="bool", default=False),
+    server_dry_run=dict(type="bool", default=True),
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=120),
     request_timeout=dict(type="int", default=30),
@@ -175,6 +176,7 @@ def run_apply(module: KubeModule, kind_name: str, **run_args: Any) -> None:
             strict=p["strict"],
             allow_disruption=p["allow_disruption"],
             conversion=p["conversion"],
+            server_dry_run=p["server_dry_run"],
             **run_args,
         )
     )
