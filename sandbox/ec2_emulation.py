@@ -35,18 +35,19 @@ wraps ``MotoAPIBackend.reset``).
 **DescribeSpotPriceHistory** (``moto/ec2/responses/spot_instances.py``): moto answers ``0.00001`` for every
 offering, so Karpenter's cheapest spot offering is the largest instance. The response method is replaced: one
 ``Linux/UNIX`` record per instance type offered in a zone of the region (moto's offerings), priced
-``on_demand_price(type) * spot_fraction(type, zone)`` -- the deterministic 0.30..0.45 ratio of
-sandbox/instance_types.py, so both sandboxes agree -- at a ``Timestamp`` of the current hour. It honours
+``on_demand_price(type) * spot_fraction(type, zone)`` -- a ratio in 0.30..0.45 taken from a SHA-256 of
+``type/zone`` (a 55-70 % discount, the same on every run) -- at a ``Timestamp`` of the current hour. It honours
 ``InstanceTypes``, ``AvailabilityZone``, ``ProductDescriptions`` (``Linux/UNIX`` and ``Linux/UNIX (Amazon VPC)``
 are priced; other platforms have no records), the filters ``instance-type``, ``availability-zone`` and
 ``product-description`` (``*``/``?`` wildcards), ``MaxResults`` (default 1000) and ``NextToken``.
 
-**On-demand prices** (``on_demand_price``): sandbox/data/prices-us-east-1.json (the AWS provider's us-east-1
-table for the curated types); another size of a priced family scales linearly with vCPUs (as AWS prices do);
-anything else is estimated from moto's shape as ``0.0361 $/vCPU + 0.0035 $/GiB`` (least squares over the
-curated x86 types), times 0.835 on arm64 (Graviton, the curated arm64/x86 ratio), plus 0.81 $ per NVIDIA GPU
-(g5). Against the provider's full us-east-1 table that estimate is off by 21 % at the median, so treat prices of
-uncurated families as plausible, not real.
+**On-demand prices** (``on_demand_price``): AWS's us-east-1 Linux list price from the table the AWS provider
+generates and the collection ships (plugins/module_utils/cost_data/prices_us_east_1.py; the sandbox's controller
+prices on-demand offerings from its own copy of it). moto knows some types newer than that table: another size of
+a listed family scales linearly with vCPUs (as AWS prices do); anything else is estimated from moto's shape as
+``0.0361 $/vCPU + 0.0035 $/GiB`` (least squares over the c/m/r 6i, 7i x86 sizes), times 0.835 on arm64 (the
+Graviton 7g/x86 ratio), plus 0.81 $ per NVIDIA GPU (g5). Against the full list that estimate is off by 21 % at the
+median, so treat prices of the unlisted families as plausible, not real.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import hashlib
 import inspect
 import json
 import math
@@ -65,7 +67,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import instance_types as catalog
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError, InvalidFilter, InvalidNextToken, InvalidParameterValue
@@ -91,18 +92,16 @@ _PATCH_MARK = "_karpenter_sandbox_ec2"
 # (``moto.<service>.models``); the subclasses below are EC2 models, so they say so.
 _MOTO_EC2_MODULE = "moto.ec2.models.sandbox"
 
-# Estimate for types outside the curated price table (see the module docstring).
+# Estimate for types outside the list price table (see the module docstring).
 USD_PER_VCPU = 0.0361
 USD_PER_GIB = 0.0035
 ARM64_FACTOR = 0.835
 USD_PER_NVIDIA_GPU = 0.81
+# Spot price = on-demand x a fraction in this range, fixed per (instance type, zone).
+SPOT_MIN_FRACTION = 0.30
+SPOT_MAX_FRACTION = 0.45
 
 # ---------------------------------------------------------------------------------------------------- prices
-
-
-@cache
-def _curated_prices() -> dict[str, float]:
-    return catalog.load_prices()
 
 
 @cache
@@ -128,7 +127,7 @@ def _vcpus(shape: dict) -> int:
 @cache
 def _family_price_per_vcpu() -> dict[str, float]:
     per_family: dict[str, list[float]] = {}
-    for name, price in _curated_prices().items():
+    for name, price in _list_prices().items():
         shape = INSTANCE_TYPES.get(name)
         if shape:
             per_family.setdefault(name.split(".")[0], []).append(price / _vcpus(shape))
@@ -145,12 +144,10 @@ def estimated_price(shape: dict) -> float:
 
 
 def on_demand_price(instance_type: str) -> float | None:
-    """us-east-1 on-demand USD/hour: AWS's list price, else the curated table, else the family's per-vCPU price,
-    else the estimate (types newer than the list)."""
+    """us-east-1 on-demand USD/hour: AWS's list price, else (types newer than the list) the family's per-vCPU list
+    price times the vCPUs, else the estimate."""
     if instance_type in _list_prices():
         return _list_prices()[instance_type]
-    if instance_type in _curated_prices():
-        return _curated_prices()[instance_type]
     shape = INSTANCE_TYPES.get(instance_type)
     if shape is None:
         return None
@@ -159,10 +156,17 @@ def on_demand_price(instance_type: str) -> float | None:
     return round(price, 4)
 
 
+def spot_fraction(instance_type: str, zone: str) -> float:
+    """The spot/on-demand ratio of a (type, zone), in [SPOT_MIN_FRACTION, SPOT_MAX_FRACTION]: from a SHA-256 of
+    ``type/zone``, so it differs between types and zones and never between runs."""
+    h = int.from_bytes(hashlib.sha256(f"{instance_type}/{zone}".encode()).digest()[:4], "big") / 0xFFFFFFFF
+    return round(SPOT_MIN_FRACTION + (SPOT_MAX_FRACTION - SPOT_MIN_FRACTION) * h, 4)
+
+
 def spot_price(instance_type: str, zone: str) -> float | None:
     """Spot USD/hour: the on-demand price times the deterministic per (type, zone) ratio in 0.30..0.45."""
     od = on_demand_price(instance_type)
-    return None if od is None else round(od * catalog.spot_fraction(instance_type, zone), 6)
+    return None if od is None else round(od * spot_fraction(instance_type, zone), 6)
 
 
 def price(instance_type: str, zone: str | None, capacity_type: str) -> float | None:

@@ -860,7 +860,9 @@ class Diagnosis:
         claim_pool = dict(
             (n, (c["metadata"].get("labels") or {}).get("karpenter.sh/nodepool")) for n, c in claims.items()
         )
-        node_pool = dict(((c.get("status") or {}).get("nodeName"), claim_pool[n]) for n, c in claims.items())
+        node_claim = dict(((c.get("status") or {}).get("nodeName"), n) for n, c in claims.items())
+        node_claim.pop(None, None)
+        claim_node = dict((n, node) for node, n in node_claim.items())
         cutoff = self.now - datetime.timedelta(seconds=window_seconds)
         terminating_all = sorted(
             n
@@ -869,23 +871,31 @@ class Diagnosis:
             and (_ts(c["metadata"]["deletionTimestamp"]) or self.now) >= cutoff
             and (c["metadata"].get("labels") or {}).get(CAPACITY_TYPE) == "spot"
         )
-        affected = {}
+        # Karpenter reports one interruption on the NodeClaim and, once registered, again on its Node (and a
+        # second reason, TerminatingOnInterruption, as it deletes them): count instances, not events. A Node event
+        # is tied to its NodeClaim through status.nodeName while the claim exists.
         for e in recent:
             kind, _sep, obj = e["object"].partition("/")
-            pool = claim_pool.get(obj) if kind == "NodeClaim" else node_pool.get(obj)
-            e["nodepool"] = pool
-            if pool and e["reason"] != "SpotRebalanceRecommendation":
-                affected[pool] = affected.get(pool, 0) + 1
-        attributed = set(e["object"].partition("/")[2] for e in recent if e["nodepool"])
-        for n in terminating_all:
-            if n not in attributed and claim_pool[n]:
-                affected[claim_pool[n]] = affected.get(claim_pool[n], 0) + 1
+            claim = obj if kind == "NodeClaim" else node_claim.get(obj) if kind == "Node" else None
+            e["nodeclaim"] = claim
+            e["nodepool"] = claim_pool.get(claim)
         if nodepools:
             # an interruption whose NodeClaim is gone cannot be attributed: it still counts
             recent = [e for e in recent if e["nodepool"] in nodepools or e["nodepool"] is None]
-            affected = dict((k, v) for k, v in affected.items() if k in nodepools)
-        interrupted = sorted(set(e["object"] for e in recent if e["reason"] != "SpotRebalanceRecommendation"))
+        interrupting = [e for e in recent if e["reason"] != "SpotRebalanceRecommendation"]
+        interrupted = sorted(set(e["object"] for e in interrupting))
         terminating = [n for n in terminating_all if not nodepools or claim_pool[n] in nodepools]
+        by_claim = set(e["nodeclaim"] for e in interrupting if e["nodeclaim"])
+        by_node = set(
+            e["object"] if not e["object"].startswith("NodeClaim/") else "Node/%s" % claim_node.get(e["nodeclaim"])
+            for e in interrupting
+        )
+        by_node.discard("Node/None")
+        affected = {}
+        for claim in by_claim | set(terminating):
+            pool = claim_pool.get(claim)
+            if pool and (not nodepools or pool in nodepools):
+                affected[pool] = affected.get(pool, 0) + 1
         by_pool = {}
         for n, c in claims.items():
             pool = claim_pool[n]
@@ -905,11 +915,14 @@ class Diagnosis:
                 counts["not_allowed"] += 1  # Karpenter will replace it (requirements drift)
         self.observed["interruption_events"] = recent[-100:]
         self.observed["interrupted_objects"] = interrupted
+        self.observed["interrupted_nodeclaims"] = sorted(by_claim)
         self.observed["spot_nodeclaims_terminating"] = terminating
         self.observed["affected_nodepools"] = affected
         self.observed["nodeclaims_by_nodepool"] = by_pool
         self.observed["window_seconds"] = int(window_seconds)
-        count = max(len(interrupted), len(terminating))
+        # the same instances seen from either side; the larger side counts events whose twin cannot be matched
+        # (the claim already gone) once, and the terminating spot claims those not yet reported by an event
+        count = max(len(by_claim), len(by_node), len(terminating))
         self.observed["interruptions_in_window"] = count
         self.observed["rate_per_hour"] = round(count * 3600.0 / max(window_seconds, 1), 1)
         self.observed["switched_nodepools"] = sorted(

@@ -67,7 +67,10 @@ options:
     type: int
     default: 900
   threshold:
-    description: Interruptions in the window that make a storm.
+    description:
+      - Interruptions in the window that make a storm. An interruption is an interrupted instance (Karpenter reports
+        each one on the NodeClaim and on its Node, under one or two reasons; it counts once), or a spot NodeClaim
+        terminating in the window.
     type: int
     default: 3
   since:

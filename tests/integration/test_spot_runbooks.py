@@ -7,6 +7,8 @@ marked unavailable. After the switch Karpenter replaces the spot nodes with on-d
 which the runbook's verification waits for. Each test uses its own NodePool/namespace and removes them; the apiserver audit log is the witness that check mode writes nothing.
 """
 
+import concurrent.futures
+import glob
 import json
 import os
 import sys
@@ -119,6 +121,14 @@ def interrupt(sandbox, claim_list):
         sandbox.env["AWS_ENDPOINT_URL"], sandbox.env["SANDBOX_INTERRUPTION_QUEUE"], "spot-interruption", ids
     )
     return ids
+
+
+def instance_state(sandbox, instance_id):
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"], region_name=sandbox.env["AWS_REGION"])
+    (res,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return res["Instances"][0]["State"]["Name"]
 
 
 def cleanup(sandbox, ns, pool):
@@ -339,3 +349,104 @@ def test_spot_reintroduction_rolls_back_a_failed_step(sandbox, uid, outdir):
         assert previous[pool]["spec"]["template"]["spec"]["requirements"] == requirements(["on-demand"])
     finally:
         cleanup(sandbox, ns, pool)
+
+
+def test_spot_reintroduction_aborts_on_an_interruption_while_observing(sandbox, uid, outdir):
+    """A real interruption during a step's observation window: the step's spot instance gets an EC2 spot
+    interruption warning on the controller's queue while the runbook watches the pool. The runbook stops the watch
+    early, rolls the step back (spot off, the saved requirements kept) and exits non-zero naming the interruption.
+
+    The pod selects spot, so it is Pending while the pool is on-demand only and the step's own spot launch is the
+    one interrupted (converged first: the check bundle appears, then the observation window runs)."""
+    pool, ns = f"rb-abort-{uid}", f"rb-abort-{uid}"
+    play = os.path.join(RUNBOOKS, "spot_reintroduction.yml")
+    saved = requirements(["spot", "on-demand"])
+    before = nodepool(pool, ["on-demand"], {SAVED: json.dumps(saved, sort_keys=True)})
+    deploy = workload(ns, pool, 1)
+    deploy[1]["spec"]["template"]["spec"]["nodeSelector"][CT] = "spot"
+    observe = 120
+    ev = {
+        "runbook_namespaces": [ns],
+        "runbook_nodepools": [pool],
+        "runbook_output_dir": outdir,
+        "runbook_verify_timeout": 120,
+        "runbook_step_observe_seconds": observe,
+    }
+    interrupted_objects = set()
+    try:
+        sandbox.apply([before] + deploy)
+        sandbox.wait_until(
+            "the spot-only pod Pending (the pool is on-demand only)",
+            lambda: [p.status.phase for p in sandbox.core.list_namespaced_pod(ns).items] == ["Pending"],
+            30,
+        )
+        assert claims(sandbox, pool) == []
+        live_before = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool_runner:
+            run = pool_runner.submit(sandbox.playbook, play, extra_vars=ev, check=False)
+
+            def converged_check_written():
+                if run.done():
+                    return "playbook finished early"
+                found = glob.glob(os.path.join(outdir, "*", f"check-add-spot-{pool}.json"))
+                return found[0] if found else None
+
+            check_file = sandbox.wait_until("the step's convergence check", converged_check_written, 240)
+            assert check_file != "playbook finished early", run.result()
+            check = json.load(open(check_file))
+            assert check["healthy"], check["findings"]
+            (spot,) = claims(sandbox, pool)  # launched by the step
+            assert spot["metadata"]["labels"][CT] == "spot" and ready(spot)
+            interrupted_objects |= {spot["metadata"]["name"], spot["status"]["nodeName"]}
+            sent_at = time.monotonic()
+            (instance_id,) = interrupt(sandbox, [spot])
+            rc, out = run.result(timeout=observe + 240)
+        print(
+            f"step + interruption {sent_at - t0:.1f}s after the start, rollback done {time.monotonic() - sent_at:.1f}s"
+            f" later (observe window {observe}s)"
+        )
+
+        # the controller received the warning: its SpotInterrupted event, the NodeClaim drained and replaced
+        def spot_interrupted():
+            evs = sandbox.core.list_event_for_all_namespaces(field_selector="reason=SpotInterrupted").items
+            return {e.involved_object.name for e in evs} & interrupted_objects
+
+        sandbox.wait_until("Karpenter's SpotInterrupted event", spot_interrupted, 30)
+        assert spot["metadata"]["name"] not in {c["metadata"]["name"] for c in claims(sandbox, pool)}
+        sandbox.wait_until(
+            "the interrupted instance terminated",
+            lambda: instance_state(sandbox, instance_id) in ("shutting-down", "terminated"),
+            60,
+        )
+
+        # the runbook: the watch stopped early on the interruption, the step was rolled back, the play failed
+        assert rc != 0
+        observed = task(out, f"Observe (no interruption), step add-spot-{pool}")
+        assert observed["failed"] and "spot_interruption_storm" in observed["causes"], observed["findings"]
+        assert observed["observed"]["watch"]["stopped_early"]
+        # one instance, reported by Karpenter on its NodeClaim and its Node: one interruption
+        assert observed["observed"]["interruptions_in_window"] == 1
+        assert observed["observed"]["interrupted_nodeclaims"] == [spot["metadata"]["name"]]
+        assert interrupted_objects & {
+            e["object"].partition("/")[2] for e in observed["observed"]["interruption_events"]
+        }, observed["observed"]["interruption_events"]
+        assert time.monotonic() - sent_at < observe  # aborted on the interruption, not at the end of the window
+        assert task(out, f"Roll back (spot off again), step add-spot-{pool}")["changed"]
+        stop = task(out, f"Stop at step add-spot-{pool}")
+        assert stop["failed"] and "Rolled back" in stop["msg"] and "spot_interruption_storm" in stop["msg"]
+        with pytest.raises(KeyError):
+            task(out, "Plan - restore the saved specs")
+        live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+        assert (
+            live["spec"]["template"]["spec"]["requirements"] == live_before["spec"]["template"]["spec"]["requirements"]
+        )
+        assert json.loads(live["metadata"]["annotations"][SAVED]) == saved
+        bundle = os.path.dirname(check_file)
+        failed = json.load(open(os.path.join(bundle, f"failed-add-spot-{pool}.json")))
+        assert failed["failed_task"] == f"Observe (no interruption), step add-spot-{pool}"
+        assert failed["rolled_back_to"] == f"previous-nodepools-add-spot-{pool}.json"
+    finally:
+        cleanup(sandbox, ns, pool)
+        sandbox.forget_interruptions(interrupted_objects)

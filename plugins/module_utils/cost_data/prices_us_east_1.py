@@ -5,13 +5,16 @@
 
 Generated from the AWS Karpenter provider's own fallback table
 ``github.com/aws/karpenter-provider-aws@v1.14.1/pkg/providers/pricing/zz_generated.pricing_aws.go``
-(generated at 2026-07-06T14:20:29Z for us-east-1); the same numbers the sandbox's 55 instance types carry. Python, not
-JSON: Ansible ships module_utils as Python files only. Regenerate with::
+(generated at 2026-07-06T14:20:29Z for us-east-1). The sandbox's AWS emulator (sandbox/ec2_emulation.py) prices
+on-demand from this table too, and spot as a fraction of it. Python, not JSON: Ansible ships module_utils as Python
+files only. Regenerate ``ON_DEMAND`` from the ``"us-east-1": {...}`` block of that Go file::
 
-    python - <<EOF
-    import sys; sys.path.insert(0, "sandbox")
-    from instance_types import parse_go_pricing
-    print(parse_go_pricing("<module cache>/karpenter-provider-aws@vX/pkg/providers/pricing/zz_generated.pricing_aws.go"))
+    python - <<'EOF'
+    import re
+    go = open("<module cache>/karpenter-provider-aws@vX/pkg/providers/pricing/zz_generated.pricing_aws.go").read()
+    block = go[go.index('"us-east-1": {'):]
+    block = block[: block.index("},")]
+    print(dict(sorted((t, float(p)) for t, p in re.findall(r'"([a-z0-9][a-z0-9.-]*)":\\s*([0-9.]+)', block))))
     EOF
 
 Spot prices are not in this table: they move hourly. The cost logic uses EC2 spot price history where

@@ -278,7 +278,7 @@ def _rule_nodeclass_ref(np, ref, known, strict):
             )
         )
     elif (group, ncr.get("kind")) in TEST_PROVIDER_NODECLASSES:
-        pass  # Karpenter's KWOK provider (the local sandbox) manages only NodePools that reference it
+        pass  # Karpenter's KWOK test provider (kwok/ in sigs.k8s.io/karpenter) manages only NodePools that reference it
     elif (isinstance(group, str) and group and group != "karpenter.k8s.aws") or (
         ncr.get("kind") and ncr.get("kind") != "EC2NodeClass"
     ):

@@ -108,6 +108,53 @@ def test_verify_waits_for_the_expected_capacity_type_and_no_pending_pod():
     assert "nodeclaims_not_converged" in run(pools + not_ready, verify=True)["causes"]
 
 
+def karpenter_storm(pool="batch", n=3, claims=True, age=60):
+    """What Karpenter's AWS provider leaves for n interrupted spot instances: per instance a SpotInterrupted and a
+    TerminatingOnInterruption event on the NodeClaim and the same two on its Node; the (terminating) NodeClaims while
+    they exist."""
+    objs = []
+    for i in range(n):
+        claim, node = "%s-%d" % (pool, i), "ip-10-0-0-%d.ec2.internal" % i
+        if claims:
+            objs.append(nodeclaim(claim, pool, "spot", node=node, deleting=True))
+        for reason in ("SpotInterrupted", "TerminatingOnInterruption"):
+            objs.append(event("default", "NodeClaim", claim, reason, "Spot interruption warning", age=age))
+            objs.append(event("default", "Node", node, reason, "Spot interruption warning", age=age))
+    return objs
+
+
+def test_an_instance_reported_on_its_nodeclaim_and_node_counts_once():
+    pools = [nodepool("batch", ["spot", "on-demand"])]
+    for claims in (True, False):  # while the NodeClaims terminate, and after they are gone
+        r = run(pools + karpenter_storm("batch", 2, claims=claims), threshold=3)
+        assert r["observed"]["interruptions_in_window"] == 2, claims
+        assert r["healthy"] and ids(r) == ["spot_interruptions"], r["findings"]
+        assert len(r["observed"]["interrupted_objects"]) == 4  # the report still lists every object
+        assert r["observed"]["affected_nodepools"] == ({"batch": 2} if claims else {})
+        r = run(pools + karpenter_storm("batch", 3, claims=claims), threshold=3)
+        assert r["causes"] == ["spot_interruption_storm"] and r["observed"]["interruptions_in_window"] == 3
+    r = run(pools + karpenter_storm("batch", 3), threshold=3, nodepools=["batch"])
+    assert r["observed"]["affected_nodepools"] == {"batch": 3}
+    assert r["observed"]["interrupted_nodeclaims"] == ["batch-0", "batch-1", "batch-2"]
+
+
+def test_node_only_interruption_events_still_count():
+    nodes = [event("default", "Node", "n-%d" % i, "InstanceTerminating", "Instance is terminating") for i in range(3)]
+    r = run([nodepool("batch", ["spot"])] + nodes, threshold=3)
+    assert r["causes"] == ["spot_interruption_storm"] and r["observed"]["interruptions_in_window"] == 3
+
+
+def test_one_interruption_during_a_step_observation_aborts_it():
+    """The reintroduction step's check: abort threshold 1, since the step began; one instance, two objects."""
+    since = NOW.timestamp() - 90
+    pools = [nodepool("batch", ["on-demand", "spot"])]
+    r = run(pools + karpenter_storm("batch", 1, age=20), threshold=1, since=since, nodepools=["batch"])
+    assert "spot_interruption_storm" in r["causes"] and r["observed"]["interruptions_in_window"] == 1
+    before = karpenter_storm("batch", 1, claims=False, age=120)  # before the step began: not this step's
+    r = run(pools + before, threshold=1, since=since, nodepools=["batch"])
+    assert r["healthy"] and r["observed"]["interruptions_in_window"] == 0
+
+
 def test_since_narrows_the_window():
     since = (NOW.timestamp()) - 30  # the step began 30 s ago; the interruptions are 60 s old
     r = run([nodepool("batch", ["spot"])] + storm("batch", 3, age=60), threshold=1, since=since)

@@ -1,4 +1,4 @@
-"""Fixtures for the sandbox helpers (sandbox/instance_types.py, sandbox/aws_emulator.py, sandbox/eks_authn.py)."""
+"""Fixtures for the sandbox helpers (sandbox/aws_emulator.py, sandbox/eks_authn.py, ...)."""
 
 from __future__ import annotations
 
@@ -39,11 +39,6 @@ def load_module(name: str):
     sys.modules[mod_name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="session")
-def instance_types_mod():
-    return load_module("instance_types")
 
 
 @pytest.fixture(scope="session")

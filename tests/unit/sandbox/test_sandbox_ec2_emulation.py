@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+SANDBOX = Path(__file__).resolve().parents[3] / "sandbox"
 REGION = "us-east-1"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 AMI_X86 = "/aws/service/eks/optimized-ami/1.34/amazon-linux-2023/x86_64/standard/recommended/image_id"
@@ -424,32 +430,57 @@ def test_capacity_rule_validation(emu, rule, message):
 # ---------------------------------------------------------------------------------------------------- prices
 
 
-def test_on_demand_prices(emu, instance_types_mod):
+# the families the estimate for unlisted types was fitted on (see ec2_emulation's docstring)
+FITTED = tuple(
+    f"{fam}.{size}" for fam in ("c6i", "m6i", "r6i", "c7i", "m7i", "r7i") for size in ("large", "2xlarge", "8xlarge")
+)
+
+
+def test_on_demand_prices(emu):
     # AWS's list price (the table Karpenter generates and the collection ships) for every type it has
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
     lst = emu._list_prices()
     assert len(lst) > 800 and emu.on_demand_price("t3a.nano") == lst["t3a.nano"] == 0.0047
     assert emu.on_demand_price("m5.large") == lst["m5.large"] == 0.096
-    table = instance_types_mod.load_prices()
-    assert all(emu.on_demand_price(name) == price for name, price in table.items() if name in lst)
+    assert all(emu.on_demand_price(name) == price for name, price in lst.items())
     assert emu.on_demand_price("no-such.type") is None
-    # types newer than the list: the estimate, which is near the list prices of the curated types
-    from moto.ec2.models.instance_types import INSTANCE_TYPES
-
-    for name, price in table.items():
-        if "Gpus" not in INSTANCE_TYPES[name].get("GpuInfo", {}):
-            assert emu.estimated_price(INSTANCE_TYPES[name]) == pytest.approx(price, rel=0.25), name
+    # types newer than the list: the estimate, which is near the list prices of the types it was fitted on
+    for name in FITTED:
+        assert emu.estimated_price(INSTANCE_TYPES[name]) == pytest.approx(lst[name], rel=0.25), name
     unlisted = [t for t in INSTANCE_TYPES if t not in lst]
-    assert all(emu.on_demand_price(t) is not None for t in unlisted)
+    assert unlisted and all(emu.on_demand_price(t) > 0 for t in unlisted)
 
 
-def test_spot_is_below_on_demand_for_every_type_and_zone(emu):
-    """Karpenter drops spot offerings dearer than on-demand: the emulator must never quote one."""
+def test_unlisted_size_of_a_listed_family_scales_with_vcpus(emu, monkeypatch):
     from moto.ec2.models.instance_types import INSTANCE_TYPES
 
+    lst = dict(emu._list_prices())
+    del lst["m6i.4xlarge"]  # as if moto knew it before the list did
+    monkeypatch.setattr(emu, "_list_prices", lambda: lst)
+    emu._family_price_per_vcpu.cache_clear()
+    try:
+        assert INSTANCE_TYPES["m6i.4xlarge"]["VCpuInfo"]["DefaultVCpus"] == 16
+        assert emu.on_demand_price("m6i.4xlarge") == pytest.approx(16 * lst["m6i.large"] / 2)
+    finally:
+        emu._family_price_per_vcpu.cache_clear()
+
+
+def test_every_offered_type_has_both_prices_and_spot_is_cheaper(emu):
+    """Karpenter drops spot offerings dearer than on-demand: the emulator must never quote one, for any type moto
+    offers in any zone of the region."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
+
+    offered = {(o["InstanceType"], o["Location"]) for o in INSTANCE_TYPE_OFFERINGS["availability-zone"][REGION]}
+    assert len({t for t, _z in offered}) > 800
+    for name, zone in offered:
+        od, spot = emu.on_demand_price(name), emu.spot_price(name, zone)
+        assert od is not None and spot is not None, (name, zone)
+        assert 0 < spot < od, (name, zone, spot, od)
+        assert emu.price(name, zone, "on-demand") == od and emu.price(name, zone, "spot") == spot
     for name in INSTANCE_TYPES:
-        od = emu.on_demand_price(name)
-        for zone in ("us-east-1a", "us-east-1b", "us-east-1c"):
-            assert emu.spot_price(name, zone) < od, (name, zone)
+        for zone in ZONES:
+            assert emu.spot_price(name, zone) < emu.on_demand_price(name), (name, zone)
 
 
 def test_spot_prices_are_a_deterministic_discount(emu):
@@ -458,6 +489,24 @@ def test_spot_prices_are_a_deterministic_discount(emu):
         assert all(0.30 - 1e-4 <= f <= 0.45 + 1e-4 for f in fractions.values()), fractions
         assert len({round(f, 3) for f in fractions.values()}) > 1  # zones differ
         assert emu.spot_price(name, "us-east-1a") == emu.spot_price(name, "us-east-1a")
+    values = {emu.spot_fraction(n, z) for n in FITTED for z in ZONES}
+    assert min(values) >= 0.30 and max(values) <= 0.45 and len(values) > 20
+
+
+def test_spot_fractions_are_the_same_in_another_process(emu):
+    """Not Python's per-process salted hash: a fresh interpreter with another hash seed gets the same ratios."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import ec2_emulation as e; "
+        "print(json.dumps([e.spot_fraction(n, z) for n in sys.argv[2].split(',') for z in sys.argv[3].split(',')]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(SANDBOX), ",".join(FITTED), ",".join(ZONES)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONHASHSEED="12345"),
+    )
+    assert json.loads(out.stdout) == [emu.spot_fraction(n, z) for n in FITTED for z in ZONES]
 
 
 def history(ec2, **kwargs) -> list[dict]:
