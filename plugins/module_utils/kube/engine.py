@@ -534,22 +534,29 @@ def execute(
         raise failed[0]
 
 
-def dry_run(api, plan: list, manager: str = FIELD_MANAGER) -> list:
-    """Server-side dry-run of every create and update of ``plan`` (nothing is stored); returns one problem dict
-    (``object``, ``status``, ``message``) per object the apiserver - its validation, admission webhooks and
-    policies - rejects. Callers run it before the first real write of a batch, so that an object the offline
-    checks pass but the cluster refuses stops the whole batch before anything is written."""
-    problems = []
-    for item in plan:
-        if item.action not in ("create", "update"):
-            continue
+def dry_run(api, plan: list, manager: str = FIELD_MANAGER, concurrency: int = WRITE_CONCURRENCY) -> list:
+    """Server-side dry-run of every create and update of ``plan`` (nothing is stored; up to ``concurrency`` in
+    flight, as the writes); returns one problem dict (``object``, ``status``, ``message``) per object the
+    apiserver - its validation, admission webhooks and policies - rejects, in plan order. Callers run it before
+    the first real write of a batch, so that an object the offline checks pass but the cluster refuses stops
+    the whole batch before anything is written."""
+    todo = [item for item in plan if item.action in ("create", "update")]
+
+    def one(item):
         try:
             api.apply(item.resource.path(item.name, item.namespace), item.sent, manager, force=True, dry_run=True)
         except KubeError as exc:
             if exc.status is None or exc.status >= 500:
                 raise  # not a verdict on the object: the API is unavailable
-            problems.append({"object": item.ref, "status": exc.status, "message": str(exc)})
-    return problems
+            return {"object": item.ref, "status": exc.status, "message": str(exc)}
+        return None
+
+    if len(todo) <= 1 or concurrency <= 1:
+        answers = [one(item) for item in todo]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(todo))) as pool:
+            answers = list(pool.map(one, todo))
+    return [a for a in answers if a is not None]
 
 
 # ---------------------------------------------------------------------------------------------- results
