@@ -33,6 +33,7 @@ import re
 from typing import Any
 
 from . import cel as cel_mod
+from . import golang
 from .crds import kubelet_v1beta1
 from .issues import ERROR, WARNING, Issue, join_path, key
 
@@ -244,9 +245,6 @@ def parse_go_float(text: str) -> float:
     return value
 
 
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})\Z")
-
-
 # --------------------------------------------------------------------------------------------
 # the strict decode into KubeletConfiguration (sigs.k8s.io/json UnmarshalStrict)
 
@@ -399,7 +397,7 @@ class _Decode:
         elif kind == "time":
             if jkind != "string":
                 self.type_error(segs, jkind, {"go": "string"}, struct, stack)
-            elif not _RFC3339.match(value):
+            elif not golang.parse_rfc3339(value):
                 self.value_error(segs, "parsing time %s as RFC 3339 (2006-01-02T15:04:05Z07:00) failed" % _quote(value))
         else:  # pragma: no cover - the generator emits only the kinds above
             raise ValueError("unknown kubelet type kind %r" % kind)
@@ -421,9 +419,10 @@ def _strict_join(strict, segment):
 
 
 def _parse_int(text):
+    """A map key of an integer Go type is decoded with ``strconv.ParseInt(key, 10, 64)``."""
     try:
-        return int(text, 10)
-    except (TypeError, ValueError):
+        return golang.parse_int(text)
+    except ValueError:
         return None
 
 
