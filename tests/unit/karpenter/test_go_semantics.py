@@ -340,3 +340,13 @@ def test_kubelet_eviction_value_with_non_ascii_digits_is_refused(ec2nodeclass, v
     ec2nodeclass["spec"]["kubelet"]["evictionHard"] = {"memory.available": value}
     errors = _errors(ec2nodeclass)
     assert [e.path for e in errors] == ["spec.kubelet.evictionHard[memory.available]"]
+
+
+def test_own_checks_mirroring_go_patterns_use_go_end_of_text():
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import labels, lint
+
+    assert labels.is_restricted_tag("karpenter.sh/nodeclaim")
+    assert not labels.is_restricted_tag("karpenter.sh/nodeclaim\n")
+    assert lint._VALID_DURATION.search("720h") and not lint._VALID_DURATION.search("720h\n")
+    assert not lint._BUDGET_DURATION.search("8h\n")
+    assert lint.suggest_duration("\u0663\u0660d") is None and lint.suggest_duration("30d") == "720h"
