@@ -52,6 +52,7 @@ _TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
+_MAX_SAFE_FLOAT_INT = 2**53 - 1
 _DURATION = re.compile(r"^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+\Z|^[-+]?0\Z")
 # format -> predicate over the string (the apiserver's checks; formats not listed are not checked)
 FORMAT_CHECKS = {"date-time": golang.is_openapi_date_time, "duration": _DURATION.match}
@@ -95,12 +96,15 @@ def is_int64(value):
     """True for an integer (or an integral float) the apiserver decodes as an int64.
 
     A JSON integer outside the int64 range is decoded as a float64 ("number"): it is not of type
-    ``integer`` (``must be of type int64`` / ``must be of type integer,string``).
+    ``integer`` (``must be of type int64`` / ``must be of type integer,string``). A JSON number written
+    with a fraction or an exponent (``1000.0``, ``1e3``) is a float64 too: it counts as an integer only
+    when it is integral and a "safe" JSON integer (at most 2^53 - 1 in magnitude, go-openapi's
+    ``IsFloat64AJSONInteger`` and the integer format check).
     """
     if isinstance(value, bool):
         return False
     if isinstance(value, float):
-        return value.is_integer() and _INT64[0] <= value <= _INT64[1]
+        return value.is_integer() and abs(value) <= _MAX_SAFE_FLOAT_INT
     return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
 
 

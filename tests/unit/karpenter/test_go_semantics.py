@@ -255,10 +255,18 @@ def test_integral_float_quantity_is_accepted_and_stored_as_an_int(nodepool):
         assert type(result.defaulted["spec"]["weight"]) is int
 
 
-def test_fractional_float_quantity_is_refused_like_the_apiserver(nodepool):
-    nodepool["spec"]["limits"]["cpu"] = 1.5
+@pytest.mark.parametrize("value", [1.5, 1000.0000001, 2.0**53, -(2.0**53), 1e19])
+def test_float_that_is_no_safe_json_integer_is_refused_like_the_apiserver(nodepool, value):
+    nodepool["spec"]["limits"]["cpu"] = value
     errors = _errors(nodepool)
     assert [(e.path, e.rule) for e in errors] == [("spec.limits[cpu]", "type")]
+
+
+@pytest.mark.parametrize("value", [2.0**53 - 1, -(2.0**53 - 1), 1e3, -0.0])
+def test_float_that_is_a_safe_json_integer_is_accepted(nodepool, value):
+    nodepool["spec"]["limits"]["cpu"] = value
+    result = validate.validate(nodepool)
+    assert result.ok and result.defaulted["spec"]["limits"]["cpu"] == int(value)
 
 
 # --------------------------------------------------------------------------------------------
