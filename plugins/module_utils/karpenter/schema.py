@@ -166,7 +166,7 @@ def canonical_number(value, schema):
     takes an integral float as an integer) and stores it re-encoded by Go, i.e. as ``1000``: a quantity
     written as ``{{ x * 1.0 }}`` is stored as the integer. Anything else is returned unchanged."""
     if (
-        type(value) is float  # noqa: E721 - not a bool, not an int
+        isinstance(value, float)
         and (schema.get("x-kubernetes-int-or-string") or schema.get("type") in ("integer", "number"))
         and is_int64(value)
     ):
@@ -175,7 +175,7 @@ def canonical_number(value, schema):
 
 
 def _prune(value, schema, path, issues, ref, root=False):
-    if type(value) is float:  # noqa: E721
+    if isinstance(value, float):
         return canonical_number(value, schema)
     if isinstance(value, dict) and (schema.get("type") == "object" or "properties" in schema):
         props = schema.get("properties") or {}
