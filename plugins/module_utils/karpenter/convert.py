@@ -1322,7 +1322,7 @@ def convert(
             out = conv.beta_nodeclass(obj, ref)
             outputs.append(out)
             converted.append(out)
-        elif kind in NOT_CONVERTED:
+        elif any(kind == k for k in NOT_CONVERTED):  # not `in`: apiVersion/kind may be unhashable (a list)
             conv.warn(
                 ref, "", "%s %s is a legacy kind that is not converted: %s" % (kind + (NOT_CONVERTED[kind],)), "legacy"
             )
