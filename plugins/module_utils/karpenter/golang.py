@@ -61,11 +61,30 @@ _SIMPLE_ESCAPES = frozenset("abfnrtv.\\+*?()|[]{}^$-/ ")
 _CACHE: dict = {}
 
 
+_REPEAT = re.compile(r"\{[0-9]+(?:,[0-9]*)?\}")
+
+
 def _translate(pattern: str) -> str:
     out = []
     i, n = 0, len(pattern)
+    repeat = None  # None, "op" (after a repetition operator) or "lazy" (after its ? as well)
     while i < n:
         ch = pattern[i]
+        counted = _REPEAT.match(pattern, i) if ch == "{" else None
+        if ch in "*+?" or counted:
+            if repeat == "lazy" or (repeat == "op" and ch != "?"):
+                raise GoRegexError("invalid nested repetition operator: %r" % pattern[max(0, i - 2) : i + 1])
+            if repeat == "op":  # the lazy marker of the previous repetition
+                repeat = "lazy"
+                out.append(ch)
+                i += 1
+                continue
+            repeat = "op"
+            text = counted.group(0) if counted else ch
+            out.append(text)
+            i += len(text)
+            continue
+        repeat = None
         if ch == "\\":
             i, text = _escape(pattern, i, in_class=False)
             out.append(text)
@@ -207,15 +226,17 @@ def compile_regex(pattern: str):
         return rx
     try:
         rx = re.compile(_translate(pattern), re.ASCII)
-    except _Untranslatable:
+    except GoRegexError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - _Untranslatable, re.error, or sre's own AssertionError (^*)
         if re2 is None:
+            if isinstance(exc, re.error):
+                raise GoRegexError("error parsing regexp: %s: %r" % (exc, pattern))
             raise GoRegexError("pattern %r needs RE2 (install google-re2) to be checked offline" % pattern)
-        try:
+        try:  # RE2 itself decides what Python's re cannot take (or refuses while RE2 accepts)
             rx = _Re2Pattern(re2.compile(pattern))
-        except Exception as exc:  # noqa: BLE001 - re2.error
-            raise GoRegexError(str(exc))
-    except re.error as exc:
-        raise GoRegexError("error parsing regexp: %s: %r" % (exc, pattern))
+        except Exception as err:  # noqa: BLE001 - re2.error
+            raise GoRegexError(str(err))
     _CACHE[pattern] = rx
     return rx
 

@@ -358,3 +358,28 @@ def test_own_checks_mirroring_go_patterns_use_go_end_of_text():
     assert lint._VALID_DURATION.search("720h") and not lint._VALID_DURATION.search("720h\n")
     assert not lint._BUDGET_DURATION.search("8h\n")
     assert lint.suggest_duration("\u0663\u0660d") is None and lint.suggest_duration("30d") == "720h"
+
+
+FRAGMENTS = [
+    "a", "k", "1", ".", "^", "$", "\\d", "\\D", "\\s", "\\S", "\\w", "\\W", "\\b", "[a-z]", "[^a]", "[\\s]", "[\\d_]",
+    "[[:alpha:]]", "[[:space:]]", "(", ")", "|", "*", "+", "?", "{2}", "{1,}", "{,2}", "\\.", "\\z", "\\A", "(?:",
+    "(?i)", "\\x41", "\\Q.*\\E", "\u00e9", "\\pN", "[&&]", "[~~]",
+]  # fmt: skip
+
+
+@given(
+    parts=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6),
+    texts=st.lists(st.text(alphabet=TRICKY, max_size=6), min_size=1, max_size=5),
+)
+@settings(max_examples=400, deadline=None, database=None)
+def test_random_patterns_agree_with_re2(parts, texts):
+    pattern = "".join(parts)
+    try:
+        reference = re2.compile(pattern)
+    except Exception:  # noqa: BLE001 - re2.error: Go refuses the pattern too
+        with pytest.raises(golang.GoRegexError):
+            golang.compile_regex(pattern)
+        return
+    rx = golang.compile_regex(pattern)
+    for text in texts:
+        assert (rx.search(text) is not None) == (reference.search(text) is not None), (pattern, text)
