@@ -10,6 +10,7 @@ Documentation: one ``<filter>.yml`` per filter beside this file.
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import yaml_load
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import compare
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.convert import convert
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate_batch
@@ -26,7 +27,7 @@ def _objects(data, filter_name):
         if yaml is None:
             raise AnsibleFilterError("%s: PyYAML is required to parse a YAML string" % filter_name)
         try:
-            data = [d for d in yaml.safe_load_all(data) if d is not None]
+            data = yaml_load.load_all(data)  # a duplicate key is an error, not the last value silently
         except yaml.YAMLError as exc:
             raise AnsibleFilterError("%s: input is not valid YAML: %s" % (filter_name, exc))
     if isinstance(data, dict):

@@ -43,7 +43,7 @@ import tempfile
 import threading
 import zlib
 
-from . import yaml_emit
+from . import yaml_emit, yaml_load
 from .errors import PlatformError
 from .karpenter.issues import shorten
 from .kube import engine, resource
@@ -51,8 +51,6 @@ from .kube.client import KubeError
 
 try:
     import yaml
-
-    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
     yaml = None
 
@@ -361,7 +359,8 @@ def dump_yaml_docs(objs):
 
 
 def load_yaml_docs(text):
-    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    """The documents of a YAML stream; a duplicate key is an error (yaml_load.DuplicateKeyError)."""
+    return yaml_load.load_all(text)
 
 
 def utcnow():

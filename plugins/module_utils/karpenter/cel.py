@@ -34,6 +34,7 @@ import importlib.util
 import json
 import re
 
+from . import golang
 from .issues import Issue, join_path
 from .schema import matches_type
 
@@ -53,7 +54,6 @@ _ENV = None
 _PROGRAMS = {}
 _RESULTS = {}
 _RESULTS_MAX = 50000
-_REGEX = {}
 _OLD_SELF = re.compile(r"\boldSelf\b")
 
 
@@ -66,11 +66,7 @@ class CELUnavailable(RuntimeError):
 
 
 def _regex(pattern):
-    rx = _REGEX.get(pattern)
-    if rx is None:
-        rx = re.compile(pattern)
-        _REGEX[pattern] = rx
-    return rx
+    return golang.compile_regex(pattern)  # Go RE2 semantics (cached there)
 
 
 def _find(text, pattern):
@@ -131,7 +127,19 @@ def _ascii_case(fn):
     return convert
 
 
+def _int(value):
+    """CEL ``int()`` as cel-go: a string is parsed by ``strconv.ParseInt(s, 10, 64)`` (cel-python also takes
+    ``"16_384"``, ``" 4"`` and ``"0x10"``, which the apiserver refuses); anything else as cel-python does."""
+    if isinstance(value, str):
+        try:
+            return celtypes.IntType(golang.parse_int(str(value)))
+        except ValueError as exc:  # the apiserver's wording, then Go's reason
+            return CELEvalError("type conversion error from 'string' to 'int'", ValueError, (str(exc),))
+    return celtypes.IntType(value)
+
+
 FUNCTIONS = {
+    "int": _int,
     "find": _find,
     "findAll": _find_all,
     "split": _split,
@@ -575,11 +583,9 @@ def clear_caches(programs=False):
     _RESULTS.clear()
     if programs:
         from . import celcompile, fastpath
-        from . import schema as schema_mod
 
         _PROGRAMS.clear()
         _PLANS.clear()
-        _REGEX.clear()
+        golang.clear_cache()
         celcompile.clear_cache()
         fastpath.clear_cache()
-        schema_mod._PATTERN_CACHE.clear()

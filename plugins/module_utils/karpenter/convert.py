@@ -27,6 +27,7 @@ renames. By default every converted object is validated and validation errors ar
 import copy
 import itertools
 import json
+import re
 
 from ..cost_data import prices_us_east_1 as _catalogue
 from .issues import ERROR, INFO, WARNING, Issue, join_path, key, object_ref
@@ -44,6 +45,12 @@ ALPHA_PROVISIONER = ("karpenter.sh/v1alpha5", "Provisioner")
 ALPHA_NODETEMPLATE = ("karpenter.k8s.aws/v1alpha1", "AWSNodeTemplate")
 BETA_NODEPOOL = ("karpenter.sh/v1beta1", "NodePool")
 BETA_NODECLASS = ("karpenter.k8s.aws/v1beta1", "EC2NodeClass")
+# legacy kinds that are not converted: Karpenter creates them itself (they are not configuration)
+NOT_CONVERTED = {
+    ("karpenter.sh/v1alpha5", "Machine"): "Karpenter < v0.32 created one Machine per node (v1 creates NodeClaims "
+    "itself); left out of the output - let the old Karpenter remove its Machines",
+    ("karpenter.sh/v1beta1", "NodeClaim"): "Karpenter creates NodeClaims itself; left out of the output",
+}
 V1_KINDS = (("karpenter.sh/v1", "NodePool"), ("karpenter.k8s.aws/v1", "EC2NodeClass"), ("karpenter.sh/v1", "NodeClaim"))
 
 ALPHA_METADATA_OPTIONS = {
@@ -52,6 +59,14 @@ ALPHA_METADATA_OPTIONS = {
     "httpPutResponseHopLimit": 2,
     "httpTokens": "required",
 }
+_ALIAS_VERSIONS = {
+    "al2": re.compile(r"v[0-9]{8}\Z"),
+    "al2023": re.compile(r"v[0-9]{8}\Z"),
+    "bottlerocket": re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+\Z"),
+}
+_ALIAS_VERSION_FORMS = {"al2": "vYYYYMMDD", "al2023": "vYYYYMMDD", "bottlerocket": "vX.Y.Z"}
+_MAX_DURATION_SECONDS = (2**63 - 1) // 10**9
+UNREGISTERED_TAINT = "karpenter.sh/unregistered:NoExecute"
 ALIAS_FAMILIES = {
     "AL2": "al2",
     "AL2023": "al2023",
@@ -90,6 +105,20 @@ INSTANCE_SELECTING_KEYS = (
 # EC2 instance families known to the pinned Karpenter provider (its generated price table lists every type)
 FAMILY_CATALOGUE = "%s (%d families)" % (_catalogue.SOURCE, len({t.split(".")[0] for t in _catalogue.ON_DEMAND}))
 _FAMILIES = sorted({t.split(".")[0] for t in _catalogue.ON_DEMAND})
+
+
+# Karpenter's karpenter.k8s.aws/instance-category: the letters of a family name before its generation (c5 -> c)
+_CATEGORIES = sorted({re.match(r"[a-z]+", f).group(0) for f in _FAMILIES if re.match(r"[a-z]+[0-9]", f)})
+
+
+def _value_text(value):
+    """A requirement value as the string kubectl would send from YAML: ``true`` -> ``"true"``, ``1`` -> ``"1"``
+    (``str()`` would give ``"True"``); strings unchanged."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
 
 
 def instance_families(prefix):
@@ -310,6 +339,14 @@ class _Converter:
             self.error(ref, path, "%r is not a whole number of seconds" % (value,))
             return None
         seconds = int(value)
+        if seconds > _MAX_DURATION_SECONDS:
+            self.warn(
+                ref,
+                path,
+                "%d seconds is past Go's time.Duration (at most %d s, about 292 years): as a duration Karpenter could "
+                "not decode the NodePool; written as Never, which is what it meant" % (seconds, _MAX_DURATION_SECONDS),
+            )
+            return "Never"
         if seconds and seconds % 3600 == 0:
             return "%dh" % (seconds // 3600)
         return "%ds" % seconds
@@ -383,14 +420,7 @@ class _Converter:
                 )
                 continue
             if rkey == "node.kubernetes.io/instance-family":
-                req["key"] = rkey = "karpenter.k8s.aws/instance-family"
-                self.info(
-                    ref,
-                    join_path(p, "key"),
-                    "node.kubernetes.io/instance-family is not a Karpenter label; using "
-                    "karpenter.k8s.aws/instance-family",
-                    "renamed",
-                )
+                rkey = self._instance_family_key(req, ref, p)
             if rkey in NORMALIZED_LABELS:
                 req["key"] = NORMALIZED_LABELS[rkey]
                 self.info(ref, join_path(p, "key"), "requirement key %s renamed to %s" % (rkey, req["key"]), "renamed")
@@ -410,8 +440,51 @@ class _Converter:
             out.append(req)
         return out
 
+    def _instance_family_key(self, req, ref, path):
+        """``node.kubernetes.io/instance-family`` is no Karpenter label: the requirement moves to
+        ``karpenter.k8s.aws/instance-family`` only when its values are EC2 families, to
+        ``karpenter.k8s.aws/instance-category`` when they are categories (``c``, ``m``, ``r``); otherwise the
+        key stays (a custom label Karpenter puts on the nodes, which selects no instance type) and is reported."""
+        old = "node.kubernetes.io/instance-family"
+        values = req.get("values") if isinstance(req.get("values"), list) else []
+        texts = [v for v in values if isinstance(v, str)]
+        target = None
+        if len(texts) == len(values):
+            if all(v in _FAMILIES for v in texts):
+                target = "karpenter.k8s.aws/instance-family"
+            elif texts and all(v in _CATEGORIES for v in texts):
+                target = "karpenter.k8s.aws/instance-category"
+        if target is None:
+            self.warn(
+                ref,
+                join_path(path, "key"),
+                "%s is not a Karpenter label and its values %s are neither EC2 instance families nor instance "
+                "categories (catalogue: %s): key kept, so it selects no instance type (Karpenter only labels the "
+                "nodes with it); use karpenter.k8s.aws/instance-family or instance-category"
+                % (old, values, FAMILY_CATALOGUE),
+                "kept",
+            )
+            return old
+        req["key"] = target
+        self.info(
+            ref,
+            join_path(path, "key"),
+            "%s is not a Karpenter label; values %s are instance %s: using %s"
+            % (old, values, "families" if target.endswith("family") else "categories", target),
+            "renamed",
+        )
+        return target
+
     def _fix_values(self, req, ref, path):
-        values = [str(v) for v in req["values"]]
+        values = [_value_text(v) for v in req["values"]]
+        for i, (v, text) in enumerate(zip(req["values"], values, strict=True)):
+            if not isinstance(v, str):
+                self.info(
+                    ref,
+                    join_path(join_path(path, "values"), i),
+                    "value %s (a YAML %s) written as the string %s" % (json.dumps(v), type_name(v), json.dumps(text)),
+                    "translated",
+                )
         op = req.get("operator")
         bad = [v for v in values if _GLOB_CHARS.search(v) or is_valid_label_value(v)]
         if not bad:
@@ -545,9 +618,19 @@ class _Converter:
                 tspec[field] = copy.deepcopy(spec[field])
 
         if "ttlSecondsUntilExpired" in spec and spec["ttlSecondsUntilExpired"] is not None:
-            duration = self.seconds_to_duration(spec["ttlSecondsUntilExpired"], ref, "spec.ttlSecondsUntilExpired")
-            if duration:
-                tspec["expireAfter"] = duration
+            ttl = spec["ttlSecondsUntilExpired"]
+            if ttl == 0 and not isinstance(ttl, bool):
+                self.error(
+                    ref,
+                    "spec.ttlSecondsUntilExpired",
+                    "ttlSecondsUntilExpired: 0 expires every node as soon as it launches; not converted to "
+                    "expireAfter: 0s (Karpenter would replace nodes in a loop, and validation refuses it): write "
+                    "expireAfter: Never or a duration such as 720h",
+                )
+            else:
+                duration = self.seconds_to_duration(ttl, ref, "spec.ttlSecondsUntilExpired")
+                if duration:
+                    tspec["expireAfter"] = duration
         else:
             tspec["expireAfter"] = "Never"
             self.info(
@@ -740,6 +823,15 @@ class _Converter:
                     "AL2/Custom with explicit AMIs",
                 )
             return
+        if family == "Custom":
+            self.warn(
+                ref,
+                path,
+                "amiFamily Custom: Karpenter v1 generates no userData for it, and a node must register with the "
+                "taint %s (v1 refuses to initialize a node without it): your userData must pass it to the kubelet "
+                "(--register-with-taints=%s or registerWithTaints)" % (UNREGISTERED_TAINT, UNREGISTERED_TAINT),
+                "behaviour",
+            )
         if terms:
             out_spec["amiFamily"] = family
             out_spec["amiSelectorTerms"] = terms
@@ -749,7 +841,7 @@ class _Converter:
             self.error(ref, path, "amiFamily %s needs explicit AMIs (amiSelector) in v1; none given" % family)
             out_spec["amiFamily"] = family
             return
-        version = "latest" if alias_family.startswith("windows") else self.ami_version
+        version = self._alias_version(alias_family, ref)
         out_spec["amiFamily"] = family
         out_spec["amiSelectorTerms"] = [{"alias": "%s@%s" % (alias_family, version)}]
         if version == "latest" and not alias_family.startswith("windows"):
@@ -770,6 +862,25 @@ class _Converter:
                 "document)",
                 sev,
             )
+
+    def _alias_version(self, alias_family, ref):
+        """The ``ami_version`` option for an alias of this family, or ``latest`` when it does not fit it
+        (AL2/AL2023 releases are ``vYYYYMMDD``, Bottlerocket's ``vX.Y.Z``, Windows aliases only ``latest``)."""
+        version = self.ami_version
+        if version == "latest":
+            return version
+        pattern = _ALIAS_VERSIONS.get(alias_family)
+        if pattern is not None and pattern.match(str(version)):
+            return version
+        if pattern is not None:  # Windows has no pinned versions: nothing to report
+            self.warn(
+                ref,
+                "spec.amiSelectorTerms",
+                "ami_version %s is not a %s release (%s); alias %s@latest used for this EC2NodeClass"
+                % (version, alias_family, _ALIAS_VERSION_FORMS[alias_family], alias_family),
+                "behaviour",
+            )
+        return "latest"
 
     def _k8s_at_least(self, major, minor):
         if not self.kubernetes_version:
@@ -1214,6 +1325,10 @@ def convert(
             out = conv.beta_nodeclass(obj, ref)
             outputs.append(out)
             converted.append(out)
+        elif any(kind == k for k in NOT_CONVERTED):  # not `in`: apiVersion/kind may be unhashable (a list)
+            conv.warn(
+                ref, "", "%s %s is a legacy kind that is not converted: %s" % (kind + (NOT_CONVERTED[kind],)), "legacy"
+            )
         elif kind in V1_KINDS:
             outputs.append(copy.deepcopy(obj))
         else:

@@ -98,7 +98,7 @@ def _is_plain(value):
 
 def _other(value, node, path, w, rules):
     """A value whose type is not the node's own (or a null): copied as is, checked by schema._validate."""
-    new = _plain_copy(value, w)
+    new = schema_mod.canonical_number(_plain_copy(value, w), node)
     schema_mod._validate(new, node, path, w.V, w.ref)
     if rules and new is not None and schema_mod.matches_type(new, node):
         w.C.append((rules, new, path, node))
@@ -193,9 +193,7 @@ def _string_ok(node):
     pattern = node.get("pattern")
     search = None  # compiled on first use: a fresh process compiles only the patterns it needs
     fmt = node.get("format")
-    fmt_match = (
-        schema_mod._DATE_TIME.match if fmt == "date-time" else schema_mod._DURATION.match if fmt == "duration" else None
-    )
+    fmt_match = schema_mod.FORMAT_CHECKS.get(fmt)
     if max_len is None and min_len is None and pattern is None and fmt_match is None:
         return None
 
@@ -252,9 +250,7 @@ def _string_leaf(node, rules):
     pattern = node.get("pattern")
     search = None  # compiled on first use: a fresh process compiles only the patterns it needs
     fmt = node.get("format")
-    fmt_match = (
-        schema_mod._DATE_TIME.match if fmt == "date-time" else schema_mod._DURATION.match if fmt == "duration" else None
-    )
+    fmt_match = schema_mod.FORMAT_CHECKS.get(fmt)
     validate = schema_mod._validate
 
     def proc(value, path, w):

@@ -36,6 +36,7 @@ import re
 from typing import Any
 
 from . import cel as cel_mod
+from . import golang
 from .crds import kubelet_v1beta1
 from .issues import ERROR, WARNING, Issue, join_path, key
 
@@ -229,7 +230,7 @@ def parse_go_quantity_sign(text: str) -> int:
 
 _GO_DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _GO_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+\Z")
-_GO_SPECIAL_FLOAT = re.compile(r"[+-]?(?:inf|infinity|nan)\Z", re.I)
+_GO_SPECIAL_FLOAT = re.compile(r"[+-]?(?:inf|infinity|nan)\Z", re.I | re.ASCII)  # no dotless i for an i
 
 
 def parse_go_float(text: str) -> float:
@@ -245,9 +246,6 @@ def parse_go_float(text: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise ValueError("value out of range")
     return value
-
-
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +400,7 @@ class _Decode:
         elif kind == "time":
             if jkind != "string":
                 self.type_error(segs, jkind, {"go": "string"}, struct, stack)
-            elif not _RFC3339.match(value):
+            elif not golang.parse_rfc3339(value):
                 self.value_error(segs, "parsing time %s as RFC 3339 (2006-01-02T15:04:05Z07:00) failed" % _quote(value))
         else:  # pragma: no cover - the generator emits only the kinds above
             raise ValueError("unknown kubelet type kind %r" % kind)
@@ -424,9 +422,10 @@ def _strict_join(strict, segment):
 
 
 def _parse_int(text):
+    """A map key of an integer Go type is decoded with ``strconv.ParseInt(key, 10, 64)``."""
     try:
-        return int(text, 10)
-    except (TypeError, ValueError):
+        return golang.parse_int(text)
+    except ValueError:
         return None
 
 

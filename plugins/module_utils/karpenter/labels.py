@@ -10,6 +10,8 @@ label domains, ``IsRestrictedLabel``, normalised label aliases, restricted tag p
 
 import re
 
+from .golang import compile_regex
+
 # --- apimachinery syntax ----------------------------------------------------------------------
 _QUALIFIED_NAME_MAX = 63
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
@@ -189,11 +191,11 @@ KUBERNETES_LABEL_EXCEPTIONS = frozenset(
 
 # RestrictedTagPatterns (aws pkg/apis/v1/labels.go) - tags Karpenter sets itself.
 RESTRICTED_TAG_PATTERNS = (
-    re.compile(r"^kubernetes\.io/cluster/[0-9A-Za-z][A-Za-z0-9\-_]*$"),
-    re.compile(r"^%s$" % re.escape(NODEPOOL_LABEL)),
-    re.compile(r"^eks:eks-cluster-name$"),
-    re.compile(r"^karpenter\.k8s\.aws/ec2nodeclass$"),
-    re.compile(r"^karpenter\.sh/nodeclaim$"),
+    compile_regex(r"^kubernetes\.io/cluster/[0-9A-Za-z][A-Za-z0-9\-_]*$"),
+    compile_regex(r"^%s$" % re.escape(NODEPOOL_LABEL)),
+    compile_regex(r"^eks:eks-cluster-name$"),
+    compile_regex(r"^karpenter\.k8s\.aws/ec2nodeclass$"),
+    compile_regex(r"^karpenter\.sh/nodeclaim$"),
 )
 
 

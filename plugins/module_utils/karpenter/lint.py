@@ -18,6 +18,7 @@ Helpers outside the batch flow: ``lint_controller_policy(doc)`` (IAM policy of t
 # pylint: disable=unidiomatic-typecheck  # bool is not an integer quantity here
 import re
 
+from .golang import compile_regex
 from .iam_actions import V1_NEW_ACTIONS
 from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
 from .labels import (
@@ -137,7 +138,7 @@ LABELS_PATH = "spec.template.metadata.labels"
 # NodePool rules
 
 _GLOB_CHARS = re.compile(r"[*?\[\]^$|+(){}\\]")
-_FAMILY_GLOB = re.compile(r"^([a-z][a-z0-9-]*[a-z0-9])\.\*$")
+_FAMILY_GLOB = re.compile(r"^([a-z][a-z0-9-]*[a-z0-9])\.\*\Z")
 
 
 def _rule_glob_values(np, ref, reqs=None):
@@ -556,9 +557,10 @@ def _rule_disruption(np, ref):
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LOOSE_DURATION = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?)\s*$", re.I
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?)\s*\Z",
+    re.I | re.ASCII,
 )
-_VALID_DURATION = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
+_VALID_DURATION = compile_regex(r"^(([0-9]+(s|m|h))+|Never)$")  # the CRD's pattern
 
 
 def suggest_duration(value):
@@ -579,7 +581,7 @@ def suggest_duration(value):
     return "%ds" % seconds
 
 
-_BUDGET_DURATION = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
+_BUDGET_DURATION = compile_regex(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")  # the CRD's pattern
 
 
 def _rule_durations(np, ref):

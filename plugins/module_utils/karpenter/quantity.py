@@ -24,7 +24,7 @@ _DECIMAL = {
     "E": Fraction(10**18),
 }
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_QUANTITY = re.compile(r"^(%s)(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?[0-9]+))?$" % _NUMBER)
+_QUANTITY = re.compile(r"^(%s)(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?[0-9]+))?\Z" % _NUMBER)
 
 GI = Fraction(2**30)
 

@@ -23,6 +23,7 @@ import copy
 import json
 import re
 
+from . import golang
 from .crds import ec2nodeclass_v1, nodepool_v1
 from .issues import Issue, join_path, key
 from .labels import is_dns1123_subdomain, is_qualified_name, is_valid_label_value
@@ -54,10 +55,10 @@ _TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
+_MAX_SAFE_FLOAT_INT = 2**53 - 1
 _DURATION = re.compile(r"^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+\Z|^[-+]?0\Z")
-
-_PATTERN_CACHE = {}
+# format -> predicate over the string (the apiserver's checks; formats not listed are not checked)
+FORMAT_CHECKS = {"date-time": golang.is_openapi_date_time, "duration": _DURATION.match}
 
 
 def crd_for(api_version, kind):
@@ -72,38 +73,9 @@ def schema_for(api_version, kind):
 
 
 def compile_pattern(pattern):
-    """Compile an OpenAPI (Go RE2) pattern for Python ``re``: unanchored search, ``$`` = end of text."""
-    rx = _PATTERN_CACHE.get(pattern)
-    if rx is None:
-        rx = re.compile(_go_dollar(pattern))
-        _PATTERN_CACHE[pattern] = rx
-    return rx
-
-
-def _go_dollar(pattern):
-    """Turn unescaped ``$`` outside character classes into ``\\Z`` (Go ``$`` never matches before ``\\n``)."""
-    out = []
-    in_class = False
-    escaped = False
-    for ch in pattern:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            out.append(ch)
-            escaped = True
-        elif in_class:
-            out.append(ch)
-            if ch == "]":
-                in_class = False
-        elif ch == "[":
-            out.append(ch)
-            in_class = True
-        elif ch == "$":
-            out.append(r"\Z")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Compile an OpenAPI pattern (a Go RE2 expression, unanchored search) with Go's semantics
+    (``golang.compile_regex``: ASCII classes, ``$`` = end of text, ...)."""
+    return golang.compile_regex(pattern)
 
 
 def fmt_value(value):
@@ -127,12 +99,15 @@ def is_int64(value):
     """True for an integer (or an integral float) the apiserver decodes as an int64.
 
     A JSON integer outside the int64 range is decoded as a float64 ("number"): it is not of type
-    ``integer`` (``must be of type int64`` / ``must be of type integer,string``).
+    ``integer`` (``must be of type int64`` / ``must be of type integer,string``). A JSON number written
+    with a fraction or an exponent (``1000.0``, ``1e3``) is a float64 too: it counts as an integer only
+    when it is integral and a "safe" JSON integer (at most 2^53 - 1 in magnitude, go-openapi's
+    ``IsFloat64AJSONInteger`` and the integer format check).
     """
     if isinstance(value, bool):
         return False
     if isinstance(value, float):
-        return value.is_integer() and _INT64[0] <= value <= _INT64[1]
+        return value.is_integer() and abs(value) <= _MAX_SAFE_FLOAT_INT
     return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
 
 
@@ -156,8 +131,8 @@ def type_name(value):
 
 def matches_type(value, schema):
     """True when the value has the schema's type (int-or-string and untyped nodes included)."""
-    if schema.get("x-kubernetes-int-or-string"):
-        return isinstance(value, str) or (isinstance(value, int) and is_int64(value))
+    if schema.get("x-kubernetes-int-or-string"):  # an integral float is an integer (kube-openapi isFloatInt)
+        return isinstance(value, str) or is_int64(value)
     typ = schema.get("type")
     if not typ:
         return True
@@ -187,7 +162,24 @@ def prune(obj, schema, object_ref=""):
     return out, issues
 
 
+def canonical_number(value, schema):
+    """An integral float at an integer, number or int-or-string node as the int the apiserver stores.
+
+    The apiserver decodes ``1000.0`` as a float64, accepts it where an integer is expected (kube-openapi
+    takes an integral float as an integer) and stores it re-encoded by Go, i.e. as ``1000``: a quantity
+    written as ``{{ x * 1.0 }}`` is stored as the integer. Anything else is returned unchanged."""
+    if (
+        isinstance(value, float)
+        and (schema.get("x-kubernetes-int-or-string") or schema.get("type") in ("integer", "number"))
+        and is_int64(value)
+    ):
+        return int(value)
+    return value
+
+
 def _prune(value, schema, path, issues, ref, root=False):
+    if isinstance(value, float):
+        return canonical_number(value, schema)
     if isinstance(value, dict) and (schema.get("type") == "object" or "properties" in schema):
         props = schema.get("properties") or {}
         addl = schema.get("additionalProperties")
@@ -379,10 +371,9 @@ def _validate_string(value, schema, path, issues, ref):
     if pattern is not None and not compile_pattern(pattern).search(value):
         _issue(issues, ref, path, "pattern", "Invalid value: %s: should match '%s'" % (fmt_value(value), pattern))
     fmt = schema.get("format")
-    if fmt == "date-time" and not _DATE_TIME.match(value):
-        _issue(issues, ref, path, "format", "Invalid value: %s: must be of type date-time" % fmt_value(value))
-    elif fmt == "duration" and not _DURATION.match(value):
-        _issue(issues, ref, path, "format", "Invalid value: %s: must be of type duration" % fmt_value(value))
+    check = FORMAT_CHECKS.get(fmt)
+    if check is not None and not check(value):
+        _issue(issues, ref, path, "format", "Invalid value: %s: must be of type %s" % (fmt_value(value), fmt))
 
 
 def _validate_number(value, schema, path, issues, ref):

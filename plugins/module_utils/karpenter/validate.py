@@ -17,9 +17,10 @@ object has an error.
 """
 
 import copy
+import json
 
 from . import cel as cel_mod
-from . import fastpath
+from . import fastpath, golang
 from . import kubelet as kubelet_mod
 from . import schema as schema_mod
 from .issues import ERROR, WARNING, Issue, join_path, key, object_ref
@@ -217,7 +218,60 @@ def _validate(obj, old, stored, ref, api_version, kind):
         runtime = runtime_validate_ec2nodeclass(defaulted, ref, original=obj)
     error_paths = set(i.path for i in issues if i.severity == ERROR)
     issues.extend(i for i in runtime if not _reported_by_apiserver(i, error_paths))
+    issues.extend(size_issues(obj, ref))
     return ValidationResult(obj, ref, api_version, kind, defaulted, _dedupe(issues))
+
+
+# kube-apiserver --max-request-bytes default (MaxRequestBodyBytes): a larger body gets 413, dry-run included
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
+# etcd --max-request-bytes default: a larger write fails with "etcdserver: request is too large" (500)
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+# what the apiserver adds to the stored object (uid, timestamps, generation, managedFields), kept free
+STORED_OBJECT_RESERVE = 8 * 1024
+MAX_STORED_OBJECT_BYTES = ETCD_MAX_REQUEST_BYTES - STORED_OBJECT_RESERVE
+
+
+def serialized_size(obj):
+    """Bytes of the object as compact UTF-8 JSON (the smallest body a client sends; CRs are stored as JSON)."""
+    try:
+        text = json.dumps(obj, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):  # e.g. mixed-type keys: not sendable as it is; other checks report it
+        return 0
+    # ensure_ascii output is at least the UTF-8 size (a \uXXXX escape is 6 bytes, the character at most 4)
+    if len(text) <= MAX_STORED_OBJECT_BYTES:
+        return len(text)
+    return len(json.dumps(obj, separators=(",", ":"), default=str, ensure_ascii=False).encode("utf-8"))
+
+
+def size_issues(obj, ref=""):
+    """The object cannot be written whole: request body over the apiserver's limit (413, even on a
+    dry-run) or stored object over etcd's request limit (the create/update fails after a dry-run passed)."""
+    size = serialized_size(obj)
+    if size > MAX_REQUEST_BODY_BYTES:
+        return [
+            Issue(
+                ref,
+                "",
+                "request-size",
+                "Request entity too large: the object is %d bytes as JSON, the apiserver's request body limit is "
+                "%d bytes (3 MiB); the apiserver refuses it with 413, even on a dry-run"
+                % (size, MAX_REQUEST_BODY_BYTES),
+            )
+        ]
+    if size > MAX_STORED_OBJECT_BYTES:
+        return [
+            Issue(
+                ref,
+                "",
+                "object-size",
+                "object too large to store: %d bytes as JSON; etcd refuses writes over %d bytes (1.5 MiB, "
+                '"etcdserver: request is too large") and the apiserver adds metadata and managedFields, so keep it '
+                "under %d bytes (a dry-run does not reach etcd and still passes)"
+                % (size, ETCD_MAX_REQUEST_BYTES, MAX_STORED_OBJECT_BYTES),
+                source="storage",
+            )
+        ]
+    return []
 
 
 # runtime rule -> apiserver error paths that already report the same problem ("." = the issue's
@@ -236,6 +290,9 @@ _SAME_PROBLEM = {
     "taint-value": (".",),
     "taint-effect": (".",),
     "spec-required": (".",),
+    "duration-range": (".",),
+    "expire-after-zero": (".",),
+    "time-added": (".",),
 }
 
 
@@ -346,6 +403,9 @@ def runtime_validate_nodepool(np, ref=""):
                 issues.append(_runtime(ref, p, "duplicate-taint", "duplicate taint Key/Effect pair %s=%s" % pair))
             existing.add(pair)
 
+    issues.extend(_duration_issues(spec, tspec, ref))
+    issues.extend(_time_added_issues(tspec, ref))
+
     reqs = tspec.get("requirements")
     if isinstance(reqs, list):
         for i, req in enumerate(reqs):
@@ -358,6 +418,79 @@ def runtime_validate_nodepool(np, ref=""):
                     if restricted:
                         issues.append(_runtime(ref, p, "restricted-label", "%s is restricted" % NODEPOOL_LABEL))
     return issues
+
+
+def _duration_fields(spec, tspec):
+    """``(path, value)`` of every NodePool duration Karpenter decodes with Go's ``time.ParseDuration``."""
+    yield "spec.template.spec.expireAfter", tspec.get("expireAfter")
+    yield "spec.template.spec.terminationGracePeriod", tspec.get("terminationGracePeriod")
+    disruption = spec.get("disruption") if isinstance(spec.get("disruption"), dict) else {}
+    yield "spec.disruption.consolidateAfter", disruption.get("consolidateAfter")
+    budgets = disruption.get("budgets")
+    for i, budget in enumerate(budgets if isinstance(budgets, list) else ()):
+        if isinstance(budget, dict):
+            yield join_path(join_path("spec.disruption.budgets", i), "duration"), budget.get("duration")
+
+
+_MAX_DURATION_TEXT = "2562047h47m16.854775807s (about 292 years, Go's time.Duration)"
+
+
+def _duration_issues(spec, tspec, ref):
+    """Durations the CRD's patterns accept but Karpenter cannot decode (past Go's ``time.Duration`` range:
+    the NodePool list then fails to decode and no NodePool provisions anything), and ``expireAfter: 0s``."""
+    out = []
+    for path, value in _duration_fields(spec, tspec):
+        if not isinstance(value, str) or value == "Never":
+            continue
+        try:
+            nanos = kubelet_mod.parse_go_duration(value)
+        except ValueError as exc:
+            out.append(
+                _runtime(
+                    ref,
+                    path,
+                    "duration-range",
+                    "Invalid value: %s: %s; Karpenter parses it as a Go time.Duration, whose limit is %s: "
+                    "a NodePool holding it cannot be decoded, so Karpenter fails to list NodePools and none "
+                    "provisions" % (schema_mod.fmt_value(value), exc, _MAX_DURATION_TEXT),
+                )
+            )
+            continue
+        if nanos == 0 and path == "spec.template.spec.expireAfter":
+            out.append(
+                _runtime(
+                    ref,
+                    path,
+                    "expire-after-zero",
+                    "Invalid value: %s: nodes would expire as soon as they launch, so Karpenter replaces them in a "
+                    'loop; use "Never" to disable expiry or a positive duration such as 720h'
+                    % schema_mod.fmt_value(value),
+                )
+            )
+    return out
+
+
+def _time_added_issues(tspec, ref):
+    """Taint ``timeAdded`` values the apiserver's date-time check accepts (lower-case ``t``/``z``, any
+    fraction separator, an offset of ``+25:99``) but Karpenter's ``metav1.Time`` decoding (Go
+    ``time.Parse(time.RFC3339)``) refuses: the NodePool could not be decoded."""
+    out = []
+    for field in ("taints", "startupTaints"):
+        taints = tspec.get(field)
+        for i, taint in enumerate(taints if isinstance(taints, list) else ()):
+            value = taint.get("timeAdded") if isinstance(taint, dict) else None
+            if isinstance(value, str) and value and not golang.parse_rfc3339(value):
+                out.append(
+                    _runtime(
+                        ref,
+                        join_path(join_path("spec.template.spec.%s" % field, i), "timeAdded"),
+                        "time-added",
+                        "Invalid value: %s: Karpenter decodes it with Go time.Parse(RFC3339), which refuses it; write "
+                        "it as 2006-01-02T15:04:05Z (upper-case T and Z, or an offset +hh:mm)"
+                        % schema_mod.fmt_value(value),
+                    )
+                )
+    return out
 
 
 def validate_requirement(req):
@@ -423,8 +556,8 @@ def validate_requirement(req):
     if op in NUMERIC_OPERATORS:
         bad = len(values) != 1
         if not bad:
-            try:
-                bad = int(str(values[0]), 10) < 0
+            try:  # strconv.Atoi: no spaces, underscores or non-ASCII digits
+                bad = golang.parse_int(values[0]) < 0
             except ValueError:
                 bad = True
         if bad:

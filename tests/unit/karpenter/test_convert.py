@@ -482,3 +482,109 @@ def test_family_glob_naming_no_family_is_an_error():
     objects, report = convert([_glob_provisioner(["zz9.*", "m5.*"])])
     assert _family_requirement(objects)[0]["values"] == ["m5"]
     assert report_for(report, severity="error", contains="zz9.*")
+
+
+def _provisioner(**spec):
+    base = {"providerRef": {"name": "default"}}
+    base.update(spec)
+    return {"apiVersion": "karpenter.sh/v1alpha5", "kind": "Provisioner", "metadata": {"name": "p"}, "spec": base}
+
+
+def _template(**spec):
+    base = {"instanceProfile": "x", "subnetSelector": {"a": "b"}, "securityGroupSelector": {"a": "b"}}
+    base.update(spec)
+    return {
+        "apiVersion": "karpenter.k8s.aws/v1alpha1",
+        "kind": "AWSNodeTemplate",
+        "metadata": {"name": "t"},
+        "spec": base,
+    }
+
+
+def _reqs(objs):
+    return {r["key"]: r.get("values") for r in objs[0]["spec"]["template"]["spec"]["requirements"]}
+
+
+@pytest.mark.parametrize(
+    "values, key",
+    [
+        (["c", "r", "m"], "karpenter.k8s.aws/instance-category"),
+        (["c5", "m6i"], "karpenter.k8s.aws/instance-family"),
+        (["foo"], "node.kubernetes.io/instance-family"),
+        (["c", "c5"], "node.kubernetes.io/instance-family"),
+    ],
+)
+def test_instance_family_key_is_renamed_only_where_the_values_are_valid(values, key):
+    req = {"key": "node.kubernetes.io/instance-family", "operator": "In", "values": values}
+    objs, report = convert(_provisioner(requirements=[req]), validate=False)
+    assert _reqs(objs)[key] == values
+    notes = [r for r in report if r.path == "spec.requirements[0].key"]
+    assert len(notes) == 1
+    if key.startswith("node."):
+        assert notes[0].severity == "warning" and "kept" in notes[0].message
+    else:
+        assert notes[0].severity == "info" and key in notes[0].message
+
+
+def test_ttl_until_expired_zero_is_not_converted_to_zero_seconds():
+    objs, report = convert(_provisioner(ttlSecondsUntilExpired=0), validate=False)
+    assert "expireAfter" not in objs[0]["spec"]["template"]["spec"]
+    errors = [r for r in report if r.path == "spec.ttlSecondsUntilExpired"]
+    assert [r.severity for r in errors] == ["error"] and "Never" in errors[0].message
+
+
+@pytest.mark.parametrize("field", ["ttlSecondsUntilExpired", "ttlSecondsAfterEmpty"])
+def test_ttl_past_go_duration_is_reported_and_written_as_never(field):
+    objs, report = convert(_provisioner(**{field: 10**12}), validate=True)
+    spec = objs[0]["spec"]
+    value = (
+        spec["template"]["spec"]["expireAfter"]
+        if field == "ttlSecondsUntilExpired"
+        else spec["disruption"]["consolidateAfter"]
+    )
+    assert value == "Never"
+    notes = [r for r in report if r.path == "spec." + field]
+    assert notes and "time.Duration" in notes[0].message
+    assert not [r for r in report if r.rule == "invalid-output"]
+    ok, _ = convert(_provisioner(**{field: 9223372036}), validate=True)
+    assert "9223372036s" in str(ok[0]["spec"])
+
+
+def test_non_string_requirement_values_become_the_strings_kubectl_sends():
+    req = {"key": "example.com/flag", "operator": "In", "values": [True, 1, False]}
+    objs, report = convert(_provisioner(requirements=[req]), validate=False)
+    assert _reqs(objs)["example.com/flag"] == ["true", "1", "false"]
+    assert len([r for r in report if r.path.startswith("spec.requirements[0].values[")]) == 3
+
+
+@pytest.mark.parametrize(
+    "family, version, alias",
+    [
+        ("AL2023", "v20240807", "al2023@v20240807"),
+        ("AL2", "v20240807", "al2@v20240807"),
+        ("Bottlerocket", "v20240807", "bottlerocket@latest"),
+        ("Bottlerocket", "v1.20.3", "bottlerocket@v1.20.3"),
+        ("AL2023", "v1.20.3", "al2023@latest"),
+        ("Windows2022", "v20240807", "windows2022@latest"),
+    ],
+)
+def test_ami_version_is_applied_only_to_aliases_it_fits(family, version, alias):
+    objs, report = convert(_template(amiFamily=family), ami_version=version, validate=False)
+    assert objs[0]["spec"]["amiSelectorTerms"] == [{"alias": alias}]
+    mismatch = [r for r in report if "is not a" in r.message and "release" in r.message]
+    assert bool(mismatch) == (alias.endswith("@latest") and not family.startswith("Windows"))
+
+
+def test_custom_ami_family_warns_about_the_unregistered_taint():
+    objs, report = convert(_template(amiFamily="Custom", amiSelector={"aws-ids": "ami-123"}), validate=False)
+    assert objs[0]["spec"]["amiFamily"] == "Custom"
+    warnings = [r for r in report if r.path == "spec.amiFamily" and r.severity == "warning"]
+    assert warnings and "karpenter.sh/unregistered:NoExecute" in warnings[0].message
+
+
+def test_v1alpha5_machine_is_named_as_a_legacy_kind_not_converted():
+    machine = {"apiVersion": "karpenter.sh/v1alpha5", "kind": "Machine", "metadata": {"name": "m"}}
+    objs, report = convert([machine], validate=False)
+    assert objs == []
+    assert len(report) == 1 and report[0].severity == "warning"
+    assert "legacy kind that is not converted" in report[0].message and "not a legacy" not in report[0].message

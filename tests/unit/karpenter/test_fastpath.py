@@ -13,6 +13,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter i
     cel,
     celcompile,
     fastpath,
+    golang,
     schema,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import validate as validate_mod
@@ -155,7 +156,7 @@ def test_cold_caches_same_result(nodepool, ec2nodeclass):
     ec2nodeclass["spec"]["amiSelectorTerms"] = [{"alias": "windows2022@v1"}]
     before = [both(o) for o in (nodepool, ec2nodeclass)]
     cel.clear_caches(programs=True)
-    assert fastpath._PLANS == {} and celcompile.cache_size() == 0 and schema._PATTERN_CACHE == {}
+    assert fastpath._PLANS == {} and celcompile.cache_size() == 0 and golang._CACHE == {}
     after = [both(o) for o in (nodepool, ec2nodeclass)]
     assert before == after
     assert all(fast == slow for fast, slow in after)

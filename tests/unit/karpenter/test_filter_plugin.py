@@ -159,3 +159,23 @@ def test_validate_refuses_an_ec2nodeclass_without_spec(ec2nodeclass, how):
         "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: default}\nspec:\n"
     )
     assert error["rule"] == "spec-required"
+
+
+def test_yaml_string_with_a_duplicate_key_is_an_error_naming_the_key_and_line():
+    text = (
+        "apiVersion: karpenter.sh/v1\n"
+        "kind: NodePool\n"
+        "metadata: {name: gpu}\n"
+        "spec:\n"
+        "  template:\n"
+        "    spec:\n"
+        "      taints:\n"
+        "      - {key: nvidia.com/gpu, effect: NoSchedule}\n"
+        "      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}\n"
+        "      taints: []\n"
+    )
+    for name in ("karpenter_validate", "karpenter_convert"):
+        with pytest.raises(AnsibleFilterError) as exc:
+            FILTERS[name](text)
+        message = str(exc.value)
+        assert "duplicate key 'taints'" in message and "line 10" in message and "first at line 7" in message
