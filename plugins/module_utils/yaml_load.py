@@ -1,5 +1,6 @@
 # Copyright: karpenter_eks.platform contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The one YAML loader of the collection: PyYAML's safe loader that refuses duplicate mapping keys.
 
 YAML says mapping keys are unique, but PyYAML (and so ``yaml.safe_load``) silently keeps the *last* value of
@@ -9,8 +10,6 @@ place the collection parses YAML text goes through :func:`load` / :func:`load_al
 naming the key and the lines of both occurrences. Merge keys (``<<: *anchor``) may still be overridden by
 an explicit key: that is what they are for.
 """
-
-from __future__ import absolute_import, division, print_function
 
 try:
     import yaml
@@ -37,7 +36,7 @@ class DuplicateKeyError(ConstructorError):
             self.line,
             self.first_line,
         )
-        super(DuplicateKeyError, self).__init__("while constructing a mapping", first_mark, problem, mark)
+        super().__init__("while constructing a mapping", first_mark, problem, mark)
 
 
 class StrictLoader(_BaseLoader):  # pylint: disable=too-many-ancestors
@@ -57,7 +56,7 @@ class StrictLoader(_BaseLoader):  # pylint: disable=too-many-ancestors
                 if first is not None:
                     raise DuplicateKeyError(key, first, key_node.start_mark)
                 seen[key] = key_node.start_mark
-        return super(StrictLoader, self).construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load(text):

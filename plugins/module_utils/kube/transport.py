@@ -230,9 +230,13 @@ def _named(items, name):
 def from_kubeconfig(path: str, context: str | None = None) -> DirectConfig | None:
     import yaml
 
+    from .. import yaml_load
+
     try:
         with open(path) as f:
-            doc = yaml.safe_load(f)
+            doc = yaml_load.load(f.read())
+    except yaml_load.DuplicateKeyError as exc:  # the official loader would silently keep the last value
+        raise errors.InputError("kubeconfig %s: %s" % (path, exc)) from exc
     except (OSError, yaml.YAMLError):
         return None  # the official loader reports the problem in its own words
     if not isinstance(doc, dict):

@@ -199,3 +199,18 @@ def test_resolve_auth_follows_kubernetes_core_names():
         {"K8S_AUTH_VALIDATE_CERTS": "false", "K8S_AUTH_CERT_FILE": "/c", "K8S_AUTH_CONTEXT": "env"},
     )
     assert auth == {"validate_certs": False, "client_cert": "/c", "context": "c"}
+
+
+def test_a_kubeconfig_with_a_duplicate_key_is_an_error(tmp_path):
+    """A repeated key (two ``token:`` lines) is refused naming the file, not resolved to the last value."""
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.errors import InputError
+
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "contexts: [{name: a, context: {cluster: c, user: u}}]\n"
+        "users:\n- name: u\n  user:\n    token: first\n    token: second\n"
+    )
+    with pytest.raises(InputError, match=r"(?s)kubeconfig .*config: .*duplicate key .token."):
+        transport.from_kubeconfig(str(path))
