@@ -271,7 +271,7 @@ def main():
         request_timeout=dict(type="int", default=10),
     )
     module = KubeModule(argument_spec=spec, supports_check_mode=True)
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils import runbooks
 
     p = module.params
     api = module.connect(retries=2)
@@ -294,20 +294,20 @@ def main():
         )
 
     def run_once():
-        return diagnose.run_scenario(api, p, http_get=http_get, pod_log=pod_log)
+        return runbooks.run_scenario(api, p, http_get=http_get, pod_log=pod_log)
 
     def act():
         if p["wait_healthy"]:
-            return diagnose.wait_healthy(run_once, p["wait_timeout"])
+            return runbooks.wait_healthy(run_once, p["wait_timeout"])
         if p["watch_seconds"] > 0:
-            return diagnose.watch(run_once, p["watch_seconds"])
+            return runbooks.watch(run_once, p["watch_seconds"])
         return run_once()
 
     result = module.run(act)
-    result["markdown"] = diagnose.markdown(result)
+    result["markdown"] = runbooks.markdown(result)
     if p["output_dir"]:
         try:
-            result["bundle"] = diagnose.write_bundle(result, p["output_dir"], p["bundle_name"])
+            result["bundle"] = runbooks.write_bundle(result, p["output_dir"], p["bundle_name"])
         except OSError as exc:
             module.fail_json(msg="cannot write the bundle to %s: %s" % (p["output_dir"], exc))
     module.exit_json(changed=False, **result)

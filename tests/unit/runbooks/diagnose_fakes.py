@@ -1,4 +1,4 @@
-"""A read-only fake of the Kubernetes API for the diagnosis logic (plugins/module_utils/diagnose.py).
+"""A read-only fake of the Kubernetes API for the diagnosis logic (plugins/module_utils/runbooks/).
 
 ``FakeApi`` holds hand-made objects by collection path and answers GET/LIST the way ``kube.client.KubeApi`` does
 (404 as ``KubeError`` with ``status``, field and label selectors applied, ``/api/v1/pods`` and ``/api/v1/events``

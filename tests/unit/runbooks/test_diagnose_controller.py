@@ -1,9 +1,9 @@
-"""Controller-failure diagnosis (diagnose.Diagnosis.controller) on hand-made API objects: one test per finding."""
+"""Controller-failure diagnosis (runbooks.Diagnosis.controller) on hand-made API objects: one test per finding."""
 
 import json
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import runbooks
 from diagnose_fakes import NOW, FakeApi, ago, cond, event
 
 NS = "karpenter"
@@ -74,7 +74,7 @@ def healthy(**replace):
 
 def run(objects, http=None, pod_log=None, version_error=None, **kw):
     api = FakeApi(objects, version_error=version_error)
-    d = diagnose.Diagnosis(
+    d = runbooks.Diagnosis(
         api, "controller", http_get=(lambda url: http[url]) if http is not None else None, now=NOW, pod_log=pod_log
     )
     d.controller(NS, "karpenter", **kw)
@@ -232,13 +232,13 @@ LOG = "\n".join(
 
 
 def test_log_errors_grouped_in_the_window():
-    errors = diagnose.log_errors(LOG, 900, NOW)
+    errors = runbooks.log_errors(LOG, 900, NOW)
     assert [(e["message"], e["count"]) for e in errors] == [("Reconciler error", 2), ("failed launching nodeclaim", 1)]
     assert errors[0]["controller"] == "state.nodeclaim" and errors[0]["first"] < errors[0]["last"]
     assert errors[1]["cause"] == "iam_denied" and errors[0]["cause"] is None
     assert errors[0]["objects"] == ["NodeClaim/a-x1", "NodePool/a", "NodePool/b"] and errors[1]["objects"] == []
-    assert diagnose.log_errors(LOG, 900, NOW, limit=1)[0]["count"] == 2
-    assert len(diagnose.log_errors(LOG, 9000, NOW)) == 3  # the old provisioner error is back in a longer window
+    assert runbooks.log_errors(LOG, 900, NOW, limit=1)[0]["count"] == 2
+    assert len(runbooks.log_errors(LOG, 9000, NOW)) == 3  # the old provisioner error is back in a longer window
 
 
 def test_controller_log_file_errors_become_a_warning(tmp_path):
@@ -273,13 +273,13 @@ def test_unreadable_logs_are_notes(tmp_path):
 
     r = run(healthy(), pod_log=broken)
     assert r["notes"] == ["log of pod karpenter/karpenter-6d9f-abcde not readable: container not started"]
-    assert "## Notes" in diagnose.markdown(r)
+    assert "## Notes" in runbooks.markdown(r)
 
 
 def test_tail_text_starts_at_a_line(tmp_path):
     path = tmp_path / "big.log"
     path.write_text("".join("line %04d\n" % i for i in range(1000)))
-    text = diagnose.tail_text(str(path), max_bytes=100)
+    text = runbooks.tail_text(str(path), max_bytes=100)
     assert text.splitlines()[0].startswith("line ") and text.splitlines()[-1] == "line 0999"
     assert len(text) <= 100
 
@@ -304,10 +304,10 @@ def test_run_scenario_and_write_bundle(tmp_path):
         "log_file": None,
         "log_seconds": None,
     }
-    r = diagnose.run_scenario(FakeApi(healthy(pod=controller_pod(restarts=5))), p, now=NOW)
+    r = runbooks.run_scenario(FakeApi(healthy(pod=controller_pod(restarts=5))), p, now=NOW)
     assert r["scenario"] == "controller" and r["causes"] == ["pod_crashing"]
-    r["markdown"] = diagnose.markdown(r)
-    paths = diagnose.write_bundle(r, str(tmp_path / "out"), "diagnosis")
+    r["markdown"] = runbooks.markdown(r)
+    paths = runbooks.write_bundle(r, str(tmp_path / "out"), "diagnosis")
     saved = json.load(open(paths["json"]))
     assert saved["causes"] == ["pod_crashing"] and "markdown" not in saved
     assert open(paths["markdown"]).read() == r["markdown"] and "INCIDENT: pod_crashing" in r["markdown"]
@@ -325,5 +325,5 @@ def test_log_error_groups_keep_the_objects_named_last():
         )
         for i in range(25)
     )
-    (group,) = diagnose.log_errors(text, 900, NOW)
+    (group,) = runbooks.log_errors(text, 900, NOW)
     assert group["count"] == 25 and group["objects"] == ["NodePool/p%d" % i for i in range(5, 25)]

@@ -1,10 +1,10 @@
-"""Provisioning-failure diagnosis (diagnose.Diagnosis.provisioning) on hand-made API objects: each finding, the
+"""Provisioning-failure diagnosis (runbooks.Diagnosis.provisioning) on hand-made API objects: each finding, the
 planned NodePool changes with their previous specs, the recommendations and the IAM simulator result."""
 
 import json
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import runbooks
 from diagnose_fakes import EC2_REF, KWOK_NODECLASS, NOW, FakeApi, cond, event, node, nodeclaim, nodepool, pod
 
 LIMIT_MSG = 'Failed to schedule pod, all available instance types exceed limits for nodepool: "general"'
@@ -12,7 +12,7 @@ LIMIT_MSG = 'Failed to schedule pod, all available instance types exceed limits 
 
 def run(objects, http=None, **kw):
     api = FakeApi(list(objects) + [KWOK_NODECLASS])
-    d = diagnose.Diagnosis(api, "provisioning", http_get=(lambda url: http[url]) if http else None, now=NOW)
+    d = runbooks.Diagnosis(api, "provisioning", http_get=(lambda url: http[url]) if http else None, now=NOW)
     d.provisioning(**kw)
     return d.result()
 
@@ -251,7 +251,7 @@ def test_iam_denied_actions_are_a_finding_with_the_recommendation():
     (rec,) = r["recommendations"]
     assert rec["id"] == "grant_iam_permissions" and rec["actions"] == ["ec2:CreateFleet", "iam:PassRole"]
     assert r["observed"]["iam_check"] == check
-    assert "iam_permissions_denied" in diagnose.markdown(r)
+    assert "iam_permissions_denied" in runbooks.markdown(r)
 
 
 def test_iam_all_allowed_is_no_finding():
@@ -264,7 +264,7 @@ def test_iam_simulator_unavailable_is_a_note():
     note = "IAM simulator not available: AccessDenied: not authorized to perform iam:SimulatePrincipalPolicy"
     r = run([nodepool("general")], iam_check={"available": False, "role_arn": ROLE, "note": note})
     assert r["healthy"] and r["findings"] == [] and r["notes"] == [note]
-    assert "## Notes" in diagnose.markdown(r) and note in diagnose.markdown(r)
+    assert "## Notes" in runbooks.markdown(r) and note in runbooks.markdown(r)
 
 
 def test_iam_role_missing_is_a_warning():
@@ -297,7 +297,7 @@ def test_iam_role_missing_is_a_warning():
 )
 def test_pool_can_serve(selector, expected):
     unused, np = nodepool("general", labels={"team": "a"})
-    assert diagnose.pool_can_serve(np, selector) is expected
+    assert runbooks.pool_can_serve(np, selector) is expected
 
 
 @pytest.mark.parametrize(
@@ -313,10 +313,10 @@ def test_pool_can_serve(selector, expected):
     ],
 )
 def test_classify(message, cause):
-    assert diagnose.classify(message) == cause
+    assert runbooks.classify(message) == cause
 
 
 def test_requests_are_read_only():
     api = FakeApi(limit_incident())
-    diagnose.Diagnosis(api, "provisioning", now=NOW).provisioning(namespaces=["app"])
+    runbooks.Diagnosis(api, "provisioning", now=NOW).provisioning(namespaces=["app"])
     assert api.requests and all(method == "GET" for method, unused in api.requests)

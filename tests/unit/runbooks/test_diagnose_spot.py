@@ -3,11 +3,11 @@ metrics parsing)."""
 
 import json
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import runbooks
 from diagnose_fakes import NOW, FakeApi, ago, event, nodeclaim, nodepool, pod
 
-CT = diagnose.CAPACITY_TYPE
-SAVED = diagnose.SAVED_ANNOTATION
+CT = runbooks.CAPACITY_TYPE
+SAVED = runbooks.SAVED_ANNOTATION
 
 
 def storm(pool="batch", n=3, age=60, reason="SpotInterrupted"):
@@ -22,7 +22,7 @@ def storm(pool="batch", n=3, age=60, reason="SpotInterrupted"):
 
 def run(objects, method="spot_storm", **kw):
     api = FakeApi(objects)
-    d = diagnose.Diagnosis(api, method, now=NOW)
+    d = runbooks.Diagnosis(api, method, now=NOW)
     getattr(d, method)(**kw)
     return d.result()
 
@@ -221,30 +221,30 @@ def test_capacity_type_allowed():
     unused, both = nodepool("b", ["spot", "on-demand"])
     unused, none = nodepool("c", requirements=[])
     unused, notin = nodepool("d", requirements=[req(["spot"], "NotIn") | {"values": ["spot"]}])
-    assert not diagnose.allows_spot(od) and diagnose.allows_spot(both)
-    assert not diagnose.allows_spot(none) and diagnose.capacity_type_allowed(none, "on-demand")
-    assert not diagnose.allows_spot(notin) and diagnose.capacity_type_allowed(notin, "on-demand")
+    assert not runbooks.allows_spot(od) and runbooks.allows_spot(both)
+    assert not runbooks.allows_spot(none) and runbooks.capacity_type_allowed(none, "on-demand")
+    assert not runbooks.allows_spot(notin) and runbooks.capacity_type_allowed(notin, "on-demand")
 
 
 def test_parse_metrics_and_metric_sum():
-    m = diagnose.parse_metrics(
+    m = runbooks.parse_metrics(
         '# HELP x\nkarpenter_nodeclaims_disrupted_total{reason="interrupted",capacity_type="spot"} 2\n'
         'karpenter_nodeclaims_disrupted_total{reason="drifted",capacity_type="spot"} 1\n'
         'karpenter_nodeclaims_disrupted_total{reason="drifted",capacity_type="on-demand"} 5\n'
         "bad line\nnot_a_number NaNx\n"
     )
-    by_reason = diagnose.metric_sum(m, "karpenter_nodeclaims_disrupted_total", by="reason", capacity_type="spot")
+    by_reason = runbooks.metric_sum(m, "karpenter_nodeclaims_disrupted_total", by="reason", capacity_type="spot")
     assert by_reason == {"interrupted": 2.0, "drifted": 1.0}
-    assert diagnose.metric_sum(m, "karpenter_nodeclaims_disrupted_total") == 8.0
-    assert diagnose.metric_sum(m, "missing") == 0.0
+    assert runbooks.metric_sum(m, "karpenter_nodeclaims_disrupted_total") == 8.0
+    assert runbooks.metric_sum(m, "missing") == 0.0
 
 
 def test_markdown_names_status_findings_recommendations_and_changes():
     r = run([nodepool("batch", ["spot"])] + storm("batch", 3), threshold=3)
-    md = diagnose.markdown(r)
+    md = runbooks.markdown(r)
     assert "INCIDENT: spot_interruption_storm" in md and "`switch_to_on_demand`" in md
     assert "run with `runbook_remediate=true`" in md and "- NodePool `batch`" in md
-    healthy = diagnose.markdown(run([nodepool("batch", ["on-demand"])]))
+    healthy = runbooks.markdown(run([nodepool("batch", ["on-demand"])]))
     assert "status: **healthy**" in healthy and "## Findings\n\n- none" in healthy
 
 
@@ -264,20 +264,20 @@ class Clock:
 def test_wait_healthy_repeats_until_healthy_or_timeout():
     clock = Clock()
     results = iter([{"healthy": False}, {"healthy": False}, {"healthy": True}])
-    assert diagnose.wait_healthy(lambda: next(results), 60, interval=2, sleep=clock.sleep, clock=clock)["healthy"]
+    assert runbooks.wait_healthy(lambda: next(results), 60, interval=2, sleep=clock.sleep, clock=clock)["healthy"]
     assert clock.sleeps == [2, 2]
     clock = Clock()
-    r = diagnose.wait_healthy(lambda: {"healthy": False}, 5, interval=2, sleep=clock.sleep, clock=clock)
+    r = runbooks.wait_healthy(lambda: {"healthy": False}, 5, interval=2, sleep=clock.sleep, clock=clock)
     assert not r["healthy"] and clock.t >= 5
 
 
 def test_watch_stops_at_the_first_unhealthy_result():
     clock = Clock()
     results = iter([{"healthy": True, "observed": {}}, {"healthy": False, "observed": {}}])
-    r = diagnose.watch(lambda: next(results), 60, interval=5, sleep=clock.sleep, clock=clock)
+    r = runbooks.watch(lambda: next(results), 60, interval=5, sleep=clock.sleep, clock=clock)
     assert r["observed"]["watch"] == {"seconds": 60, "runs": 2, "stopped_early": True}
     clock = Clock()
-    r = diagnose.watch(lambda: {"healthy": True, "observed": {}}, 12, interval=5, sleep=clock.sleep, clock=clock)
+    r = runbooks.watch(lambda: {"healthy": True, "observed": {}}, 12, interval=5, sleep=clock.sleep, clock=clock)
     assert r["observed"]["watch"]["runs"] == 4 and not r["observed"]["watch"]["stopped_early"]
 
 

@@ -10,7 +10,7 @@ finding, recommendation or note the runbook writes.
 import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import diagnose
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import runbooks
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.iam_simulate import (
     EC2_DESCRIBE,
@@ -138,7 +138,7 @@ def test_all_allowed_is_no_finding(iam):
     assert res["available"] and res["denied"] == [] and res["role_arn"] == ROLE_ARN and not res["changed"]
     assert res["allowed"] == sorted(set(a for acts, unused in checks for a in acts))
 
-    d = diagnose.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
+    d = runbooks.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
     d.provisioning(iam_check=res)
     r = d.result()
     assert r["healthy"] and r["findings"] == [] and r["notes"] == []
@@ -167,7 +167,7 @@ def test_denied_actions_are_named_with_the_recommendation(iam):
     assert "SCP" in res["denied"][1]["why"] and "explicit Deny" in res["denied"][1]["why"]
     assert "ec2:CreateFleet" not in res["allowed"] and "ec2:RunInstances" in res["allowed"]
 
-    d = diagnose.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
+    d = runbooks.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
     d.provisioning(iam_check=res)
     r = d.result()
     assert r["causes"] == ["iam_permissions_denied"]
@@ -190,7 +190,7 @@ def test_access_denied_on_the_simulator_is_a_note(iam):
     assert not res["available"] and res["denied"] == [] and res["allowed"] == []
     assert res["note"].startswith("IAM simulator not available: AccessDenied: User:")
 
-    d = diagnose.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
+    d = runbooks.Diagnosis(FakeApi([KWOK_NODECLASS]), "provisioning", now=NOW)
     d.provisioning(iam_check=res)
     r = d.result()
     assert r["healthy"] and r["findings"] == [] and r["notes"] == [res["note"]]
