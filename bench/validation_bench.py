@@ -31,7 +31,7 @@ from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import cel, validate  # noqa: E402
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import caches, validate  # noqa: E402
 
 ROOT = benchlib.ROOT
 PATHS = {
@@ -71,16 +71,16 @@ def main():
 
     # ---- offline
     def cold():
-        cel.clear_caches(programs=True)
+        caches.clear_caches(programs=True)
         re.purge()
         return offline(objs, known)
 
     def compiled():
-        cel.clear_caches(programs=False)
+        caches.clear_caches(programs=False)
         return offline(objs, known)
 
     batch, cold_t = timed(cold, a.repeat)
-    cel_python_programs = cel.cache_info()["programs"]  # rules the compiled Python could not decide alone
+    cel_python_programs = caches.cache_info()["programs"]  # rules the compiled Python could not decide alone
     _, compiled_t = timed(compiled, a.repeat)
     _, warm_t = timed(lambda: offline(objs, known), a.repeat)
 

@@ -176,7 +176,7 @@ def _load():
     raise CELUnavailable("cel-python (import celpy) is required for CEL validation: %s" % CELPY_IMPORT_ERROR)
 
 
-def _env():
+def environment():
     global _ENV
     _load()
     if _ENV is None:
@@ -188,7 +188,7 @@ def compile_rule(rule):
     """Compile (once) and return the celpy program for a rule expression."""
     prog = _PROGRAMS.get(rule)
     if prog is None:
-        env = _env()
+        env = environment()
         prog = env.program(env.compile(rule), functions=FUNCTIONS)
         _PROGRAMS[rule] = prog
     return prog
@@ -290,7 +290,7 @@ def _to_cel(value, schema, path):
     return celtypes.StringType(str(value))
 
 
-class _Node:
+class Node:
     """Lazily converted value of one schema node (CEL value and memo key computed once)."""
 
     __slots__ = ("value", "schema", "path", "_cel", "_key")
@@ -382,7 +382,7 @@ def _remember(memo_key, out):
     return out
 
 
-def _run(expr, node, old):
+def run_rule(expr, node, old):
     """Evaluate ``expr``; return ``(True|False|None, error_text)`` (None = evaluation error)."""
     plan = _plan(expr) if old is None else ("whole",)
     if plan[0] == "all" and isinstance(node.value, (dict, list)):
@@ -443,7 +443,7 @@ def _eval_error_text(exc):
     return str(args[0]) if args else str(exc)
 
 
-def _message(rule, node, old):
+def rule_message(rule, node, old):
     expr = rule.get("messageExpression")
     if expr:
         try:
@@ -463,7 +463,7 @@ def _message(rule, node, old):
 _FIELD_PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['([^']*)'\]|\[(\d+)\]")
 
 
-def _with_field_path(path, field_path):
+def with_field_path(path, field_path):
     if not field_path:
         return path
     pos = 0
@@ -489,7 +489,7 @@ def evaluate(obj, schema, old=None, object_ref="", suppress_errors_under=()):
     ``suppress_errors_under``: paths that already have schema errors; a rule that fails to
     *evaluate* (not one that evaluates to false) at or above such a path is not reported again.
     """
-    _env()
+    environment()
     issues = []
     ctx = (issues, object_ref, tuple(suppress_errors_under))
     if not isinstance(obj, dict):
@@ -504,7 +504,7 @@ def evaluate(obj, schema, old=None, object_ref="", suppress_errors_under=()):
     return issues
 
 
-def _suppressed(path, prefixes):
+def is_suppressed(path, prefixes):
     for p in prefixes:
         if p == path or p.startswith(path + ".") or p.startswith(path + "["):
             return True
@@ -518,8 +518,8 @@ def _walk(value, schema, path, old, has_old, ctx):
         has_old = False
     rules = schema.get("x-kubernetes-validations")
     if rules:
-        node = _Node(value, schema, path)
-        old_node = _Node(old, schema, path) if has_old else None
+        node = Node(value, schema, path)
+        old_node = Node(old, schema, path) if has_old else None
         issues, ref, suppress = ctx
         for rule in rules:
             expr = rule.get("rule")
@@ -528,13 +528,13 @@ def _walk(value, schema, path, old, has_old, ctx):
             transition = bool(_OLD_SELF.search(expr))
             if transition and not has_old and not rule.get("optionalOldSelf"):
                 continue
-            ok, err = _run(expr, node, old_node if transition else None)
+            ok, err = run_rule(expr, node, old_node if transition else None)
             if ok:
                 continue
-            where = _with_field_path(path, rule.get("fieldPath"))
-            message = _message(rule, node, old_node if transition else None)
+            where = with_field_path(path, rule.get("fieldPath"))
+            message = rule_message(rule, node, old_node if transition else None)
             if ok is None:
-                if _suppressed(path, suppress):
+                if is_suppressed(path, suppress):
                     continue
                 message = "%s (rule evaluation error: %s)" % (message, err)
             issues.append(Issue(ref, where, expr, message, source="cel"))
@@ -569,23 +569,14 @@ def _walk(value, schema, path, old, has_old, ctx):
             _walk(item, items, join_path(path, i), old_item, old_item is not None, ctx)
 
 
-def cache_info():
-    """Sizes of the module-level caches (compiled programs, memoised results, rules compiled to Python)."""
-    from . import celcompile
-
-    return {"programs": len(_PROGRAMS), "results": len(_RESULTS), "compiled": celcompile.cache_size()}
+def cache_sizes():
+    """Sizes of this module's caches (compiled programs, memoised results)."""
+    return {"programs": len(_PROGRAMS), "results": len(_RESULTS)}
 
 
-def clear_caches(programs=False):
-    """Forget memoised results; with ``programs=True`` also everything compiled (celpy programs, rules
-    compiled to Python, the validation plans of the schemas and the regular expressions): what a fresh
-    process starts with."""
+def clear_cache(programs=False):
+    """Forget memoised results; with ``programs=True`` also the compiled celpy programs and evaluation plans."""
     _RESULTS.clear()
     if programs:
-        from . import celcompile, fastpath
-
         _PROGRAMS.clear()
         _PLANS.clear()
-        golang.clear_cache()
-        celcompile.clear_cache()
-        fastpath.clear_cache()

@@ -33,7 +33,7 @@ from ..cost_data import prices_us_east_1 as _catalogue
 from .issues import ERROR, INFO, WARNING, Issue, join_path, key, object_ref
 from .kubelet import upstream_kubelet_fields
 from .labels import NORMALIZED_LABELS, is_kubernetes_domain_label, is_restricted_tag, is_valid_label_value
-from .lint import _FAMILY_GLOB, _GLOB_CHARS
+from .lint import FAMILY_GLOB, GLOB_CHARS
 from .quantity import parse_quantity
 from .schema import compile_pattern, matches_type, schema_for, type_name
 
@@ -486,18 +486,18 @@ class _Converter:
                     "translated",
                 )
         op = req.get("operator")
-        bad = [v for v in values if _GLOB_CHARS.search(v) or is_valid_label_value(v)]
+        bad = [v for v in values if GLOB_CHARS.search(v) or is_valid_label_value(v)]
         if not bad:
             req["values"] = values
             return req
         if (
             req.get("key") == "node.kubernetes.io/instance-type"
             and op in ("In", "NotIn")
-            and all(_FAMILY_GLOB.match(v) for v in values)
+            and all(FAMILY_GLOB.match(v) for v in values)
         ):
             families, notes, unknown = [], [], []
             for v in values:
-                prefix = _FAMILY_GLOB.match(v).group(1)
+                prefix = FAMILY_GLOB.match(v).group(1)
                 found = instance_families(prefix)
                 if not found:
                     unknown.append(v)

@@ -97,9 +97,9 @@ def _is_plain(value):
 
 
 def _other(value, node, path, w, rules):
-    """A value whose type is not the node's own (or a null): copied as is, checked by schema._validate."""
+    """A value whose type is not the node's own (or a null): copied as is, checked by schema.validate_node."""
     new = schema_mod.canonical_number(_plain_copy(value, w), node)
-    schema_mod._validate(new, node, path, w.V, w.ref)
+    schema_mod.validate_node(new, node, path, w.V, w.ref)
     if rules and new is not None and schema_mod.matches_type(new, node):
         w.C.append((rules, new, path, node))
     return new
@@ -187,7 +187,7 @@ def _build(node):
 
 
 def _string_ok(node):
-    """A predicate ``ok(str)``: True when schema._validate_string reports nothing."""
+    """A predicate ``ok(str)``: True when schema.validate_node_string reports nothing."""
     max_len = node["maxLength"] if "maxLength" in node else None
     min_len = node["minLength"] if "minLength" in node else None
     pattern = node.get("pattern")
@@ -216,13 +216,13 @@ def _string_ok(node):
 
 
 def _number_ok(node):
-    """A predicate ``ok(int)``: True when schema._validate_number reports nothing."""
+    """A predicate ``ok(int)``: True when schema.validate_node_number reports nothing."""
     has_min, has_max = "minimum" in node, "maximum" in node
     lo, hi = node.get("minimum"), node.get("maximum")
     excl_lo, excl_hi = node.get("exclusiveMinimum"), node.get("exclusiveMaximum")
     multiple = node.get("multipleOf") if "multipleOf" in node else None
     fmt = node.get("format")
-    bounds = schema_mod._INT32 if fmt == "int32" else schema_mod._INT64 if fmt == "int64" else None
+    bounds = schema_mod.INT32 if fmt == "int32" else schema_mod.INT64 if fmt == "int64" else None
     if node.get("type") != "integer":
         bounds = None
     if not (has_min or has_max or multiple or bounds):
@@ -243,7 +243,7 @@ def _number_ok(node):
 
 
 def _string_leaf(node, rules):
-    """A ``type: string`` node: the checks of schema._validate_string inline (the common leaf)."""
+    """A ``type: string`` node: the checks of schema.validate_node_string inline (the common leaf)."""
     enum = node.get("enum")
     max_len = node["maxLength"] if "maxLength" in node else None
     min_len = node["minLength"] if "minLength" in node else None
@@ -251,7 +251,7 @@ def _string_leaf(node, rules):
     search = None  # compiled on first use: a fresh process compiles only the patterns it needs
     fmt = node.get("format")
     fmt_match = schema_mod.FORMAT_CHECKS.get(fmt)
-    validate = schema_mod._validate
+    validate = schema_mod.validate_node
 
     def proc(value, path, w):
         nonlocal search
@@ -293,7 +293,7 @@ def _leaf(node):
     takes_bool = typ == "boolean" and not ios
     str_ok = _string_ok(node) if takes_str else None
     num_ok = _number_ok(node) if takes_int else None
-    validate = schema_mod._validate
+    validate = schema_mod.validate_node
 
     def proc(value, path, w):
         t = type(value)
@@ -341,11 +341,11 @@ def _container_checks(value, node, path, w, vpos):
 
 
 def _default_value(sub):
-    """The default of a property, fully defaulted (as _default leaves it); must be plain and prune-clean."""
+    """The default of a property, fully defaulted (as default_node leaves it); must be plain and prune-clean."""
     value = copy.deepcopy(sub["default"])
-    schema_mod._default(value, sub)
+    schema_mod.default_node(value, sub)
     issues = []
-    pruned = schema_mod._prune(copy.deepcopy(value), sub, "", issues, "")
+    pruned = schema_mod.prune_node(copy.deepcopy(value), sub, "", issues, "")
     if issues or pruned != value or not _is_plain(value):
         raise _Slow()
     return value
@@ -580,15 +580,15 @@ def cel_issues(walk, suppress_errors_under=()):
                     continue
                 err = None
                 if cel_node is None:
-                    cel_node = cel_mod._Node(value, node, path)
+                    cel_node = cel_mod.Node(value, node, path)
                 if ok is not False:  # undecided: cel-python, exactly as cel.evaluate does
-                    ok, err = cel_mod._run(expr, cel_node, None)
+                    ok, err = cel_mod.run_rule(expr, cel_node, None)
                     if ok:
                         continue
-                if ok is None and cel_mod._suppressed(path, suppress):
+                if ok is None and cel_mod.is_suppressed(path, suppress):
                     continue
-                where = cel_mod._with_field_path(path, rule.get("fieldPath"))
-                message = cel_mod._message(rule, cel_node, None)
+                where = cel_mod.with_field_path(path, rule.get("fieldPath"))
+                message = cel_mod.rule_message(rule, cel_node, None)
                 if ok is None:
                     message = "%s (rule evaluation error: %s)" % (message, err)
                 issues.append(Issue(ref, where, expr, message, source="cel"))

@@ -663,7 +663,7 @@ def expression_problem(expression: str) -> str | None:
     if not cel_mod.HAS_CELPY:
         return None
     try:
-        tree = cel_mod._env().compile(expression)
+        tree = cel_mod.environment().compile(expression)
     except Exception as exc:  # celpy's CELParseError, or an error of its lark parser
         column = getattr(exc, "column", None)
         return "not valid CEL (a syntax error%s)" % (" at column %s" % column if column else "")

@@ -137,18 +137,18 @@ LABELS_PATH = "spec.template.metadata.labels"
 # ---------------------------------------------------------------------------------------------
 # NodePool rules
 
-_GLOB_CHARS = re.compile(r"[*?\[\]^$|+(){}\\]")
-_FAMILY_GLOB = re.compile(r"^([a-z][a-z0-9-]*[a-z0-9])\.\*\Z")
+GLOB_CHARS = re.compile(r"[*?\[\]^$|+(){}\\]")
+FAMILY_GLOB = re.compile(r"^([a-z][a-z0-9-]*[a-z0-9])\.\*\Z")
 
 
 def _rule_glob_values(np, ref, reqs=None):
     out = []
     for i, rkey, op, values, _unused in _reqs(np, reqs):
         for j, v in enumerate(values):
-            if not _GLOB_CHARS.search(v):
+            if not GLOB_CHARS.search(v):
                 continue  # other invalid values are reported by the runtime validation
             hint = "list concrete values; values match literally"
-            m = _FAMILY_GLOB.match(v)
+            m = FAMILY_GLOB.match(v)
             if m and rkey == INSTANCE_TYPE_LABEL:
                 hint = "use {key: karpenter.k8s.aws/instance-family, operator: %s, values: [%s]}" % (op, m.group(1))
             elif v in ("*", ".*"):

@@ -53,8 +53,8 @@ OBJECT_META_FIELDS = frozenset(
 )
 _TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
 _MAX_SAFE_FLOAT_INT = 2**53 - 1
 _DURATION = re.compile(r"^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+\Z|^[-+]?0\Z")
 # format -> predicate over the string (the apiserver's checks; formats not listed are not checked)
@@ -108,7 +108,7 @@ def is_int64(value):
         return False
     if isinstance(value, float):
         return value.is_integer() and abs(value) <= _MAX_SAFE_FLOAT_INT
-    return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
+    return isinstance(value, int) and INT64[0] <= value <= INT64[1]
 
 
 def type_name(value):
@@ -158,7 +158,7 @@ def matches_type(value, schema):
 def prune(obj, schema, object_ref=""):
     """Return ``(pruned_copy, issues)``: unknown fields removed, one ``unknown field`` error each."""
     issues = []
-    out = _prune(copy.deepcopy(obj), schema, "", issues, object_ref, root=True)
+    out = prune_node(copy.deepcopy(obj), schema, "", issues, object_ref, root=True)
     return out, issues
 
 
@@ -177,7 +177,7 @@ def canonical_number(value, schema):
     return value
 
 
-def _prune(value, schema, path, issues, ref, root=False):
+def prune_node(value, schema, path, issues, ref, root=False):
     if isinstance(value, float):
         return canonical_number(value, schema)
     if isinstance(value, dict) and (schema.get("type") == "object" or "properties" in schema):
@@ -189,9 +189,9 @@ def _prune(value, schema, path, issues, ref, root=False):
                 _prune_metadata(value, path, issues, ref)
                 continue
             if k in props:
-                value[k] = _prune(value[k], props[k], join_path(path, k), issues, ref)
+                value[k] = prune_node(value[k], props[k], join_path(path, k), issues, ref)
             elif isinstance(addl, dict):
-                value[k] = _prune(value[k], addl, join_path(path, key(k)), issues, ref)
+                value[k] = prune_node(value[k], addl, join_path(path, key(k)), issues, ref)
             elif addl is True or preserve:
                 continue
             else:
@@ -200,7 +200,7 @@ def _prune(value, schema, path, issues, ref, root=False):
                 del value[k]
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
-            value[i] = _prune(item, schema["items"], join_path(path, i), issues, ref)
+            value[i] = prune_node(item, schema["items"], join_path(path, i), issues, ref)
     return value
 
 
@@ -225,11 +225,11 @@ def apply_defaults(obj, schema, copy_obj=True):
     """Apply CRD defaults like the apiserver: nulls of non-nullable fields are dropped first."""
     if copy_obj:
         obj = copy.deepcopy(obj)
-    _default(obj, schema)
+    default_node(obj, schema)
     return obj
 
 
-def _default(value, schema):
+def default_node(value, schema):
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         addl = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None
@@ -243,10 +243,10 @@ def _default(value, schema):
         for k, v in value.items():
             sub = props.get(k, addl)
             if sub is not None:
-                _default(v, sub)
+                default_node(v, sub)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for item in value:
-            _default(item, schema["items"])
+            default_node(item, schema["items"])
 
 
 def defaults_of(schema, path):
@@ -284,7 +284,7 @@ def validate_schema(obj, schema, object_ref=""):
         elif k == "status":
             continue
         elif k in props:
-            _validate(v, props[k], k, issues, object_ref)
+            validate_node(v, props[k], k, issues, object_ref)
     return issues
 
 
@@ -292,7 +292,7 @@ def _issue(issues, ref, path, rule, message):
     issues.append(Issue(ref, path, rule, message))
 
 
-def _validate(value, schema, path, issues, ref):
+def validate_node(value, schema, path, issues, ref):
     if value is None:
         if not schema.get("nullable"):
             want = "integer or string" if schema.get("x-kubernetes-int-or-string") else schema.get("type", "a value")
@@ -332,7 +332,7 @@ def _validate_combinator(value, schema, combinator, path, issues, ref):
         sub = []
         merged = dict(branch)
         merged.setdefault("type", schema.get("type"))
-        _validate(value, merged, path, sub, ref)
+        validate_node(value, merged, path, sub, ref)
         results.append(sub)
     passing = sum(1 for r in results if not r)
     if combinator == "allOf":
@@ -396,7 +396,7 @@ def _validate_number(value, schema, path, issues, ref):
             "Invalid value: %s: should be a multiple of %s" % (fmt_value(value), schema["multipleOf"]),
         )
     fmt = schema.get("format")
-    bounds = _INT32 if fmt == "int32" else _INT64 if fmt == "int64" else None
+    bounds = INT32 if fmt == "int32" else INT64 if fmt == "int64" else None
     if bounds and schema.get("type") == "integer" and not bounds[0] <= value <= bounds[1]:
         _issue(issues, ref, path, "format", "Invalid value: %s: is out of range for %s" % (fmt_value(value), fmt))
 
@@ -406,7 +406,7 @@ def _validate_array(value, schema, path, issues, ref):
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
-            _validate(item, items, join_path(path, i), issues, ref)
+            validate_node(item, items, join_path(path, i), issues, ref)
 
 
 def array_checks(value, schema, path, issues, ref):
@@ -456,9 +456,9 @@ def _validate_object(value, schema, path, issues, ref):
     addl = schema.get("additionalProperties")
     for k, v in value.items():
         if k in props:
-            _validate(v, props[k], join_path(path, k), issues, ref)
+            validate_node(v, props[k], join_path(path, k), issues, ref)
         elif isinstance(addl, dict):
-            _validate(v, addl, join_path(path, key(k)), issues, ref)
+            validate_node(v, addl, join_path(path, key(k)), issues, ref)
 
 
 def object_checks(value, schema, path, issues, ref):

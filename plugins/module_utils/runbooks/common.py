@@ -60,7 +60,7 @@ def _now():
     return datetime.datetime.now(datetime.UTC)
 
 
-def _ts(value):
+def parse_time(value):
     if not value:
         return None
     try:
@@ -69,19 +69,19 @@ def _ts(value):
         return None
 
 
-def _age(value, now):
-    t = _ts(value)
+def age_seconds(value, now):
+    t = parse_time(value)
     return None if t is None else (now - t).total_seconds()
 
 
-def _cond(obj, ctype):
+def get_condition(obj, ctype):
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type") == ctype:
             return c
     return None
 
 
-def _from_epoch(value):
+def from_epoch(value):
     return datetime.datetime.fromtimestamp(float(value), datetime.UTC)
 
 
@@ -294,9 +294,9 @@ class Diagnosis:
         for e in events:
             if reasons and e.get("reason") not in reasons:
                 continue
-            age = _age(e.get("lastTimestamp") or (e.get("eventTime") or "")[:19] + "Z", self.now)
+            age = age_seconds(e.get("lastTimestamp") or (e.get("eventTime") or "")[:19] + "Z", self.now)
             if age is None:
-                age = _age((e.get("metadata") or {}).get("creationTimestamp"), self.now)
+                age = age_seconds((e.get("metadata") or {}).get("creationTimestamp"), self.now)
             if age is not None and age > window:
                 continue
             io = e.get("involvedObject") or {}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from .common import (
     CRDS,
-    _age,
-    _cond,
+    age_seconds,
+    get_condition,
     log_errors,
     metric_sum,
     tail_text,
@@ -85,7 +85,7 @@ class ControllerScenario:
         else:
             st = dep.get("status") or {}
             desired = (dep.get("spec") or {}).get("replicas", 1)
-            avail = _cond(dep, "Available") or {}
+            avail = get_condition(dep, "Available") or {}
             ctrl["deployment"] = {
                 "replicas": desired,
                 "ready": st.get("readyReplicas", 0),
@@ -132,7 +132,7 @@ class ControllerScenario:
         for crd in CRDS:
             obj = self.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s" % crd)
             self.checked.append("CRD %s" % crd)
-            if obj is None or (_cond(obj, "Established") or {}).get("status") != "True":
+            if obj is None or (get_condition(obj, "Established") or {}).get("status") != "True":
                 self.find("crd_not_established", "critical", "CRD %s missing or not Established" % crd)
         for kind in ("validating", "mutating"):
             hooks = self.list("/apis/admissionregistration.k8s.io/v1/%swebhookconfigurations" % kind)
@@ -149,7 +149,7 @@ class ControllerScenario:
         self.checked.append("Lease %s/%s" % (namespace, lease))
         if lease_obj:
             spec = lease_obj.get("spec") or {}
-            age = _age((spec.get("renewTime") or "")[:19] + "Z", self.now)
+            age = age_seconds((spec.get("renewTime") or "")[:19] + "Z", self.now)
             ctrl["lease"] = {"holder": spec.get("holderIdentity"), "renewed_seconds_ago": age}
             if age is not None and age > 2 * (spec.get("leaseDurationSeconds") or 15):
                 self.find("leader_lease_stale", "critical", "leader lease %s not renewed for %ds" % (lease, age))

@@ -9,9 +9,9 @@ from ..karpenter.quantity import format_quantity, parse_quantity
 from ..kube import engine
 from .common import (
     NODEGROUP_LABEL,
-    _age,
-    _cond,
+    age_seconds,
     classify,
+    get_condition,
     metric_sum,
     pool_can_serve,
 )
@@ -55,7 +55,7 @@ class ProvisioningScenario:
         for p in pending:
             if (p.get("spec") or {}).get("nodeName"):
                 continue
-            cond = _cond(p, "PodScheduled") or {}
+            cond = get_condition(p, "PodScheduled") or {}
             evs = sorted(
                 by_pod.get((p["metadata"]["namespace"], p["metadata"]["name"]), []),
                 key=lambda e: e.get("lastTimestamp") or "",
@@ -74,7 +74,7 @@ class ProvisioningScenario:
                     "message": msg[:600],
                     "karpenter_message": (karp[-1].get("message") or "")[:600] if karp else None,
                     "cause": cause,
-                    "pending_seconds": _age(p["metadata"].get("creationTimestamp"), self.now),
+                    "pending_seconds": age_seconds(p["metadata"].get("creationTimestamp"), self.now),
                 }
             )
             node_selector = (p.get("spec") or {}).get("nodeSelector") or {}
@@ -129,7 +129,7 @@ class ProvisioningScenario:
                 {"name": name, "ready": ready, "limits": limits, "usage": used, "at_limit": full}
             )
             if not ready:
-                c = _cond(np, "Ready") or {}
+                c = get_condition(np, "Ready") or {}
                 self.find(
                     "nodepool_not_ready",
                     severity,
@@ -181,9 +181,9 @@ class ProvisioningScenario:
             pool = (c["metadata"].get("labels") or {}).get("karpenter.sh/nodepool")
             if nodepools and pool not in nodepools:
                 continue
-            age = _age(c["metadata"].get("creationTimestamp"), self.now) or 0
+            age = age_seconds(c["metadata"].get("creationTimestamp"), self.now) or 0
             for ctype in ("Launched", "Registered", "Initialized"):
-                cond = _cond(c, ctype) or {}
+                cond = get_condition(c, ctype) or {}
                 if cond.get("status") != "True":
                     if age > stuck_seconds or cond.get("status") == "False":
                         stuck.append(
@@ -269,7 +269,7 @@ class ProvisioningScenario:
         for n in self.list("/api/v1/nodes", labelSelector=NODEGROUP_LABEL):
             g = groups.setdefault(n["metadata"]["labels"][NODEGROUP_LABEL], {"nodes": 0, "ready": 0})
             g["nodes"] += 1
-            g["ready"] += int((_cond(n, "Ready") or {}).get("status") == "True")
+            g["ready"] += int((get_condition(n, "Ready") or {}).get("status") == "True")
         self.checked.append("Nodes of EKS managed node groups (label %s)" % NODEGROUP_LABEL)
         self.observed["managed_node_groups"] = groups
         if unsched and not at_limit and not widen:

@@ -13,12 +13,12 @@ from .common import (
     CAPACITY_TYPE,
     INTERRUPTION_REASONS,
     SAVED_ANNOTATION,
-    _cond,
-    _from_epoch,
-    _ts,
     allows_spot,
     capacity_type_allowed,
+    from_epoch,
+    get_condition,
     metric_sum,
+    parse_time,
 )
 
 
@@ -31,7 +31,7 @@ class SpotScenarios:
         events = self.list("/api/v1/events")
         self.checked.append("events (interruption reasons %s)" % ", ".join(INTERRUPTION_REASONS))
         if since:
-            window_seconds = min(window_seconds, max(0.0, (self.now - _from_epoch(since)).total_seconds()) + 1)
+            window_seconds = min(window_seconds, max(0.0, (self.now - from_epoch(since)).total_seconds()) + 1)
         recent = self._recent_events(events, window_seconds, reasons=INTERRUPTION_REASONS)
         pools, _rv = engine.list_live(self.api, engine.NODEPOOL)
         claims, _rv = engine.list_live(self.api, engine.NODECLAIM)
@@ -49,7 +49,7 @@ class SpotScenarios:
             n
             for n, c in claims.items()
             if c["metadata"].get("deletionTimestamp")
-            and (_ts(c["metadata"]["deletionTimestamp"]) or self.now) >= cutoff
+            and (parse_time(c["metadata"]["deletionTimestamp"]) or self.now) >= cutoff
             and (c["metadata"].get("labels") or {}).get(CAPACITY_TYPE) == "spot"
         )
         # Karpenter reports one interruption on the NodeClaim and, once registered, again on its Node (and a
@@ -90,7 +90,7 @@ class SpotScenarios:
                 continue
             ct = (c["metadata"].get("labels") or {}).get(CAPACITY_TYPE) or "unknown"
             counts[ct] = counts.get(ct, 0) + 1
-            if (_cond(c, "Ready") or {}).get("status") != "True":
+            if (get_condition(c, "Ready") or {}).get("status") != "True":
                 counts["not_ready"] += 1
             if ct != "unknown" and not capacity_type_allowed(pools[pool], ct):
                 counts["not_allowed"] += 1  # Karpenter will replace it (requirements drift)

@@ -4,7 +4,7 @@ import copy
 import time
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import cel
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import caches, cel
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.crds import ec2nodeclass_v1, nodepool_v1
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate
 
@@ -37,8 +37,8 @@ def test_all_56_rules_compile():
 
 def test_kubernetes_library_functions():
     def run(expr, value):
-        node = cel._Node(value, None)
-        return cel._run(expr, node, None)
+        node = cel.Node(value, None)
+        return cel.run_rule(expr, node, None)
 
     assert run("self.find('^[^@]+') == 'al2023'", "al2023@v1") == (True, None)
     assert run("self.find('zzz') == ''", "abc") == (True, None)
@@ -403,9 +403,9 @@ def test_decomposed_all_matches_whole_rule_evaluation():
             if plan[0] != "all":
                 continue
             for value in samples:
-                node = cel._Node(value, {"items": {"type": "object"}} if isinstance(value, list) else {})
+                node = cel.Node(value, {"items": {"type": "object"}} if isinstance(value, list) else {})
                 whole = cel._evaluate(rule["rule"], {"self": node.cel})
-                split = cel._run(rule["rule"], node, None)
+                split = cel.run_rule(rule["rule"], node, None)
                 assert (whole[0], whole[1] is None) == (split[0], split[1] is None), (rule["rule"], value, whole, split)
                 checked += 1
     assert checked > 50
@@ -429,7 +429,7 @@ def _pools(n, base):
 
 def test_validating_200_distinct_nodepools_is_fast(nodepool):
     pools = _pools(200, nodepool)
-    cel.clear_caches(programs=True)  # a fresh process: nothing compiled, nothing memoised
+    caches.clear_caches(programs=True)  # a fresh process: nothing compiled, nothing memoised
     start = time.perf_counter()
     results = [validate(p) for p in pools]
     elapsed = time.perf_counter() - start
@@ -437,5 +437,5 @@ def test_validating_200_distinct_nodepools_is_fast(nodepool):
     # measured ~0.03 s on 2 cores; the bound leaves room for a busy CI machine
     assert elapsed < 1.0, elapsed
     # the NodePool's rules ran as Python compiled from them (celcompile), cel-python was not needed
-    assert cel.cache_info()["compiled"] >= 5
-    assert cel.cache_info()["programs"] == 0
+    assert caches.cache_info()["compiled"] >= 5
+    assert caches.cache_info()["programs"] == 0

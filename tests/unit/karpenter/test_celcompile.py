@@ -10,7 +10,7 @@
 """
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import cel, celcompile
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import caches, cel, celcompile
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.crds import ec2nodeclass_v1, nodepool_v1
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.schema import iter_schema, matches_type
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate
@@ -523,6 +523,6 @@ def test_node_function_reports_every_rule():
 
 def test_clear_caches_forgets_compiled_rules():
     celcompile.compile_rule("self.a == 'x'")
-    assert cel.cache_info()["compiled"] >= 1
-    cel.clear_caches(programs=True)
-    assert cel.cache_info()["compiled"] == 0
+    assert caches.cache_info()["compiled"] >= 1
+    caches.clear_caches(programs=True)
+    assert caches.cache_info()["compiled"] == 0

@@ -10,6 +10,7 @@ import json
 
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import (
+    caches,
     cel,
     celcompile,
     fastpath,
@@ -155,7 +156,7 @@ def test_cold_caches_same_result(nodepool, ec2nodeclass):
     nodepool["spec"]["template"]["spec"]["requirements"].append({"key": "kubernetes.io/hostname", "operator": "In"})
     ec2nodeclass["spec"]["amiSelectorTerms"] = [{"alias": "windows2022@v1"}]
     before = [both(o) for o in (nodepool, ec2nodeclass)]
-    cel.clear_caches(programs=True)
+    caches.clear_caches(programs=True)
     assert fastpath._PLANS == {} and celcompile.cache_size() == 0 and golang._CACHE == {}
     after = [both(o) for o in (nodepool, ec2nodeclass)]
     assert before == after

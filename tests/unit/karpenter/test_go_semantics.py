@@ -97,7 +97,7 @@ def test_budget_schedule_with_a_no_break_space_is_refused(nodepool):
 
 
 def test_cel_find_uses_go_regex_semantics():
-    cel._env()
+    cel.environment()
     assert cel._evaluate("'\u0663\u0664x'.find('[0-9]+') == ''", {}) == (True, None)
     assert cel._evaluate("'\u0663\u0664x'.find('\\\\d+') == ''", {}) == (True, None)
     assert cel._evaluate("'a\\u00a0b'.find('\\\\s') == ''", {}) == (True, None)
@@ -154,7 +154,7 @@ def test_gt_value_go_parses_is_accepted(nodepool, value):
 def test_compiled_int_agrees_with_cel_int(value):
     rule = "int(self) >= 0"
     compiled = celcompile.compile_rule(rule)(value)
-    cel._env()
+    cel.environment()
     reference = cel._evaluate(rule, {"self": cel.to_cel(value)})[0]
     assert compiled in (reference, None)
     assert reference is (True if value in ("4", "+4") else None)
