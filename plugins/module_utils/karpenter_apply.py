@@ -38,11 +38,19 @@ def check_timeouts(wait_timeout=None, request_timeout=None):
         raise InputError("; ".join(problems))
 
 
-def prepare(kind, definitions, node_class_ref=None, conversion=None):
+OTHER_KIND_MODULES = {
+    "NodePool": "karpenter_eks.platform.karpenter_provisioner",
+    "EC2NodeClass": "karpenter_eks.platform.node_template",
+}
+
+
+def prepare(kind, definitions, node_class_ref=None, conversion=None, skipped=None):
     """Convert legacy objects, keep those of ``kind``; returns (objects, conversion_report, others).
 
     ``conversion``: options of ``convert.convert`` (node_role, instance_profile, ami_version,
-    ignore_alpha_defaults, kubernetes_version); None values are left at the converter's defaults."""
+    ignore_alpha_defaults, kubernetes_version); None values are left at the converter's defaults.
+    ``skipped``: a list to which the objects of other kinds given as they are (not produced by conversion)
+    are added as ``(index, kind, name)``: the caller warns that they were not applied."""
     options = dict((k, v) for k, v in (conversion or {}).items() if v is not None)
     objs, report, others = [], [], []
     for i, d in enumerate(engine.flatten(definitions)):
@@ -68,6 +76,9 @@ def prepare(kind, definitions, node_class_ref=None, conversion=None):
                 objs.append(copy.deepcopy(c))
             else:
                 others.append(c)
+                if c is d and skipped is not None:
+                    name = (d.get("metadata") or {}).get("name") if isinstance(d.get("metadata"), dict) else None
+                    skipped.append((i, d.get("kind"), name))
     if node_class_ref and kind is engine.NODEPOOL:
         if not isinstance(node_class_ref, dict):
             raise InputError(
@@ -225,7 +236,21 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
     problem = param_checks.positive_seconds("wait_timeout", wait_timeout)
     if problem:
         raise InputError(problem)
-    objs, conversion_report, others = prepare(kind, definitions, node_class_ref, conversion=opts.conversion)
+    skipped = []
+    objs, conversion_report, others = prepare(
+        kind, definitions, node_class_ref, conversion=opts.conversion, skipped=skipped
+    )
+    skip_warnings = [
+        "definitions[%d] (%s %s) is not a %s and was not applied: apply it with %s"
+        % (
+            i,
+            other or "no kind",
+            shorten(str(name)),
+            kind.kind,
+            OTHER_KIND_MODULES.get(other, "karpenter_eks.platform.k8s_objects"),
+        )
+        for i, other, name in skipped
+    ]
     if not objs and not prune:
         raise InputError("no %s in definitions (got %d object(s) of other kinds)" % (kind.kind, len(others)))
     if state == "present":
@@ -306,7 +331,7 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
     not_ready, not_deleted = [], []
 
     def result(changed):
-        out = engine.report(plan, batch.warnings if batch else (), api.request_summary())
+        out = engine.report(plan, skip_warnings + (batch.warnings if batch else []), api.request_summary())
         out.update(
             changed=changed,
             conversion_report=conversion_report,

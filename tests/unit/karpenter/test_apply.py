@@ -109,3 +109,19 @@ def test_check_timeouts_names_each_bad_value():
     assert str(exc.value) == "request_timeout must be a positive number of seconds, got 0"
     with pytest.raises(karpenter_apply.InputError, match="wait_timeout .* got -1; request_timeout .* got -2"):
         karpenter_apply.check_timeouts(wait_timeout=-1, request_timeout=-2)
+
+
+def test_objects_of_other_kinds_in_a_batch_are_named_in_a_warning(nodepool, ec2nodeclass):
+    """A multi-document file with a NodePool, its EC2NodeClass and a ConfigMap given to the NodePool module: the
+    NodePool is applied, and the others are not dropped silently - a warning names each and the module to use."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "karpenter"}}
+    res = karpenter_apply.run(
+        FakeApi(), engine.NODEPOOL, [nodepool, ec2nodeclass, cm], check_mode=True, extra_nodeclasses=["default"]
+    )
+    assert [r["kind"] for r in res["results"]] == ["NodePool"]
+    assert res["warnings"][:2] == [
+        "definitions[1] (EC2NodeClass default) is not a NodePool and was not applied: apply it with "
+        "karpenter_eks.platform.node_template",
+        "definitions[2] (ConfigMap settings) is not a NodePool and was not applied: apply it with "
+        "karpenter_eks.platform.k8s_objects",
+    ]
