@@ -44,6 +44,23 @@ class Sandbox:
             raise AssertionError(f"kubectl {' '.join(args)}: {res.stderr}")
         return res
 
+    def restart_controller(self):
+        """SIGTERM the Karpenter controller and start it again (``sandbox.py up`` starts what is not running), as
+        a pod restart on EKS would; returns once it answers its readiness probe."""
+        import signal
+
+        pid = int(open(os.path.join(self.env["SANDBOX_STATE"], "run", "karpenter.pid")).read())
+        os.kill(pid, signal.SIGTERM)
+
+        def gone():
+            try:
+                return open(f"/proc/{pid}/stat").read().split(") ", 1)[1][0] == "Z"
+            except OSError:
+                return True
+
+        self.wait_until("the controller stopped", gone, 60)
+        _sandbox("up", "--quiet")
+
     def apply(self, docs):
         return self.kubectl(
             "apply", "--server-side", "--force-conflicts", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs)

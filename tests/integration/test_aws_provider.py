@@ -436,6 +436,58 @@ def test_node_class_change_drifts_nodes_within_the_budget(sandbox, uid):
         cleanup(sandbox, ("ec2nodeclass", name))
 
 
+def test_a_new_ami_behind_the_ssm_parameter_drifts_nodes(sandbox, uid):
+    """The EC2NodeClass selects its image through an SSM parameter (amiSelectorTerms[].ssmParameter); a new image id
+    behind the parameter alone makes the controller replace the nodes, within the budget. The AWS provider caches
+    SSM answers for 24 h (its invalidation controller drops entries only for deprecated images, every 30 min and at
+    start), so the test restarts the controller - as an EKS pod restart would - instead of waiting. The parameter
+    is this test's own, so no other node class drifts."""
+    name = f"ssm-{uid}"
+    ec2, ssm = aws(sandbox, "ec2"), aws(sandbox, "ssm")
+    base = next(
+        a["id"]
+        for a in get(sandbox, "ec2nodeclasses", "sandbox")["status"]["amis"]
+        if {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]} in (a.get("requirements") or [])
+    )
+    new = ec2.copy_image(SourceImageId=base, SourceRegion="us-east-1", Name=f"{name}-next")["ImageId"]
+    param = f"/sandbox/{name}/image_id"
+    ssm.put_parameter(Name=param, Value=base, Type="String")
+    nodeclass = node_class(name, amiFamily="AL2023", amiSelectorTerms=[{"ssmParameter": param}])
+    ref = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name}
+    reqs = [
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+    ]
+    pool = nodepool(name, reqs, ref)
+    pool["spec"]["disruption"]["budgets"] = [{"nodes": "1"}]
+    try:
+        sandbox.apply([nodeclass, pool, deployment(name, name, replicas=2, spread=True)])
+        sandbox.wait_until("2 pods Running", lambda: len(running_pods(sandbox, name)) == 2, 150)
+        images = {instance(sandbox, n)["ImageId"] for n in pool_nodes(sandbox, name)}
+        assert images == {base}, images
+        ssm.put_parameter(Name=param, Value=new, Overwrite=True)
+        sandbox.restart_controller()
+        most_disrupting = 0
+
+        def all_new():
+            nonlocal most_disrupting
+            every = claims(sandbox, name, live_only=False)
+            most_disrupting = max(most_disrupting, len([c for c in every if c["metadata"].get("deletionTimestamp")]))
+            now = [instance(sandbox, n)["ImageId"] for n in pool_nodes(sandbox, name)]
+            return len(running_pods(sandbox, name)) == 2 and len(now) == 2 and set(now) == {new}
+
+        sandbox.wait_until("every node replaced by one with the image behind the parameter", all_new, 300)
+        assert most_disrupting <= 1, most_disrupting
+        status = get(sandbox, "ec2nodeclasses", name)["status"]
+        assert [a["id"] for a in status["amis"]] == [new]
+    finally:
+        cleanup(sandbox, ("deployment", name), ("nodepool", name))
+        sandbox.wait_until("the pool's nodes gone", lambda: not pool_nodes(sandbox, name), 120)
+        cleanup(sandbox, ("ec2nodeclass", name))
+        ssm.delete_parameter(Name=param)
+        ec2.deregister_image(ImageId=new)
+
+
 @pytest.mark.parametrize("inventory", ["local", "dev", "staging", "prod"])
 def test_every_node_class_of_the_inventories_becomes_ready(sandbox, tmp_path, uid, inventory):
     """Each inventory's EC2NodeClasses, rendered for the sandbox's cluster, are resolved by the real controller."""
