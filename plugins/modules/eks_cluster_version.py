@@ -94,7 +94,10 @@ msg:
   type: str
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks_version import ensure_cluster_version
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks_version import (
+    ensure_cluster_version,
+    validate_version,
+)
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
@@ -106,7 +109,13 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=3600),
     )
-    run_aws_module(argument_spec, "eks", ensure_cluster_version, prepare=lambda module: {"warn": module.warn})
+    run_aws_module(
+        argument_spec,
+        "eks",
+        ensure_cluster_version,
+        validate=validate_version,
+        prepare=lambda module, connect: {"warn": module.warn},
+    )
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ eks_update:
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.nodegroup_scaling import (
     ensure_nodegroup_scaling,
+    validate_scaling,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
@@ -112,7 +113,7 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
     )
-    run_aws_module(argument_spec, "eks", ensure_nodegroup_scaling)
+    run_aws_module(argument_spec, "eks", ensure_nodegroup_scaling, validate=validate_scaling)
 
 
 if __name__ == "__main__":

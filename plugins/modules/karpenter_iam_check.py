@@ -104,7 +104,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.iam_sim
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
-def _region(module):
+def _region(module, connect):
     return {"region": module.region}
 
 
@@ -118,7 +118,9 @@ def main():
         interruption_queue=dict(type="str"),
         actions=dict(type="list", elements="str", default=[]),
     )
-    run_aws_module(argument_spec, "iam", check_controller_role, prepare=_region)
+    run_aws_module(
+        argument_spec, "iam", check_controller_role, prepare=_region, required_one_of=[("role_name", "role_arn")]
+    )
 
 
 if __name__ == "__main__":
