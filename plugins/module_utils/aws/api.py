@@ -131,7 +131,7 @@ class RequestCounter:
 
     def attach(self, client: Any) -> RequestCounter:
         raw = getattr(client, "client", client)  # RetryingBotoClientWrapper keeps the botocore client as .client
-        raw.meta.events.register("before-call", self)
+        raw.meta.events.register_first("before-call.*.*", self)  # before any handler that answers the call
         return self
 
     def summary(self) -> dict:
