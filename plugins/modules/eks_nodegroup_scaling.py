@@ -94,6 +94,11 @@ eks_update:
   description: The EKS update started (C(id), C(status), C(type)); empty when nothing changed or in check mode.
   returned: always
   type: dict
+requests:
+  description: Requests sent to EKS - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.nodegroup_scaling import (

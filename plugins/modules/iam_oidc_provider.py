@@ -72,6 +72,11 @@ oidc_provider:
   description: C(url), C(client_id_list), C(thumbprint_list), C(tags) and C(arn); empty after a delete.
   returned: always
   type: dict
+requests:
+  description: Requests sent to STS and IAM - their number, and the operations that write (none in check mode).
+  returned: always
+  type: dict
+  sample: {total: 2, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.api import call
