@@ -8,7 +8,7 @@
 1. ``validate(params)`` -> ``desired``: the whole input is checked before any client exists, so bad input fails
    naming the field (``errors.InputError``, ``changed: false``) without a request;
 2. the clients: amazon.aws's ``module.client`` with the one retry policy (``AWSRetry.jittered_backoff`` plus the
-   codes of ``RETRY_CODES[service]`` and the module's ``retry_codes``), a user agent naming the module
+   codes of ``RETRY_CODES[service]``), a user agent naming the module
    (``karpenter_eks.platform/<module>``) and a :class:`api.RequestCounter` on every client;
 3. ``prepare(module, connect)`` -> extra keyword arguments of ``ensure`` (``connect(service)`` makes another
    counted client, e.g. STS);
@@ -23,7 +23,7 @@ botocore exception through ``fail_json_aws`` (the SDK's error code and response 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -53,10 +53,9 @@ def user_agent(module_name: str) -> str:
     return "%s/%s" % (USER_AGENT, module_name.split(".")[-1])
 
 
-def retry_policy(service: str, extra_codes: Sequence[str] = ()) -> Callable:
-    """The one retry decorator of the AWS modules' clients."""
-    codes = list(RETRY_CODES.get(service, [])) + [c for c in extra_codes if c not in RETRY_CODES.get(service, [])]
-    return AWSRetry.jittered_backoff(catch_extra_error_codes=codes)
+def retry_policy(service: str) -> Callable:
+    """The one retry decorator of the AWS modules' clients: amazon.aws's throttling codes plus the service's."""
+    return AWSRetry.jittered_backoff(catch_extra_error_codes=list(RETRY_CODES.get(service, [])))
 
 
 def run_aws_module(
@@ -65,7 +64,6 @@ def run_aws_module(
     ensure: Callable[..., dict],
     validate: Callable[[dict], Any] | None = None,
     prepare: Callable[[AnsibleAWSModule, Callable[[str], Any]], dict] | None = None,
-    retry_codes: Sequence[str] = (),
     **module_kwargs: Any,
 ) -> None:
     """main() of an AWS module (see the module docstring); exits the module."""
@@ -75,7 +73,7 @@ def run_aws_module(
     def connect(name: str) -> Any:
         client = module.client(
             name,
-            retry_decorator=retry_policy(name, retry_codes),
+            retry_decorator=retry_policy(name),
             config=Config(user_agent_extra=user_agent(module._name)),
         )
         counter.attach(client)
