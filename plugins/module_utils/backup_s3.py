@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - reported by the module
         pass
 
 
+from .aws import credentials
 from .backup import CREATED_BY, FORMAT_VERSION, BackupError, parse_archive_name
 
 META_CREATED_BY = "created-by"
@@ -68,34 +69,28 @@ class S3Store:
         bucket,
         prefix="karpenter-backups/",
         kms_key_id=None,
-        profile=None,
-        region=None,
-        endpoint_url=None,
-        access_key=None,
-        secret_key=None,
-        session_token=None,
         max_attempts=10,
         session=None,
+        **aws,
     ):
+        """``aws``: the credential options by their primary names (aws.credentials: access_key, secret_key,
+        session_token, profile, region, endpoint_url); unset ones fall back to boto3's chain."""
+        unknown = set(aws) - set(credentials.AWS_CREDENTIALS_SPEC)
+        if unknown:
+            raise TypeError("S3Store: unknown AWS option(s) %s" % ", ".join(sorted(unknown)))
         self.bucket = bucket
         self.prefix = prefix or ""
         if self.prefix and not self.prefix.endswith("/"):
             self.prefix += "/"
         self.kms_key_id = kms_key_id
         if session is None:
-            session = boto3.session.Session(
-                profile_name=profile,
-                region_name=region,
-                aws_access_key_id=access_key,
-                aws_secret_access_key=secret_key,
-                aws_session_token=session_token,
-            )
+            session = boto3.session.Session(**credentials.session_kwargs(aws))
         config = Config(
             retries={"mode": "standard", "total_max_attempts": max_attempts},
             user_agent_extra="karpenter_eks.platform/karpenter_backup",
         )
-        self.s3 = session.client("s3", endpoint_url=endpoint_url, config=config)
-        self.kms = session.client("kms", endpoint_url=endpoint_url, config=config)
+        self.s3 = session.client("s3", config=config, **credentials.client_kwargs(aws))
+        self.kms = session.client("kms", config=config, **credentials.client_kwargs(aws))
         self._kms_arn = None
 
     def uri(self, key):

@@ -116,8 +116,8 @@ requests:
   sample: {total: 1, writes: []}
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import run_batch_module
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.ec2_tags import ensure_tags, validate_tags
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
 def main():
@@ -130,7 +130,7 @@ def main():
         require_subnets=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
-    run_batch_module(argument_spec, "ec2", validate_tags, ensure_tags)
+    run_aws_module(argument_spec, "ec2", ensure_tags, validate=validate_tags)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,11 @@ access_entry:
     type: EC2_LINUX
     kubernetes_groups: []
     tags: {}
+requests:
+  description: Requests sent to EKS - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import ensure_access_entry

@@ -72,6 +72,11 @@ addon:
     addon_name: eks-pod-identity-agent
     addon_version: v1.3.8-eksbuild.2
     status: ACTIVE
+requests:
+  description: Requests sent to EKS - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import ensure_addon

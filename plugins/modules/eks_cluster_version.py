@@ -92,9 +92,17 @@ msg:
   description: What was done.
   returned: always
   type: str
+requests:
+  description: Requests sent to EKS - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks_version import ensure_cluster_version
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks_version import (
+    ensure_cluster_version,
+    validate_version,
+)
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
@@ -106,7 +114,13 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=3600),
     )
-    run_aws_module(argument_spec, "eks", ensure_cluster_version, prepare=lambda module: {"warn": module.warn})
+    run_aws_module(
+        argument_spec,
+        "eks",
+        ensure_cluster_version,
+        validate=validate_version,
+        prepare=lambda module, connect: {"warn": module.warn},
+    )
 
 
 if __name__ == "__main__":

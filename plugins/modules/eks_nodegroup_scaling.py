@@ -94,10 +94,16 @@ eks_update:
   description: The EKS update started (C(id), C(status), C(type)); empty when nothing changed or in check mode.
   returned: always
   type: dict
+requests:
+  description: Requests sent to EKS - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.nodegroup_scaling import (
     ensure_nodegroup_scaling,
+    validate_scaling,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
@@ -112,7 +118,7 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
     )
-    run_aws_module(argument_spec, "eks", ensure_nodegroup_scaling)
+    run_aws_module(argument_spec, "eks", ensure_nodegroup_scaling, validate=validate_scaling)
 
 
 if __name__ == "__main__":

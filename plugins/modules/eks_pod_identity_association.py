@@ -68,6 +68,11 @@ association:
     namespace: kube-system
     service_account: karpenter
     role_arn: arn:aws:iam::123456789012:role/KarpenterControllerRole-platform-prod
+requests:
+  description: Requests sent to EKS - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import ensure_pod_identity_association

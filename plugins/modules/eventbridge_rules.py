@@ -148,8 +148,8 @@ requests:
   sample: {total: 5, writes: []}
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import run_batch_module
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eventbridge import ensure_rules, validate_rules
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
 def main():
@@ -181,9 +181,7 @@ def main():
         purge_targets=dict(type="bool", default=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
-    run_batch_module(
-        argument_spec, "events", validate_rules, ensure_rules, retry_codes=["ConcurrentModificationException"]
-    )
+    run_aws_module(argument_spec, "events", ensure_rules, validate=validate_rules)
 
 
 if __name__ == "__main__":

@@ -135,11 +135,11 @@ requests:
   sample: {total: 13, writes: []}
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import run_batch_module
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.iam_policies import (
     ensure_managed_policies,
     validate_policies,
 )
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
 def main():
@@ -161,9 +161,7 @@ def main():
         purge_tags=dict(type="bool", default=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
-    run_batch_module(
-        argument_spec, "iam", validate_policies, ensure_managed_policies, retry_codes=["ConcurrentModification"]
-    )
+    run_aws_module(argument_spec, "iam", ensure_managed_policies, validate=validate_policies)
 
 
 if __name__ == "__main__":

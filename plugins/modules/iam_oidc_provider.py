@@ -72,21 +72,24 @@ oidc_provider:
   description: C(url), C(client_id_list), C(thumbprint_list), C(tags) and C(arn); empty after a delete.
   returned: always
   type: dict
+requests:
+  description: Requests sent to STS and IAM - their number, and the operations that write (none in check mode).
+  returned: always
+  type: dict
+  sample: {total: 2, writes: []}
 """
 
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.api import call
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import (
-    AwsOperationError,
     ensure_oidc_provider,
     oidc_provider_arn,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
-def _provider_arn(module):
-    try:
-        identity = module.client("sts").get_caller_identity()
-    except Exception as e:  # pylint: disable=broad-except
-        raise AwsOperationError("Failed to read the AWS account (sts:GetCallerIdentity)", e)
+def _provider_arn(module, connect):
+    sts = connect("sts")
+    identity = call("read the AWS account (sts:GetCallerIdentity)", sts.get_caller_identity)
     partition = identity["Arn"].split(":")[1]
     return {"arn": oidc_provider_arn(identity["Account"], partition, module.params["url"])}
 

@@ -18,6 +18,7 @@ extends_documentation_fragment:
   - karpenter_eks.platform.attributes
   - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
+  - karpenter_eks.platform.aws_credentials
 attributes:
   check_mode:
     details:
@@ -166,30 +167,6 @@ options:
       - At least V(1).
     type: int
     default: 30
-  aws_profile:
-    description: AWS profile (else the standard chain - C(AWS_PROFILE), C(AWS_*) variables, instance role).
-    type: str
-    aliases: [profile]
-  aws_region:
-    description: AWS region (else C(AWS_REGION)/C(AWS_DEFAULT_REGION) or the profile's).
-    type: str
-    aliases: [region]
-  endpoint_url:
-    description: S3/KMS endpoint, for example a local emulator (else C(AWS_ENDPOINT_URL) is honoured by boto3).
-    type: str
-    aliases: [aws_endpoint_url]
-  access_key:
-    description: AWS access key id (prefer the environment or a profile).
-    type: str
-    aliases: [aws_access_key_id]
-  secret_key:
-    description: AWS secret access key (prefer the environment or a profile).
-    type: str
-    aliases: [aws_secret_access_key]
-  session_token:
-    description: AWS session token.
-    type: str
-    aliases: [aws_session_token]
 notes:
   - O(state=present) backs up NodePools, EC2NodeClasses, NodeOverlays and KWOKNodeClasses (when their CRDs are
     installed), the ConfigMaps of the Karpenter namespace, the Karpenter Helm release's chart and user values
@@ -301,6 +278,7 @@ errors:
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws import credentials
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
@@ -354,13 +332,8 @@ def argument_spec():
         exclude=dict(type="list", elements="str"),
         rewrite=dict(type="dict"),
         request_timeout=dict(type="int", default=30),
-        aws_profile=dict(type="str", aliases=["profile"]),
-        aws_region=dict(type="str", aliases=["region"]),
-        endpoint_url=dict(type="str", aliases=["aws_endpoint_url"]),
-        access_key=dict(type="str", aliases=["aws_access_key_id"], no_log=False),
-        secret_key=dict(type="str", aliases=["aws_secret_access_key"], no_log=True),
-        session_token=dict(type="str", aliases=["aws_session_token"], no_log=True),
     )
+    spec.update(credentials.credentials_spec())
     return spec
 
 
@@ -386,12 +359,7 @@ def main():
             p["s3_bucket"],
             prefix=p["s3_prefix"],
             kms_key_id=p["kms_key_id"],
-            profile=p["aws_profile"],
-            region=p["aws_region"],
-            endpoint_url=p["endpoint_url"],
-            access_key=p["access_key"],
-            secret_key=p["secret_key"],
-            session_token=p["session_token"],
+            **credentials.credential_params(p),
         )
     elif not p["dest"]:
         module.fail_json(msg="one of dest or s3_bucket is required")

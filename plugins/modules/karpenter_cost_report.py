@@ -18,6 +18,7 @@ extends_documentation_fragment:
   - karpenter_eks.platform.attributes
   - karpenter_eks.platform.attributes.action_group_karpenter
   - kubernetes.core.k8s_auth_options
+  - karpenter_eks.platform.aws_credentials
 attributes:
   check_mode:
     details:
@@ -94,28 +95,6 @@ options:
   title:
     description: Title of the HTML report.
     type: str
-  region:
-    description:
-      - AWS region for EC2, CloudWatch and the prices looked up (Cost Explorer and the Pricing API are called in
-        C(us-east-1)). Defaults to
-        E(AWS_REGION), then E(AWS_DEFAULT_REGION), then C(us-east-1).
-    type: str
-  endpoint_url:
-    description: AWS endpoint URL (for example a local emulator); botocore also honours E(AWS_ENDPOINT_URL).
-    type: str
-    aliases: [aws_endpoint_url]
-  aws_profile:
-    description: AWS profile; the standard credential chain (E(AWS_PROFILE), E(AWS_ACCESS_KEY_ID), ...) when unset.
-    type: str
-  aws_access_key:
-    description: AWS access key id; the standard credential chain when unset.
-    type: str
-  aws_secret_key:
-    description: AWS secret access key.
-    type: str
-  aws_session_token:
-    description: AWS session token.
-    type: str
   aws_retries:
     description: Retries with jittered exponential backoff on AWS throttling and transient errors (per call).
     type: int
@@ -146,6 +125,8 @@ notes:
   - The static table holds B(us-east-1) prices only. For nodes in another region (from their zone label, else
     O(region)) priced from it, the report says so in a note naming the region and the instance types, and each
     such node carries C(price_region=us-east-1).
+  - O(region) is the region of EC2, CloudWatch and the prices looked up (else E(AWS_REGION), then
+    E(AWS_DEFAULT_REGION), then C(us-east-1)); Cost Explorer and the Pricing API are always called in C(us-east-1).
   - The HTML page (O(html_path)) is self-contained, with inline SVG charts (no JavaScript, no external resources).
   - "IAM for the AWS sources: C(ce:GetCostAndUsage), C(pricing:GetProducts), C(ec2:DescribeSpotPriceHistory),
     C(cloudwatch:GetMetricData).
@@ -213,6 +194,7 @@ import tempfile
 import traceback
 
 from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws import credentials
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, htmlreport
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -222,6 +204,7 @@ UTC = datetime.UTC
 
 def _argument_spec():
     spec = dict(AUTH_ARG_SPEC)
+    spec.update(credentials.credentials_spec())
     spec.update(
         cluster_name=dict(type="str"),
         cost_tag_key=dict(type="str", default="eks:eks-cluster-name", no_log=False),
@@ -239,12 +222,6 @@ def _argument_spec():
         json_path=dict(type="path"),
         html_path=dict(type="path"),
         title=dict(type="str"),
-        region=dict(type="str"),
-        endpoint_url=dict(type="str", aliases=["aws_endpoint_url"]),
-        aws_profile=dict(type="str"),
-        aws_access_key=dict(type="str", no_log=False),
-        aws_secret_key=dict(type="str", no_log=True),
-        aws_session_token=dict(type="str", no_log=True),
         aws_retries=dict(type="int", default=5),
         request_timeout=dict(type="int", default=30),
     )

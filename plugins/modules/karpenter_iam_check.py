@@ -20,7 +20,9 @@ options:
     type: str
     required: true
   role_name:
-    description: Name of the controller role, for example C(KarpenterControllerRole-<cluster>).
+    description:
+      - Name of the controller role, for example C(KarpenterControllerRole-<cluster>).
+      - One of O(role_name) or O(role_arn) is required.
     type: str
   role_arn:
     description: ARN of the controller role (instead of O(role_name); no C(iam:GetRole) call).
@@ -98,13 +100,18 @@ note:
   description: Why the simulator could not be used (C(IAM simulator not available - ...)); null otherwise.
   returned: always
   type: str
+requests:
+  description: Requests sent to IAM - their number, and the operations that write (empty on a no-op or in check mode).
+  returned: always
+  type: dict
+  sample: {total: 1, writes: []}
 """
 
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.iam_simulate import check_controller_role
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.runner import run_aws_module
 
 
-def _region(module):
+def _region(module, connect):
     return {"region": module.region}
 
 
@@ -118,7 +125,9 @@ def main():
         interruption_queue=dict(type="str"),
         actions=dict(type="list", elements="str", default=[]),
     )
-    run_aws_module(argument_spec, "iam", check_controller_role, prepare=_region)
+    run_aws_module(
+        argument_spec, "iam", check_controller_role, prepare=_region, required_one_of=[("role_name", "role_arn")]
+    )
 
 
 if __name__ == "__main__":

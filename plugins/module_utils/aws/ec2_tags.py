@@ -15,16 +15,13 @@ union of the tags that differ anywhere - rewriting a tag to the value it already
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import (
-    InputError,
-    call,
-    check_tags,
-    chunks,
-    paginate,
-    tag_dict,
-)
+
+from ..errors import InputError
+from .api import call, paginate
+from .batch import check_tags, chunks, tag_dict
 
 RESOURCE_ID_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*-[0-9a-f]{8}([0-9a-f]{9})?$")
 DESCRIBE_IDS_PER_CALL = 200  # values of one filter
@@ -39,7 +36,7 @@ def _unique(items):
 # ---------------------------------------------------------------- planning (pure)
 
 
-def plan_tags(current, resources, tags, state="present", purge=False):
+def plan_tags(current: dict, resources: list, tags: dict, state: str = "present", purge: bool = False) -> dict:
     """What to write so that every resource of ``resources`` has ``tags`` (or, absent, has them no longer).
 
     ``current``: resource id -> its tags. Returns a dict with ``create`` (tags, resources), ``delete`` (tag list for
@@ -90,7 +87,7 @@ def _check_filters(filters, field):
     return filters
 
 
-def validate_tags(params):
+def validate_tags(params: dict) -> dict:
     resources = []
     for i, rid in enumerate(params.get("resources") or []):
         if not isinstance(rid, str) or not RESOURCE_ID_RE.match(rid):
@@ -117,7 +114,7 @@ def validate_tags(params):
 # ---------------------------------------------------------------- read, plan, write
 
 
-def ensure_tags(client, desired, params, check_mode):
+def ensure_tags(client: Any, params: dict, check_mode: bool, desired: dict) -> dict:
     current = {}
     found_subnets, found_groups = [], []
     if desired["subnet_filters"]:

@@ -8,45 +8,17 @@ Each ``ensure_*`` function takes a client whose calls accept ``aws_retry=True`` 
 ``RetryingBotoClientWrapper`` from ``AnsibleAWSModule.client(..., retry_decorator=AWSRetry.jittered_backoff())``),
 the module parameters and ``check_mode``; it reads, compares, writes only what differs (never in check mode) and
 returns ``{"changed", <resource>, "before", "after"}`` with the same shape whether anything changed or not.
-SDK errors propagate as botocore exceptions wrapped in :class:`AwsOperationError`, which names the operation.
+SDK errors propagate as :class:`api.AwsOperationError` (``api.call``), which names the operation.
 """
 
 from __future__ import annotations
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # pragma: no cover - AnsibleAWSModule reports the missing SDK
-    BotoCoreError = ClientError = Exception
+from typing import Any
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
-
-class AwsOperationError(Exception):
-    """An SDK call failed; ``msg`` says what we were doing, ``exception`` is the botocore error."""
-
-    def __init__(self, msg, exception):
-        super().__init__(msg)
-        self.msg = msg
-        self.exception = exception
-
-
-def _call(what, method, **kwargs):
-    try:
-        return method(aws_retry=True, **kwargs)
-    except (BotoCoreError, ClientError) as e:
-        raise AwsOperationError("Failed to " + what, e)
-
-
-def _missing_or(what, method, codes, **kwargs):
-    """Like _call, but returns None when the error code says the resource does not exist."""
-    try:
-        return method(aws_retry=True, **kwargs)
-    except is_boto3_error_code(codes):
-        return None
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        raise AwsOperationError("Failed to " + what, e)
+from .api import AwsOperationError, call, call_missing_ok
 
 
 def _sync_tags(client, arn, current, desired, purge, check_mode, tag_param="tags", untag_param="tagKeys"):
@@ -58,9 +30,9 @@ def _sync_tags(client, arn, current, desired, purge, check_mode, tag_param="tags
         return False
     if not check_mode:
         if to_unset:
-            _call("untag " + arn, client.untag_resource, resourceArn=arn, **{untag_param: to_unset})
+            call("untag " + arn, client.untag_resource, resourceArn=arn, **{untag_param: to_unset})
         if to_set:
-            _call("tag " + arn, client.tag_resource, resourceArn=arn, **{tag_param: to_set})
+            call("tag " + arn, client.tag_resource, resourceArn=arn, **{tag_param: to_set})
     return True
 
 
@@ -95,10 +67,10 @@ def _access_entry_view(entry):
     }
 
 
-def ensure_access_entry(client, params, check_mode):
+def ensure_access_entry(client: Any, params: dict, check_mode: bool) -> dict:
     cluster, principal = params["cluster_name"], params["principal_arn"]
     what = "access entry of %s in cluster %s" % (principal, cluster)
-    found = _missing_or(
+    found = call_missing_ok(
         "describe " + what,
         client.describe_access_entry,
         "ResourceNotFoundException",
@@ -110,7 +82,7 @@ def ensure_access_entry(client, params, check_mode):
 
     if params["state"] == "absent":
         if current and not check_mode:
-            _call("delete " + what, client.delete_access_entry, clusterName=cluster, principalArn=principal)
+            call("delete " + what, client.delete_access_entry, clusterName=cluster, principalArn=principal)
         return _result(bool(current), "access_entry", None, before, {})
 
     groups = params.get("kubernetes_groups")
@@ -126,7 +98,7 @@ def ensure_access_entry(client, params, check_mode):
         after = _access_entry_view(dict(request, kubernetesGroups=groups or [], tags=params.get("tags") or {}))
         entry = request
         if not check_mode:
-            entry = _call("create " + what, client.create_access_entry, **request)["accessEntry"]
+            entry = call("create " + what, client.create_access_entry, **request)["accessEntry"]
         return _result(True, "access_entry", entry, before, after)
 
     if current.get("type") != params["type"]:
@@ -143,7 +115,7 @@ def ensure_access_entry(client, params, check_mode):
     changed = bool(update)
     entry = dict(current, **update)
     if update and not check_mode:
-        entry = _call(
+        entry = call(
             "update " + what, client.update_access_entry, clusterName=cluster, principalArn=principal, **update
         )["accessEntry"]
     if _sync_tags(
@@ -168,10 +140,10 @@ def _association_view(assoc):
     }
 
 
-def ensure_pod_identity_association(client, params, check_mode):
+def ensure_pod_identity_association(client: Any, params: dict, check_mode: bool) -> dict:
     cluster, namespace, sa = params["cluster_name"], params["namespace"], params["service_account"]
     what = "pod identity association of %s/%s in cluster %s" % (namespace, sa, cluster)
-    listed = _call(
+    listed = call(
         "list " + what,
         client.list_pod_identity_associations,
         clusterName=cluster,
@@ -180,7 +152,7 @@ def ensure_pod_identity_association(client, params, check_mode):
     ).get("associations", [])
     current = None
     if listed:
-        current = _call(
+        current = call(
             "describe " + what,
             client.describe_pod_identity_association,
             clusterName=cluster,
@@ -190,7 +162,7 @@ def ensure_pod_identity_association(client, params, check_mode):
 
     if params["state"] == "absent":
         if current and not check_mode:
-            _call(
+            call(
                 "delete " + what,
                 client.delete_pod_identity_association,
                 clusterName=cluster,
@@ -204,7 +176,7 @@ def ensure_pod_identity_association(client, params, check_mode):
             request["tags"] = params["tags"]
         assoc = dict(request, tags=params.get("tags") or {})
         if not check_mode:
-            assoc = _call("create " + what, client.create_pod_identity_association, **request)["association"]
+            assoc = call("create " + what, client.create_pod_identity_association, **request)["association"]
         return _result(
             True, "association", assoc, before, _association_view(dict(request, tags=params.get("tags") or {}))
         )
@@ -215,7 +187,7 @@ def ensure_pod_identity_association(client, params, check_mode):
         changed = True
         assoc["roleArn"] = params["role_arn"]
         if not check_mode:
-            assoc = _call(
+            assoc = call(
                 "update " + what,
                 client.update_pod_identity_association,
                 clusterName=cluster,
@@ -245,10 +217,10 @@ def _addon_view(addon):
     }
 
 
-def ensure_addon(client, params, check_mode):
+def ensure_addon(client: Any, params: dict, check_mode: bool) -> dict:
     cluster, name = params["cluster_name"], params["name"]
     what = "add-on %s of cluster %s" % (name, cluster)
-    found = _missing_or(
+    found = call_missing_ok(
         "describe " + what, client.describe_addon, "ResourceNotFoundException", clusterName=cluster, addonName=name
     )
     current = found["addon"] if found else None
@@ -259,7 +231,7 @@ def ensure_addon(client, params, check_mode):
             request = {"clusterName": cluster, "addonName": name}
             if params.get("preserve"):
                 request["preserve"] = True
-            _call("delete " + what, client.delete_addon, **request)
+            call("delete " + what, client.delete_addon, **request)
         return _result(bool(current), "addon", None, before, {})
 
     wanted = {}
@@ -278,7 +250,7 @@ def ensure_addon(client, params, check_mode):
             request["tags"] = params["tags"]
         addon = dict(request, tags=params.get("tags") or {})
         if not check_mode:
-            addon = _call("create " + what, client.create_addon, **request)["addon"]
+            addon = call("create " + what, client.create_addon, **request)["addon"]
         return _result(True, "addon", addon, before, _addon_view(dict(request, tags=params.get("tags") or {})))
 
     update = {k: v for k, v in wanted.items() if (current.get(k) or "") != (v or "")}
@@ -288,7 +260,7 @@ def ensure_addon(client, params, check_mode):
         request = dict(update, clusterName=cluster, addonName=name)
         if params.get("resolve_conflicts"):
             request["resolveConflicts"] = params["resolve_conflicts"]
-        _call("update " + what, client.update_addon, **request)
+        call("update " + what, client.update_addon, **request)
     if _sync_tags(
         client, current["addonArn"], current.get("tags"), params.get("tags"), params["purge_tags"], check_mode
     ):
@@ -300,7 +272,7 @@ def ensure_addon(client, params, check_mode):
 # ---------------------------------------------------------------- IAM OIDC providers
 
 
-def oidc_provider_arn(account_id, partition, url):
+def oidc_provider_arn(account_id: str, partition: str, url: str) -> str:
     host = url.split("://", 1)[-1].rstrip("/")
     return "arn:%s:iam::%s:oidc-provider/%s" % (partition, account_id, host)
 
@@ -320,10 +292,10 @@ def _tag_dict(tag_list):
     return {t["Key"]: t["Value"] for t in tag_list or []}
 
 
-def ensure_oidc_provider(client, params, check_mode, arn):
+def ensure_oidc_provider(client: Any, params: dict, check_mode: bool, arn: str) -> dict:
     url = params["url"]
     what = "IAM OIDC provider " + arn
-    found = _missing_or(
+    found = call_missing_ok(
         "get " + what, client.get_open_id_connect_provider, "NoSuchEntity", OpenIDConnectProviderArn=arn
     )
     current = None
@@ -334,7 +306,7 @@ def ensure_oidc_provider(client, params, check_mode, arn):
 
     if params["state"] == "absent":
         if current and not check_mode:
-            _call("delete " + what, client.delete_open_id_connect_provider, OpenIDConnectProviderArn=arn)
+            call("delete " + what, client.delete_open_id_connect_provider, OpenIDConnectProviderArn=arn)
         return _oidc_result(bool(current), None, arn, before, {})
 
     client_ids = params["client_id_list"]
@@ -347,7 +319,7 @@ def ensure_oidc_provider(client, params, check_mode, arn):
         if tags:
             request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
         if not check_mode:
-            _call("create " + what, client.create_open_id_connect_provider, **request)
+            call("create " + what, client.create_open_id_connect_provider, **request)
         provider = {
             "Url": request["Url"].split("://", 1)[1],
             "ClientIDList": client_ids,
@@ -363,7 +335,7 @@ def ensure_oidc_provider(client, params, check_mode, arn):
         if cid not in have:
             changed = True
             if not check_mode:
-                _call(
+                call(
                     "add client id to " + what,
                     client.add_client_id_to_open_id_connect_provider,
                     OpenIDConnectProviderArn=arn,
@@ -373,7 +345,7 @@ def ensure_oidc_provider(client, params, check_mode, arn):
         for cid in sorted(have - set(client_ids)):
             changed = True
             if not check_mode:
-                _call(
+                call(
                     "remove client id from " + what,
                     client.remove_client_id_from_open_id_connect_provider,
                     OpenIDConnectProviderArn=arn,
@@ -386,7 +358,7 @@ def ensure_oidc_provider(client, params, check_mode, arn):
         changed = True
         provider["ThumbprintList"] = thumbprints
         if not check_mode:
-            _call(
+            call(
                 "update thumbprints of " + what,
                 client.update_open_id_connect_provider_thumbprint,
                 OpenIDConnectProviderArn=arn,
@@ -398,14 +370,14 @@ def ensure_oidc_provider(client, params, check_mode, arn):
             changed = True
             if not check_mode:
                 if to_unset:
-                    _call(
+                    call(
                         "untag " + what,
                         client.untag_open_id_connect_provider,
                         OpenIDConnectProviderArn=arn,
                         TagKeys=to_unset,
                     )
                 if to_set:
-                    _call(
+                    call(
                         "tag " + what,
                         client.tag_open_id_connect_provider,
                         OpenIDConnectProviderArn=arn,

@@ -13,20 +13,21 @@ cluster", community.aws#2053). :func:`ensure_cluster_version` compares the live 
   asked for explicitly.
 
 A version update already in progress (a previous run that timed out) is waited for instead of started again.
-Check mode reads only. Errors are :class:`AwsOperationError` (runner.run_aws_module turns them into fail_json).
+Check mode reads only. Errors are :class:`api.AwsOperationError` (runner.run_aws_module turns them into fail_json);
+:func:`validate_version` checks the input before any client exists.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import (
-    AwsOperationError,
-    _call,
-    _missing_or,
-)
+
+from ..errors import InputError
+from .api import AwsOperationError, call, call_missing_ok
 
 WAIT_DELAY = 30  # seconds between DescribeUpdate calls (a control plane upgrade takes 10-30 minutes)
 
@@ -40,7 +41,7 @@ NEXT_STEPS = (
 )
 
 
-def parse_version(version, what="version"):
+def parse_version(version: Any, what: str = "version") -> tuple[int, int]:
     """'1.34' -> (1, 34). EKS versions are major.minor; quote them in YAML (1.30 unquoted is the float 1.3)."""
     match = re.match(r"^(\d+)\.(\d+)$", str(version).strip())
     if not match:
@@ -52,7 +53,15 @@ def parse_version(version, what="version"):
     return int(match.group(1)), int(match.group(2))
 
 
-def plan_version_change(cluster_name, current, desired, allow_upgrade):
+def validate_version(params: dict) -> None:
+    """The module input check (before any request): ``version`` is major.minor."""
+    try:
+        parse_version(params.get("version"))
+    except AwsOperationError as e:
+        raise InputError("version: %s" % e.message) from None
+
+
+def plan_version_change(cluster_name: str, current: str, desired: str, allow_upgrade: bool) -> bool:
     """Return True when an upgrade from ``current`` to ``desired`` should be started, False when they are equal;
     raise AwsOperationError (nothing written) for every change EKS or the caller does not allow."""
     have, want = parse_version(current, "current version"), parse_version(desired, "desired version")
@@ -106,13 +115,13 @@ def _update_version(update):
     return None
 
 
-def find_version_update_in_progress(client, cluster_name):
+def find_version_update_in_progress(client: Any, cluster_name: str) -> dict | None:
     """The cluster's InProgress VersionUpdate (its DescribeUpdate ``update``), or None."""
     request = {"name": cluster_name}
     while True:
-        page = _call("list the updates of EKS cluster " + cluster_name, client.list_updates, **request)
+        page = call("list the updates of EKS cluster " + cluster_name, client.list_updates, **request)
         for update_id in page.get("updateIds") or []:
-            update = _call(
+            update = call(
                 "describe update %s of EKS cluster %s" % (update_id, cluster_name),
                 client.describe_update,
                 name=cluster_name,
@@ -125,12 +134,20 @@ def find_version_update_in_progress(client, cluster_name):
         request["nextToken"] = page["nextToken"]
 
 
-def wait_for_update(client, cluster_name, update, timeout, sleep=time.sleep, clock=time.monotonic, delay=WAIT_DELAY):
+def wait_for_update(
+    client: Any,
+    cluster_name: str,
+    update: dict,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    delay: float = WAIT_DELAY,
+) -> dict:
     """Poll DescribeUpdate until the update is Successful; raise on Failed/Cancelled or after ``timeout`` seconds."""
     update_id = update["id"]
     deadline = clock() + timeout
     while True:
-        update = _call(
+        update = call(
             "describe update %s of EKS cluster %s" % (update_id, cluster_name),
             client.describe_update,
             name=cluster_name,
@@ -159,9 +176,18 @@ def wait_for_update(client, cluster_name, update, timeout, sleep=time.sleep, clo
         sleep(delay)
 
 
-def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sleep, clock=time.monotonic):
+def ensure_cluster_version(
+    client: Any,
+    params: dict,
+    check_mode: bool,
+    warn: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict:
     name, desired = params["name"], params["version"]
-    found = _missing_or("describe EKS cluster " + name, client.describe_cluster, "ResourceNotFoundException", name=name)
+    found = call_missing_ok(
+        "describe EKS cluster " + name, client.describe_cluster, "ResourceNotFoundException", name=name
+    )
     if not found:
         # creating the cluster is community.aws.eks_cluster's job; nothing to compare
         return {
@@ -203,7 +229,7 @@ def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sle
 
     update = (
         in_progress
-        or _call(
+        or call(
             "upgrade EKS cluster %s from %s to %s" % (name, current, desired),
             client.update_cluster_version,
             name=name,
@@ -212,7 +238,7 @@ def ensure_cluster_version(client, params, check_mode, warn=None, sleep=time.sle
     )
     if params["wait"]:
         update = wait_for_update(client, name, update, params["wait_timeout"], sleep=sleep, clock=clock)
-        cluster = _call("describe EKS cluster " + name, client.describe_cluster, name=name)["cluster"]
+        cluster = call("describe EKS cluster " + name, client.describe_cluster, name=name)["cluster"]
         result["msg"] = "Upgraded EKS cluster %s from Kubernetes %s to %s" % (name, current, desired)
     else:
         result["msg"] = "Started the upgrade of EKS cluster %s from Kubernetes %s to %s (update %s)" % (

@@ -18,16 +18,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Any
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import (
-    InputError,
-    call,
-    chunks,
-    load_json_field,
-    paginate,
-    read_all,
-)
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+from ..errors import InputError
+from .api import AwsOperationError, call, paginate
+from .batch import chunks, load_json_field, read_all
 
 NAME_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 TARGET_ID_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
@@ -38,7 +33,7 @@ ORDERED_LISTS = ("numeric",)  # [">", 0, "<=", 5]: operator/value pairs, order m
 # ---------------------------------------------------------------- comparison (pure)
 
 
-def canonical_pattern(value, key=None):
+def canonical_pattern(value: Any, key: str | None = None) -> Any:
     """A form of an event pattern in which two patterns EventBridge matches identically are equal."""
     if isinstance(value, dict):
         return dict((k, canonical_pattern(v, k)) for k, v in value.items())
@@ -51,7 +46,7 @@ def canonical_pattern(value, key=None):
     return value
 
 
-def same_pattern(a, b):
+def same_pattern(a: Any, b: Any) -> bool:
     return canonical_pattern(a) == canonical_pattern(b)
 
 
@@ -64,7 +59,7 @@ def _json_or_text(value):
         return value
 
 
-def target_view(target):
+def target_view(target: dict) -> dict:
     """The fields of a target this module manages, in the API's shape (Input as parsed JSON)."""
     out = {"Id": target["Id"], "Arn": target["Arn"]}
     for key in ("RoleArn", "InputPath"):
@@ -75,7 +70,7 @@ def target_view(target):
     return out
 
 
-def same_target(live, want):
+def same_target(live: dict, want: dict) -> bool:
     return target_view(live) == target_view(want)
 
 
@@ -108,7 +103,7 @@ def _check_target(target, field):
     return out
 
 
-def validate_rules(params):
+def validate_rules(params: dict) -> list[dict]:
     seen = {}
     out = []
     for i, item in enumerate(params["rules"] or []):
@@ -192,7 +187,7 @@ def _check_failed(what, response):
         )
 
 
-def ensure_rules(client, desired, params, check_mode):
+def ensure_rules(client: Any, params: dict, check_mode: bool, desired: list[dict]) -> dict:
     bus = params.get("event_bus_name") or "default"
     purge = params.get("purge_targets", True)
     prefix = os.path.commonprefix([d["name"] for d in desired])

@@ -19,20 +19,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from urllib.parse import unquote
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import (
-    InputError,
-    call,
-    call_missing_ok,
-    check_tags,
-    load_json_field,
-    paginate,
-    read_all,
-    tag_dict,
-    tag_list,
-)
+
+from ..errors import InputError
+from .api import call, call_missing_ok, paginate
+from .batch import check_tags, load_json_field, read_all, tag_dict, tag_list
 
 NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
 PATH_RE = re.compile(r"^(/|/[\x21-\x29\x2b-\x7e]{1,510}/)$")  # '/' or '/.../' of printable ASCII without '*'
@@ -88,7 +82,7 @@ def _statement(stmt):
     return out
 
 
-def canonical_policy(document):
+def canonical_policy(document: Any) -> Any:
     """A form of a policy document in which two documents IAM evaluates identically are equal."""
     if not isinstance(document, dict):
         return document
@@ -103,11 +97,11 @@ def canonical_policy(document):
     return out
 
 
-def same_policy(a, b):
+def same_policy(a: Any, b: Any) -> bool:
     return canonical_policy(a) == canonical_policy(b)
 
 
-def document_text(document):
+def document_text(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -149,7 +143,7 @@ def _check_document(document, field):
     return document
 
 
-def validate_policies(params):
+def validate_policies(params: dict) -> list[dict]:
     """The module input as a list of desired policies; InputError names the first bad field."""
     default_tags = check_tags(params.get("tags"), "tags")
     seen = {}
@@ -293,7 +287,7 @@ def _new_version(client, arn, text):
     )["PolicyVersion"]["VersionId"]
 
 
-def ensure_managed_policies(client, desired, params, check_mode):
+def ensure_managed_policies(client: Any, params: dict, check_mode: bool, desired: list[dict]) -> dict:
     purge_tags = params.get("purge_tags", True)
     # all of them, not only under the desired paths: a name is unique in the account whatever the path
     listed = paginate(

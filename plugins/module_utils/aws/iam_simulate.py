@@ -21,10 +21,10 @@ try:
 except ImportError:  # pragma: no cover - AnsibleAWSModule reports the missing SDK
     BotoCoreError = ClientError = ResponseParserError = Exception
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.iam_actions import (
-    INSTANCE_PROFILE_ACTIONS,
-)
+from typing import Any
+
+from ..errors import InputError
+from ..karpenter.iam_actions import INSTANCE_PROFILE_ACTIONS
 
 # what an unusable simulator raises: API errors, transport errors, and a reply that is not the IAM API's (an
 # emulator's HTML error page; ResponseParserError is not a BotoCoreError)
@@ -45,7 +45,14 @@ EC2_DESCRIBE = [
 ]
 
 
-def controller_checks(cluster, region, account, partition="aws", node_role_arn=None, queue_name=None):
+def controller_checks(
+    cluster: str,
+    region: str,
+    account: str,
+    partition: str = "aws",
+    node_role_arn: str | None = None,
+    queue_name: str | None = None,
+) -> list:
     """[(actions, resource ARNs)] of the v1.14 controller policies, one entry per kind of resource."""
     ec2 = "arn:%s:ec2:%s:%s:" % (partition, region, account)
     ip = "arn:%s:iam::%s:instance-profile/*" % (partition, account)
@@ -91,7 +98,7 @@ def controller_checks(cluster, region, account, partition="aws", node_role_arn=N
     return checks
 
 
-def request_context(cluster, region, nodepool="default", nodeclass="default"):
+def request_context(cluster: str, region: str, nodepool: str = "default", nodeclass: str = "default") -> list:
     """The condition keys Karpenter's requests carry (tags it sets and finds, passed-to service, region)."""
     owned = "kubernetes.io/cluster/%s" % cluster
     values = {
@@ -152,7 +159,7 @@ def _simulate(client, role_arn, actions, resources, context):
         kwargs["Marker"] = page["Marker"]
 
 
-def check_controller_role(client, params, check_mode=False, region=None):
+def check_controller_role(client: Any, params: dict, check_mode: bool = False, region: str | None = None) -> dict:
     """Simulate the controller role; returns the module result (read-only: the same in check mode)."""
     cluster = params["cluster_name"]
     result = {
@@ -167,7 +174,7 @@ def check_controller_role(client, params, check_mode=False, region=None):
     }
     role_arn = params.get("role_arn")
     if not role_arn and not params.get("role_name"):
-        raise AwsOperationError("one of role_name or role_arn is required", None)
+        raise InputError("role_name, role_arn: one of them is required")
     if not region:
         result["note"] = "IAM simulator not available: no AWS region configured (the simulated resources are regional)"
         return result

@@ -11,40 +11,48 @@ update config alone, which is what a runbook that scales the core node group up 
 from __future__ import annotations
 
 import time
-
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # pragma: no cover - AnsibleAWSModule reports the missing SDK
-    BotoCoreError = ClientError = Exception
+from collections.abc import Callable
+from typing import Any
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+
+from ..errors import InputError
+from .api import AwsOperationError, call, call_missing_ok
 
 KEYS = (("minSize", "min_size"), ("maxSize", "max_size"), ("desiredSize", "desired_size"))
 
 
-def _call(what, method, **kwargs):
-    try:
-        return method(aws_retry=True, **kwargs)
-    except (BotoCoreError, ClientError) as e:
-        raise AwsOperationError("Failed to " + what, e)
+def describe(client: Any, cluster: str, name: str) -> dict | None:
+    """The node group, or None when it does not exist."""
+    found = call_missing_ok(
+        "describe node group %s of cluster %s" % (name, cluster),
+        client.describe_nodegroup,
+        "ResourceNotFoundException",
+        clusterName=cluster,
+        nodegroupName=name,
+    )
+    return found["nodegroup"] if found else None
 
 
-def describe(client, cluster, name):
-    try:
-        return client.describe_nodegroup(aws_retry=True, clusterName=cluster, nodegroupName=name)["nodegroup"]
-    except is_boto3_error_code("ResourceNotFoundException"):
-        return None
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        raise AwsOperationError("Failed to describe node group %s of cluster %s" % (name, cluster), e)
+def validate_scaling(params: dict) -> None:
+    """The module input check (before any request): sizes are not negative, min <= desired <= max when given."""
+    for field in ("desired_size", "min_size", "max_size"):
+        if params.get(field) is not None and params[field] < 0:
+            raise InputError("%s: %s is negative; node group sizes are 0 or more" % (field, params[field]))
+    low, want, high = params.get("min_size"), params.get("desired_size"), params.get("max_size")
+    if low is not None and want is not None and low > want:
+        raise InputError("min_size: %s is above desired_size %s" % (low, want))
+    if high is not None and want is not None and high < want:
+        raise InputError("max_size: %s is below desired_size %s" % (high, want))
+    if high is not None and high < 1:
+        raise InputError("max_size: EKS needs a maximum of at least 1")
 
 
-def snake(scaling):
+def snake(scaling: dict) -> dict:
     return dict((s, scaling.get(c)) for c, s in KEYS)
 
 
-def target(current, desired_size, min_size=None, max_size=None):
+def target(current: dict, desired_size: int, min_size: int | None = None, max_size: int | None = None) -> dict:
     """The new scalingConfig: ``desired_size``, min lowered / max raised only as far as needed unless given."""
     new = {
         "minSize": min_size if min_size is not None else min(current.get("minSize", desired_size), desired_size),
@@ -59,7 +67,13 @@ def target(current, desired_size, min_size=None, max_size=None):
     return new
 
 
-def ensure_nodegroup_scaling(client, params, check_mode, sleep=time.sleep, clock=time.monotonic):
+def ensure_nodegroup_scaling(
+    client: Any,
+    params: dict,
+    check_mode: bool,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict:
     cluster, name = params["cluster_name"], params["name"]
     ng = describe(client, cluster, name)
     if ng is None:
@@ -69,7 +83,7 @@ def ensure_nodegroup_scaling(client, params, check_mode, sleep=time.sleep, clock
     changed = current != new
     update = {}
     if changed and not check_mode:
-        resp = _call(
+        resp = call(
             "update the scaling config of node group %s of cluster %s" % (name, cluster),
             client.update_nodegroup_config,
             clusterName=cluster,
@@ -93,7 +107,16 @@ def ensure_nodegroup_scaling(client, params, check_mode, sleep=time.sleep, clock
     }
 
 
-def wait_scaled(client, cluster, name, new, timeout, sleep=time.sleep, clock=time.monotonic, delay=5.0):
+def wait_scaled(
+    client: Any,
+    cluster: str,
+    name: str,
+    new: dict,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    delay: float = 5.0,
+) -> dict:
     """Until the node group is ACTIVE with the new scaling config (EKS applies it asynchronously)."""
     deadline = clock() + timeout
     while True:

@@ -21,6 +21,7 @@ import os
 import random
 import time
 
+from ..aws import credentials
 from . import fmt, model
 
 try:
@@ -161,22 +162,13 @@ class Aws:
 
     def __init__(self, p, retry=None, client_factory=None):
         self.region = region_from_params(p)
-        self.endpoint_url = p.get("endpoint_url")
+        self.client_kwargs = credentials.client_kwargs(p)  # the endpoint URL when one is set
         self.retry = retry or Retry(retries=p.get("aws_retries", 5))
         self._factory = client_factory
         self._clients = {}
         self.session = None
         if client_factory is None:
-            kwargs = {}
-            if p.get("aws_profile"):
-                kwargs["profile_name"] = p["aws_profile"]
-            if p.get("aws_access_key"):
-                kwargs.update(
-                    aws_access_key_id=p["aws_access_key"],
-                    aws_secret_access_key=p.get("aws_secret_key"),
-                    aws_session_token=p.get("aws_session_token"),
-                )
-            self.session = boto3.session.Session(**kwargs)
+            self.session = boto3.session.Session(**credentials.session_kwargs(p))
 
     def client(self, service, region=None):
         region = region or self.region
@@ -190,9 +182,7 @@ class Aws:
                     connect_timeout=10,
                     read_timeout=60,
                 )
-                c = self.session.client(
-                    service, region_name=region, endpoint_url=self.endpoint_url or None, config=config
-                )
+                c = self.session.client(service, region_name=region, config=config, **self.client_kwargs)
             self._clients[(service, region)] = c
         return self._clients[(service, region)]
 

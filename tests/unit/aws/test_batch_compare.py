@@ -7,7 +7,7 @@ be hidden; input errors must name the field.
 import copy
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import InputError, check_tags
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import check_tags
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.ec2_tags import plan_tags, validate_tags
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eventbridge import (
     canonical_pattern,
@@ -19,6 +19,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.iam_pol
     same_policy,
     validate_policies,
 )
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.errors import InputError
 
 POLICY = {
     "Version": "2012-10-17",

@@ -4,9 +4,9 @@ witnessed: one read, and at most one CreateTags/DeleteTags.
 """
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.batch import InputError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.api import AwsOperationError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.ec2_tags import ensure_tags, validate_tags
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.errors import InputError
 
 KEY = "karpenter.sh/discovery"
 
@@ -26,7 +26,7 @@ def params(**kw):
 
 
 def run(client, p, check_mode=False):
-    return ensure_tags(client, validate_tags(p), p, check_mode)
+    return ensure_tags(client, p, check_mode, desired=validate_tags(p))
 
 
 @pytest.fixture
@@ -132,4 +132,4 @@ def test_unknown_resource_is_an_aws_error_naming_it(aws):
     client, witness, ec2 = aws("ec2")
     with pytest.raises(AwsOperationError) as e:
         run(client, params(resources=["subnet-0123456789abcdef0"]))
-    assert "subnet-0123456789abcdef0" in e.value.msg
+    assert "subnet-0123456789abcdef0" in e.value.message

@@ -14,12 +14,13 @@ import datetime
 
 import pytest
 import yaml
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.api import AwsOperationError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks_version import (
     NEXT_STEPS,
     WAIT_DELAY,
     ensure_cluster_version,
     parse_version,
+    validate_version,
 )
 
 NOW = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
@@ -108,7 +109,7 @@ def test_downgrade_fails(eks):
     describe(stub, "1.35")
     with pytest.raises(AwsOperationError) as err:
         run(client, params(version="1.34", allow_upgrade=True))
-    assert "cannot downgrade" in err.value.msg and "1.35" in err.value.msg
+    assert "cannot downgrade" in err.value.message and "1.35" in err.value.message
     assert err.value.exception is None  # a plan error, no SDK call failed
 
 
@@ -117,8 +118,8 @@ def test_skipping_a_minor_fails_and_names_the_next_step(eks):
     describe(stub, "1.33")
     with pytest.raises(AwsOperationError) as err:
         run(client, params(version="1.35", allow_upgrade=True))
-    assert "one minor version at a time" in err.value.msg
-    assert "Upgrade to 1.34 first" in err.value.msg
+    assert "one minor version at a time" in err.value.message
+    assert "Upgrade to 1.34 first" in err.value.message
 
 
 def test_major_change_fails(eks):
@@ -126,7 +127,7 @@ def test_major_change_fails(eks):
     describe(stub, "1.36")
     with pytest.raises(AwsOperationError) as err:
         run(client, params(version="2.0", allow_upgrade=True))
-    assert "one minor version at a time" in err.value.msg
+    assert "one minor version at a time" in err.value.message
 
 
 def test_upgrade_needs_the_explicit_variable(eks):
@@ -134,7 +135,7 @@ def test_upgrade_needs_the_explicit_variable(eks):
     describe(stub, "1.34")
     with pytest.raises(AwsOperationError) as err:
         run(client, params(version="1.35", allow_upgrade=False))
-    msg = err.value.msg
+    msg = err.value.message
     assert "cluster_allow_version_upgrade: true" in msg
     for reminder in ("node groups", "add-ons", "Karpenter", "alias"):
         assert reminder in msg, reminder
@@ -146,7 +147,7 @@ def test_invalid_desired_version_fails_after_the_read_only(eks, bad):
     describe(stub, "1.34")
     with pytest.raises(AwsOperationError) as err:
         run(client, params(version=bad, allow_upgrade=True))
-    assert "major.minor" in err.value.msg
+    assert "major.minor" in err.value.message
 
 
 def test_parse_version():
@@ -200,8 +201,8 @@ def test_wait_times_out_with_the_update_id(eks):
         stub.add_response("describe_update", update("InProgress"), {"name": NAME, "updateId": UPDATE_ID})
     with pytest.raises(AwsOperationError) as err:
         run(client, params(allow_upgrade=True, wait_timeout=60))
-    assert UPDATE_ID in err.value.msg and "still InProgress after 60 s" in err.value.msg
-    assert "run again" in err.value.msg
+    assert UPDATE_ID in err.value.message and "still InProgress after 60 s" in err.value.message
+    assert "run again" in err.value.message
 
 
 def test_failed_update_reports_the_errors(eks):
@@ -212,7 +213,7 @@ def test_failed_update_reports_the_errors(eks):
     stub.add_response("describe_update", update("Failed", errors=errors), {"name": NAME, "updateId": UPDATE_ID})
     with pytest.raises(AwsOperationError) as err:
         run(client, params(allow_upgrade=True))
-    assert "ended Failed" in err.value.msg and "InsufficientFreeAddresses" in err.value.msg
+    assert "ended Failed" in err.value.message and "InsufficientFreeAddresses" in err.value.message
 
 
 def test_update_in_progress_is_waited_for_not_started_twice(eks):
@@ -241,7 +242,7 @@ def test_update_in_progress_to_another_version_fails(eks):
     stub.add_response("describe_update", update("InProgress", version="1.36"), {"name": NAME, "updateId": UPDATE_ID})
     with pytest.raises(AwsOperationError) as err:
         run(client, params(allow_upgrade=True))
-    assert "in progress, not to 1.35" in err.value.msg
+    assert "in progress, not to 1.35" in err.value.message
 
 
 # ---------------------------------------------------------------- the module stays thin and documented
@@ -252,8 +253,8 @@ def test_module_documents_exactly_its_arguments(monkeypatch):
 
     captured = {}
 
-    def fake_run(argument_spec, service, ensure, required_if=None, prepare=None):
-        captured.update(spec=argument_spec, service=service, ensure=ensure, prepare=prepare)
+    def fake_run(argument_spec, service, ensure, validate=None, prepare=None, **module_kwargs):
+        captured.update(spec=argument_spec, service=service, ensure=ensure, validate=validate, prepare=prepare)
 
     monkeypatch.setattr(mod, "run_aws_module", fake_run)
     mod.main()
@@ -268,4 +269,5 @@ def test_module_documents_exactly_its_arguments(monkeypatch):
     class Module:
         warn = warned.append
 
-    assert captured["prepare"](Module) == {"warn": Module.warn}
+    assert captured["prepare"](Module, None) == {"warn": Module.warn}
+    assert captured["validate"] is validate_version

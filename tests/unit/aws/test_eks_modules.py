@@ -10,8 +10,8 @@ queuing only the reads.
 import datetime
 
 import pytest
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.api import AwsOperationError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import (
-    AwsOperationError,
     ensure_access_entry,
     ensure_addon,
     ensure_pod_identity_association,

@@ -42,7 +42,7 @@ def karpenter_rules(**kw):
 
 
 def run(client, p, check_mode=False):
-    return ensure_rules(client, validate_rules(p), p, check_mode)
+    return ensure_rules(client, p, check_mode, desired=validate_rules(p))
 
 
 def state(events):

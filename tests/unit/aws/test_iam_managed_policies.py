@@ -38,7 +38,7 @@ def pol(name, document="default", **kw):
 
 
 def run(client, p, check_mode=False):
-    return ensure_managed_policies(client, validate_policies(p), p, check_mode)
+    return ensure_managed_policies(client, p, check_mode, desired=validate_policies(p))
 
 
 def state(iam):

@@ -315,8 +315,8 @@ def test_default_retry_jitters_within_bounds_and_really_sleeps():
 
 
 def test_clients_have_botocore_retries_off_and_short_connect_timeout():
-    aws = caws.Aws({"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1", "aws_access_key": "a",
-                    "aws_secret_key": "b", "aws_retries": 4})  # fmt: skip
+    aws = caws.Aws({"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1", "access_key": "a",
+                    "secret_key": "b", "aws_retries": 4})  # fmt: skip
     c = aws.client("ec2")
     assert c.meta.config.retries["total_max_attempts"] == 1
     assert c.meta.config.connect_timeout == 10
@@ -570,7 +570,7 @@ def test_html_error_pages_from_a_real_endpoint_are_status_and_title(status, kind
     endpoint = HtmlErrorEndpoint(status)
     try:
         aws = caws.Aws(
-            {"region": "us-east-1", "endpoint_url": endpoint.url, "aws_access_key": "a", "aws_secret_key": "b"},
+            {"region": "us-east-1", "endpoint_url": endpoint.url, "access_key": "a", "secret_key": "b"},
             retry=caws.Retry(retries=0),
         )
         notes = []

@@ -42,7 +42,7 @@ def cost_report(tmp_path_factory):
     """The module's report for the fixture cluster while every AWS endpoint answers with an HTML error page."""
     endpoint = HtmlErrorEndpoint(403)
     try:
-        p = dict(PARAMS, endpoint_url=endpoint.url, aws_access_key="a", aws_secret_key="b", aws_retries=0)
+        p = dict(PARAMS, endpoint_url=endpoint.url, access_key="a", secret_key="b", aws_retries=0)
         report, unused = collect.collect(p, NOW, cluster_reader=cluster_reader(NODES, PODS))
     finally:
         endpoint.close()

@@ -11,13 +11,13 @@ import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import runbooks
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.iam_simulate import (
     EC2_DESCRIBE,
     check_controller_role,
     controller_checks,
     request_context,
 )
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.errors import InputError
 from botocore.stub import Stubber
 from diagnose_fakes import KWOK_NODECLASS, NOW, FakeApi
 
@@ -245,7 +245,7 @@ def test_paginated_results(iam):
 
 def test_role_name_or_arn_required(iam):
     client, _stub = iam
-    with pytest.raises(AwsOperationError, match="role_name or role_arn"):
+    with pytest.raises(InputError, match="role_name, role_arn: one of them is required"):
         check_controller_role(client, params(role_name=None), region=REGION)
 
 

@@ -9,7 +9,7 @@ which moto cannot produce) uses botocore's Stubber, which checks the requests ag
 import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.eks import AwsOperationError
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.api import AwsOperationError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws.nodegroup_scaling import (
     ensure_nodegroup_scaling,
     target,
