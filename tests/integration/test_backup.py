@@ -519,6 +519,8 @@ def test_an_extracted_backup_is_read_by_kubectl_as_the_same_objects(sandbox, uid
         "data": {"v%02d" % i: v for i, v in enumerate(TRICKY_VALUES)},
     }
     sandbox.apply(objects(uid))
+    # the ConfigMap's namespace exists on a cluster where the karpenter role ran; create it when this test runs first
+    sandbox.kubectl("create", "namespace", "karpenter", check=False)
     # raw UTF-8: kubectl's YAML reader refuses JSON's surrogate-pair escapes of the emoji
     sandbox.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(cm, ensure_ascii=False))
     try:
