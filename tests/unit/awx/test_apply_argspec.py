@@ -26,24 +26,48 @@ SECRETS = {
 }
 
 
-@pytest.fixture(scope="module")
-def rendered_tasks():
+def render_tasks(extra=None):
     """[(module, [rendered args per loop item], task)] for the tasks of awx/apply.yml."""
     play = awxlib.apply_play()
-    variables = awxlib.load_config(dict(SECRETS, playbook_dir=awxlib.AWX_DIR))
+    variables = awxlib.load_config(dict(SECRETS, playbook_dir=awxlib.AWX_DIR, **(extra or {})))
     out = []
     for task in play["tasks"]:
         (module,) = [k for k in task if "." in k and k.split(".")[0] in ("awx", "ansible")]
         items = awxlib.render(task["loop"], variables) if "loop" in task else [None]
         args = []
         for item in items:
-            v = dict(variables, item=item) if "loop" in task else variables
+            v = dict(variables, item=item) if "loop" in task else dict(variables)
+            for name, value in (task.get("vars") or {}).items():  # task vars, rendered as Ansible would (lazily)
+                v[name] = awxlib.render(value, v)
             when = task.get("when")
             if when and not awxlib.render(awxlib.trusted("{{ " + when.strip() + " }}"), v):
                 continue  # skipped, as ansible-playbook would
             args.append(awxlib.render(task[module], v))
         out.append((module, args, task))
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered_tasks():
+    return render_tasks()
+
+
+def test_an_environment_can_assume_a_role():
+    """``aws: role`` gives that environment the assume-role credential type with the role and the source keys; the
+    other environments keep the access-key type."""
+    config = awxlib.load_config()
+    creds = dict(config["karpenter_eks_awx_environment_credentials"], prod={"kubernetes": "kubeconfig", "aws": "role"})
+    secrets = {env: dict(v) for env, v in SECRETS["karpenter_eks_awx_secrets"].items()}
+    secrets["prod"]["aws_role_arn"] = "arn:aws:iam::123456789012:role/deployer"
+    tasks = render_tasks({"karpenter_eks_awx_environment_credentials": creds, "karpenter_eks_awx_secrets": secrets})
+    (aws_task,) = [args for module, args, task in tasks if task["name"].startswith("AWS credentials")]
+    by_env = {a["name"].split()[-2]: a for a in aws_task}
+    role_type = awxlib.credential_type(config, "aws_role")["name"]
+    assert by_env["prod"]["credential_type"] == role_type
+    assert by_env["prod"]["inputs"]["role_arn"] == "arn:aws:iam::123456789012:role/deployer"
+    assert by_env["prod"]["inputs"]["access_key_id"] == "AKIA"
+    assert by_env["dev"]["credential_type"] == awxlib.credential_type(config, "aws")["name"]
+    assert "role_arn" not in by_env["dev"]["inputs"]
 
 
 def _validate(name, params):

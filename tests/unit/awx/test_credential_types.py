@@ -110,6 +110,42 @@ def test_aws_type(config, tmp_path, monkeypatch):
     assert boto3.client("sts").meta.endpoint_url == "http://127.0.0.1:25055"
 
 
+@pytest.mark.parametrize("source", ["access-key", "web-identity"])
+def test_aws_role_type_assumes_the_role(config, tmp_path, monkeypatch, source):
+    """The assume-role type makes botocore call STS (AssumeRole from the source keys, AssumeRoleWithWebIdentity from
+    the token file) on the endpoint override - a private moto here - and use the role's credentials."""
+    import sys
+
+    import boto3
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    import awslib
+
+    ct = awxlib.credential_type(config, "aws_role")
+    role = "arn:aws:iam::123456789012:role/karpenter-eks-deployer"
+    inputs = {"role_arn": role, "region": "eu-west-1", "external_id": "ext-1", "role_session_name": "awx-job-42"}
+    if source == "access-key":
+        inputs.update(access_key_id="AKIASOURCE", secret_access_key="source-secret")
+    else:
+        token = tmp_path / "token"
+        token.write_text("eyJhbGciOiJSUzI1NiJ9.irsa.token")
+        inputs["web_identity_token_file"] = str(token)
+    (tmp_path / "moto").mkdir()
+    with awslib.moto_server(str(tmp_path / "moto")) as endpoint:
+        env, _ = awxlib.inject_credential(ct, dict(inputs, endpoint_url=endpoint), str(tmp_path))
+        config_text = open(env["AWS_CONFIG_FILE"]).read()
+        assert "source-secret" not in "".join(env.values()), "keys stay in the 0660 file, not the environment"
+        for k in [k for k in os.environ if k.startswith("AWS_")]:
+            monkeypatch.delenv(k)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        identity = boto3.Session().client("sts").get_caller_identity()
+    assert identity["Arn"] == "arn:aws:sts::123456789012:assumed-role/karpenter-eks-deployer/awx-job-42", identity
+    assert ("web_identity_token_file" in config_text) == (source == "web-identity")
+    assert "external_id = ext-1" in config_text
+
+
 def test_injected_names_are_allowed_by_awx(config, tmp_path):
     for ct in awxlib.plain(config["karpenter_eks_awx_credential_types"]):
         assert ct["kind"] in ("cloud", "net")

@@ -99,3 +99,21 @@ def test_templates_are_unique_and_environments_known():
     assert {t["environment"] for t in site} == {"dev", "staging", "prod"}
     for s in awxlib.plain(config["karpenter_eks_awx_schedules"]):
         assert any(e["name"] == s["template"] for e in ENTRIES)
+
+
+CHANGING = ("site", "runbook provisioning failure", "runbook controller failure", "runbook spot interruption storm")
+
+
+def test_templates_that_change_the_platform_are_check_jobs_in_prod():
+    """In prod, every template that can change the platform (converge, remediate, restore, reintroduce spot) starts
+    as a Check job (dry run with diff) and lets the operator pick Run at launch; dev and staging keep their type."""
+    config = awxlib.load_config()
+    by_name = {t["name"]: t for t in awxlib.plain(config["karpenter_eks_awx_job_templates"])}
+    for name in CHANGING + ("restore", "runbook spot reintroduction"):
+        t = by_name[name]
+        prod = (t.get("job_type_by_environment") or {}).get("prod", t["job_type"])
+        assert prod == "check" and t.get("ask_job_type_on_launch") is True, name
+    assert by_name["site"]["job_type"] == "run"  # dev/staging converge for real
+    # awx/apply.yml resolves the per-environment type
+    task = [t for t in awxlib.apply_play()["tasks"] if "awx.awx.job_template" in t][0]
+    assert "job_type_by_environment" in task["awx.awx.job_template"]["job_type"]
