@@ -103,16 +103,18 @@ def sections(namespace):
             False,
             10,
         ),
-        Section(engine.EC2NODECLASS, "resources/20-ec2nodeclasses.yaml", "ec2nodeclasses.karpenter.k8s.aws", True, 20),
         Section(
-            engine.KWOKNODECLASS,
+            resource.EC2NODECLASS, "resources/20-ec2nodeclasses.yaml", "ec2nodeclasses.karpenter.k8s.aws", True, 20
+        ),
+        Section(
+            resource.KWOKNODECLASS,
             "resources/21-kwoknodeclasses.yaml",
             "kwoknodeclasses.karpenter.kwok.sh",
             False,
             21,
             True,
         ),
-        Section(engine.NODEPOOL, "resources/30-nodepools.yaml", "nodepools.karpenter.sh", True, 30),
+        Section(resource.NODEPOOL, "resources/30-nodepools.yaml", "nodepools.karpenter.sh", True, 30),
         Section(NODEOVERLAY, "resources/40-nodeoverlays.yaml", "nodeoverlays.karpenter.sh", False, 40, True),
     ]
 
@@ -439,7 +441,7 @@ def _read_inventory(api, staging):
     _stream_jsonl(
         staging,
         "inventory/nodeclaims.jsonl",
-        list_paginated(api, engine.NODECLAIM.path()),
+        list_paginated(api, resource.NODECLAIM.path()),
         files,
         "NodeClaim",
         nodeclaim_snapshot,
@@ -904,7 +906,7 @@ def restore(
     live = {}
     for kind_name, sec_objs in desired.items():
         live[kind_name], unused = engine.list_live(api, sec_objs[0].kind)
-    for kind in (engine.EC2NODECLASS, engine.KWOKNODECLASS):
+    for kind in (resource.EC2NODECLASS, resource.KWOKNODECLASS):
         if kind.kind not in live and (live_crds.get(kind.plural + "." + kind.group) or {}).get("present"):
             live[kind.kind], unused = engine.list_live(api, kind)
 

@@ -19,7 +19,7 @@ from .karpenter import convert as convert_mod
 from .karpenter import validate as validate_mod
 from .karpenter.issues import ERROR, Issue, shorten
 from .karpenter.schema import type_name
-from .kube import engine
+from .kube import engine, resource
 from .kube.client import KubeError
 from .kube.resource import Resource
 
@@ -79,7 +79,7 @@ def prepare(kind, definitions, node_class_ref=None, conversion=None, skipped=Non
                 if c is d and skipped is not None:
                     name = (d.get("metadata") or {}).get("name") if isinstance(d.get("metadata"), dict) else None
                     skipped.append((i, d.get("kind"), name))
-    if node_class_ref and kind is engine.NODEPOOL:
+    if node_class_ref and kind is resource.NODEPOOL:
         if not isinstance(node_class_ref, dict):
             raise InputError(
                 "node_class_ref: must be a mapping (group, kind, name), got %s" % type(node_class_ref).__name__
@@ -184,7 +184,7 @@ def known_nodeclasses(api, objs):
         ref = _dict(_dict(_dict(_dict(o.get("spec")).get("template")).get("spec")).get("nodeClassRef"))
         group, ref_kind = ref.get("group"), ref.get("kind")
         k = (
-            engine.NODECLASS_KINDS.get((group, ref_kind))
+            resource.NODECLASS_KINDS.get((group, ref_kind))
             if isinstance(group, str) and isinstance(ref_kind, str)
             else None
         )
@@ -283,7 +283,7 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
         known = None
         # the node classes are listed only when a NodePool will be written: a no-op run stays at one
         # LIST per kind (an unchanged pool's reference was checked when it was applied)
-        if kind is engine.NODEPOOL and len(stored) < len(objs):
+        if kind is resource.NODEPOOL and len(stored) < len(objs):
             known = sorted(set(known_nodeclasses(api, objs)) | set(opts.extra_nodeclasses or []))
         old = {"%s/%s" % (kind.kind, n): live[n] for n in names if n is not None and n in live}
         batch = validate_mod.validate_batch(objs, known_nodeclasses=known, old_objects=old, stored=stored)

@@ -10,7 +10,7 @@ import copy
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 
 KWOK_REF = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"}  # the sandbox's Ready node class
 
@@ -55,13 +55,13 @@ def names(sandbox, uid):
 
 def test_create_then_noop_sends_no_write(sandbox, names):
     api = api_for(sandbox)
-    res = karpenter_apply.run(api, engine.NODEPOOL, [pool(n) for n in names], wait=True, wait_timeout=60)
+    res = karpenter_apply.run(api, resource.NODEPOOL, [pool(n) for n in names], wait=True, wait_timeout=60)
     assert res["changed"] and [r["action"] for r in res["results"]] == ["create"] * 3
     assert res["requests"]["patch"] == 3 and res["requests"]["writes"] == 3
     assert res["not_ready"] == []
 
     api2 = api_for(sandbox)
-    res2 = karpenter_apply.run(api2, engine.NODEPOOL, [pool(n) for n in names], wait=True)
+    res2 = karpenter_apply.run(api2, resource.NODEPOOL, [pool(n) for n in names], wait=True)
     assert not res2["changed"]
     assert res2["requests"]["writes"] == 0
     # a no-op is exactly one LIST of NodePools (node classes are listed only when a pool will be written)
@@ -70,17 +70,17 @@ def test_create_then_noop_sends_no_write(sandbox, names):
 
 def test_check_mode_predicts_exactly_what_the_real_run_stores(sandbox, names):
     api = api_for(sandbox)
-    karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0])])
+    karpenter_apply.run(api, resource.NODEPOOL, [pool(names[0])])
     changed = pool(names[0], limits={"cpu": "200", "memory": "800Gi"})
     del changed["spec"]["weight"]  # a field we owned and now drop: SSA removes it
     changed["spec"]["template"]["spec"]["taints"] = [{"key": "example.com/t", "value": "x", "effect": "NoSchedule"}]
 
     check_api = api_for(sandbox)
-    predicted = karpenter_apply.run(check_api, engine.NODEPOOL, [copy.deepcopy(changed)], check_mode=True)
+    predicted = karpenter_apply.run(check_api, resource.NODEPOOL, [copy.deepcopy(changed)], check_mode=True)
     assert predicted["changed"] and check_api.writes == 0
     assert predicted["results"][0]["removed_fields"] == ["spec.weight"]
 
-    real = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [changed])
+    real = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [changed])
     assert real["changed"]
     assert predicted["diff"][0]["after"] == real["diff"][0]["after"]
     assert "weight" not in real["diff"][0]["after"]["spec"]
@@ -93,7 +93,7 @@ def test_a_field_another_manager_co_owns_is_kept_and_check_mode_says_so(sandbox,
     import json
 
     api = api_for(sandbox)
-    karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0])])  # we own spec.weight = 10
+    karpenter_apply.run(api, resource.NODEPOOL, [pool(names[0])])  # we own spec.weight = 10
     other = {
         "apiVersion": "karpenter.sh/v1",
         "kind": "NodePool",
@@ -107,12 +107,12 @@ def test_a_field_another_manager_co_owns_is_kept_and_check_mode_says_so(sandbox,
     del dropped["spec"]["weight"]
 
     check_api = api_for(sandbox)
-    predicted = karpenter_apply.run(check_api, engine.NODEPOOL, [copy.deepcopy(dropped)], check_mode=True)
+    predicted = karpenter_apply.run(check_api, resource.NODEPOOL, [copy.deepcopy(dropped)], check_mode=True)
     assert check_api.writes == 0
     assert "removed_fields" not in predicted["results"][0], predicted["results"][0]
 
     real_api = api_for(sandbox)
-    real = karpenter_apply.run(real_api, engine.NODEPOOL, [dropped])
+    real = karpenter_apply.run(real_api, resource.NODEPOOL, [dropped])
     stored = json.loads(sandbox.kubectl("get", "nodepool", names[0], "-o", "json").stdout)
     assert stored["spec"]["weight"] == 10  # the apiserver kept it
     assert predicted["changed"] == real["changed"]
@@ -120,14 +120,14 @@ def test_a_field_another_manager_co_owns_is_kept_and_check_mode_says_so(sandbox,
         assert predicted["diff"][0]["after"] == real["diff"][0]["after"]
     assert predicted["results"][0]["action"] == real["results"][0]["action"]
     # the next run is a no-op
-    again = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [dropped])
+    again = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [dropped])
     assert again["changed"] is False and again["requests"]["writes"] == 0
 
 
 def test_a_definitions_list_from_from_yaml_all_with_a_trailing_separator_is_applied(sandbox, names):
     """``lookup('file', f) | from_yaml_all`` of a file ending in ``---`` gives ``[[obj, None]]``: the None of the
     empty last document is skipped, as k8s_objects does."""
-    res = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [[pool(names[2]), None]], check_mode=True)
+    res = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [[pool(names[2]), None]], check_mode=True)
     assert [r["action"] for r in res["results"]] == ["create"]
 
 
@@ -194,7 +194,7 @@ def test_a_batch_the_cluster_refuses_in_part_writes_nothing(sandbox, names, deny
     refused["metadata"]["labels"] = {DENY_LABEL: "yes"}
     api = api_for(sandbox)
     with pytest.raises(karpenter_apply.InputError) as err:
-        karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0]), refused, pool(names[2])])
+        karpenter_apply.run(api, resource.NODEPOOL, [pool(names[0]), refused, pool(names[2])])
     assert "rejected by the apiserver (server-side dry-run), nothing was applied" in str(err.value)
     assert f"NodePool/{names[1]}" in str(err.value) and "refused by policy" in str(err.value)
     assert [d["object"] for d in err.value.details] == [f"NodePool/{names[1]}"]
@@ -203,7 +203,7 @@ def test_a_batch_the_cluster_refuses_in_part_writes_nothing(sandbox, names, deny
         assert sandbox.kubectl("get", "nodepool", n, check=False).returncode != 0, "nothing of the batch is written"
     # without the refused object the same batch goes through (one dry-run per object, then the writes)
     api = api_for(sandbox)
-    res = karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0]), pool(names[2])])
+    res = karpenter_apply.run(api, resource.NODEPOOL, [pool(names[0]), pool(names[2])])
     assert res["written"] == [f"NodePool/{names[0]}", f"NodePool/{names[2]}"]
     assert res["requests"]["dry-run"] == 2 and res["requests"]["patch"] == 2
 
@@ -212,7 +212,7 @@ def test_invalid_batch_writes_nothing(sandbox, names):
     api = api_for(sandbox)
     bad = pool(names[1], weight=0)
     with pytest.raises(karpenter_apply.InputError) as err:
-        karpenter_apply.run(api, engine.NODEPOOL, [pool(names[0]), bad])
+        karpenter_apply.run(api, resource.NODEPOOL, [pool(names[0]), bad])
     assert f"NodePool/{names[1]}" in str(err.value) and "spec.weight" in str(err.value)
     assert api.writes == 0
     got = sandbox.kubectl("get", "nodepool", names[0], check=False)
@@ -221,14 +221,14 @@ def test_invalid_batch_writes_nothing(sandbox, names):
 
 def test_prune_and_absent(sandbox, names):
     api = api_for(sandbox)
-    karpenter_apply.run(api, engine.NODEPOOL, [pool(n) for n in names])
-    res = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [pool(names[0])], prune=True)
+    karpenter_apply.run(api, resource.NODEPOOL, [pool(n) for n in names])
+    res = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [pool(names[0])], prune=True)
     actions = {r["name"]: r["action"] for r in res["results"]}
     assert actions[names[0]] == "unchanged"
     assert actions[names[1]] == "delete" and actions[names[2]] == "delete"
-    gone = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [{"metadata": {"name": names[0]}}], state="absent")
+    gone = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [{"metadata": {"name": names[0]}}], state="absent")
     assert gone["results"][0]["action"] == "delete"
-    again = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [{"metadata": {"name": names[0]}}], state="absent")
+    again = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [{"metadata": {"name": names[0]}}], state="absent")
     assert not again["changed"] and again["requests"]["writes"] == 0
 
 
@@ -246,7 +246,7 @@ def test_legacy_provisioner_is_converted_and_applied(sandbox, uid):
         },
     }
     try:
-        res = karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [prov], node_class_ref=KWOK_REF)
+        res = karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [prov], node_class_ref=KWOK_REF)
         assert res["results"][0]["action"] == "create"
         live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", name)
         assert live["spec"]["limits"] == {"cpu": "50"}
@@ -260,7 +260,7 @@ def test_delete_of_a_pool_with_nodes_needs_allow_disruption(sandbox, uid):
     name, app = f"dis-{uid}", f"dis-{uid}"
     p = pool(name)
     p["spec"]["template"]["metadata"] = {"labels": {"example.com/pool": name}}
-    karpenter_apply.run(api_for(sandbox), engine.NODEPOOL, [p])
+    karpenter_apply.run(api_for(sandbox), resource.NODEPOOL, [p])
     sandbox.apply(
         [
             {
@@ -289,11 +289,11 @@ def test_delete_of_a_pool_with_nodes_needs_allow_disruption(sandbox, uid):
         )
         api = api_for(sandbox)
         with pytest.raises(karpenter_apply.InputError) as err:
-            karpenter_apply.run(api, engine.NODEPOOL, [{"metadata": {"name": name}}], state="absent", check_mode=True)
+            karpenter_apply.run(api, resource.NODEPOOL, [{"metadata": {"name": name}}], state="absent", check_mode=True)
         assert f"NodePool/{name} owns" in str(err.value) and "allow_disruption" in str(err.value)
         assert api.writes == 0
         res = karpenter_apply.run(
-            api_for(sandbox), engine.NODEPOOL, [{"metadata": {"name": name}}], state="absent", allow_disruption=True
+            api_for(sandbox), resource.NODEPOOL, [{"metadata": {"name": name}}], state="absent", allow_disruption=True
         )
         assert res["results"][0]["action"] == "delete" and res["disrupted_nodeclaims"][name]
     finally:

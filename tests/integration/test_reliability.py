@@ -22,7 +22,7 @@ import time
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects, transport
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects, resource, transport
 
 EMOJI = "\U0001f680"  # outside the BMP
 KWOK_REF = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"}  # the sandbox's Ready class
@@ -167,12 +167,12 @@ def test_an_emoji_is_applied_and_the_next_run_changes_nothing(sandbox, uid, tran
 
 def test_a_nodepool_with_an_emoji_waits_ready_reports_it_and_then_changes_nothing(sandbox, pool_name):
     pool = nodepool(pool_name, **{"example.com/owner": "team " + EMOJI})
-    res = karpenter_apply.run(direct_api(sandbox), engine.NODEPOOL, [pool], wait=True, wait_timeout=60)
+    res = karpenter_apply.run(direct_api(sandbox), resource.NODEPOOL, [pool], wait=True, wait_timeout=60)
     (item,) = res["results"]
     assert res["not_ready"] == [] and res["written"] == [f"NodePool/{pool_name}"]
     # the Ready object the wait saw, not the one the apply returned
     assert item["ready"] is True and any(c["type"] == "Ready" and c["status"] == "True" for c in item["conditions"])
-    again = karpenter_apply.run(official_api(sandbox), engine.NODEPOOL, [pool])
+    again = karpenter_apply.run(official_api(sandbox), resource.NODEPOOL, [pool])
     assert again["changed"] is False and again["requests"]["writes"] == 0
 
 
@@ -190,13 +190,13 @@ def test_a_deterministic_apply_error_is_answered_after_one_request(sandbox, uid)
 
 def test_a_delete_that_finds_the_object_gone_is_done(sandbox, pool_name):
     api = direct_api(sandbox)
-    karpenter_apply.run(api, engine.NODEPOOL, [nodepool(pool_name)])
-    live, version = engine.list_live(api, engine.NODEPOOL)
-    plan = engine.plan_kind(engine.NODEPOOL, [{"metadata": {"name": pool_name}}], live, state="absent")
+    karpenter_apply.run(api, resource.NODEPOOL, [nodepool(pool_name)])
+    live, version = engine.list_live(api, resource.NODEPOOL)
+    plan = engine.plan_kind(resource.NODEPOOL, [{"metadata": {"name": pool_name}}], live, state="absent")
     sandbox.kubectl("delete", "nodepool", pool_name, "--wait=true", "--timeout=30s")  # between our LIST and DELETE
     engine.execute(api, plan)
     assert plan[0].to_dict()["action"] == "delete" and plan[0].written
-    assert engine.wait_deleted(api, engine.NODEPOOL, plan, 20, version) == []
+    assert engine.wait_deleted(api, resource.NODEPOOL, plan, 20, version) == []
 
 
 # ------------------------------------------------------------------------------------ broken watches
@@ -236,7 +236,7 @@ def test_a_wait_whose_apiserver_goes_away_fails_with_changed_and_what_was_writte
 
     api.watch_until = apiserver_gone
     with pytest.raises(kclient.KubeError, match="broken and not re-established within 3s") as err:
-        karpenter_apply.run(api, engine.NODEPOOL, [nodepool(pool_name)], wait=True, wait_timeout=3)
+        karpenter_apply.run(api, resource.NODEPOOL, [nodepool(pool_name)], wait=True, wait_timeout=3)
     result = err.value.result
     assert result["changed"] is True and result["written"] == [f"NodePool/{pool_name}"]
     assert sandbox.kubectl("get", "nodepool", pool_name).returncode == 0  # it was written indeed

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 
 KWOK_REF = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "sandbox"}  # the sandbox's Ready node class
 ZONES = {"us-east-1a", "us-east-1b", "us-east-1c"}
@@ -421,11 +421,11 @@ def test_design_strategy_provisions_expected_nodes(sandbox, uid, strategy):
     check_api = api_for(sandbox)
     if s["template_errors"]:
         with pytest.raises(karpenter_apply.InputError) as err:
-            karpenter_apply.run(check_api, engine.NODEPOOL, design, node_class_ref=KWOK_REF, check_mode=True)
+            karpenter_apply.run(check_api, resource.NODEPOOL, design, node_class_ref=KWOK_REF, check_mode=True)
         for path in s["template_errors"]:
             assert "AWSNodeTemplate/" in str(err.value) and path in str(err.value), str(err.value)
         design = [d for d in design if d["kind"] == "Provisioner"]
-    designed = karpenter_apply.run(check_api, engine.NODEPOOL, design, node_class_ref=KWOK_REF, check_mode=True)
+    designed = karpenter_apply.run(check_api, resource.NODEPOOL, design, node_class_ref=KWOK_REF, check_mode=True)
     assert check_api.writes == 0
     assert [r["action"] for r in designed["results"]] == ["create"]
     assert s["design_lint"] <= lint_ids(designed), designed["warnings"]
@@ -434,7 +434,7 @@ def test_design_strategy_provisions_expected_nodes(sandbox, uid, strategy):
     docs = s["fix"](design) if s["fix"] else design
     try:
         res = karpenter_apply.run(
-            api_for(sandbox), engine.NODEPOOL, docs, node_class_ref=KWOK_REF, wait=True, wait_timeout=90
+            api_for(sandbox), resource.NODEPOOL, docs, node_class_ref=KWOK_REF, wait=True, wait_timeout=90
         )
         assert [r["action"] for r in res["results"]] == ["create"]
         assert res["not_ready"] == [], "NodePool %s not Ready" % pool

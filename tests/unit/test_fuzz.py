@@ -23,7 +23,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter i
     validate as validate_mod,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.issues import Issue
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, resource
 from hypothesis import HealthCheck, given, settings  # requirements-dev.txt: hypothesis
 from hypothesis import strategies as st
 
@@ -357,9 +357,9 @@ def _live(obj):
 
 
 LIVE = {
-    engine.NODEPOOL.path(): [_live(NODEPOOL), _live(dict(NODEPOOL, metadata={"name": "orphan"}))],
-    engine.EC2NODECLASS.path(): [_live(EC2NODECLASS)],
-    engine.KWOKNODECLASS.path(): [{"metadata": {"name": "default"}}],
+    resource.NODEPOOL.path(): [_live(NODEPOOL), _live(dict(NODEPOOL, metadata={"name": "orphan"}))],
+    resource.EC2NODECLASS.path(): [_live(EC2NODECLASS)],
+    resource.KWOKNODECLASS.path(): [{"metadata": {"name": "default"}}],
 }
 
 
@@ -396,7 +396,7 @@ class FakeApi:
         return dict(self.counts, total=sum(self.counts.values()), writes=self.writes)
 
 
-kinds = st.sampled_from([engine.NODEPOOL, engine.EC2NODECLASS])
+kinds = st.sampled_from([resource.NODEPOOL, resource.EC2NODECLASS])
 node_class_refs = st.one_of(
     st.none(),
     st.fixed_dictionaries({"group": st.text(max_size=20), "kind": st.text(max_size=12), "name": st.text(max_size=12)}),
@@ -440,7 +440,7 @@ def test_run_writes_only_when_the_whole_batch_is_valid(defs, kind, ref, strict):
     except WriteAttempted:
         # a write is legitimate only for a batch with no error (and no warning in strict mode)
         objs, _report, _others = karpenter_apply.prepare(kind, defs, ref)
-        known = ["default"] if kind is engine.NODEPOOL else None
+        known = ["default"] if kind is resource.NODEPOOL else None
         batch = validate_mod.validate_batch(objs, known_nodeclasses=known)
         assert batch.ok and (not strict or not batch.warnings), "a write for an invalid batch: %s" % batch.errors
 
@@ -498,20 +498,20 @@ FOUND_CONVERT = {
     "provisioner-name-is-a-map": [_with(PROVISIONER, metadata={"name": {"a": 1}})],
 }
 FOUND_RUN = {
-    "kind-is-a-list": (engine.NODEPOOL, [{"apiVersion": "karpenter.sh/v1", "kind": []}], {}),
+    "kind-is-a-list": (resource.NODEPOOL, [{"apiVersion": "karpenter.sh/v1", "kind": []}], {}),
     "spec-is-a-string-with-node_class_ref": (
-        engine.NODEPOOL,
+        resource.NODEPOOL,
         [_with(NODEPOOL, spec="x")],
         {"node_class_ref": KWOK_REF},
     ),
-    "template-is-a-list": (engine.NODEPOOL, [_with(NODEPOOL, spec__template=[1])], {}),
-    "absent-metadata-is-a-string": (engine.NODEPOOL, [{"metadata": "x"}], {"state": "absent"}),
-    "name-is-a-list": (engine.NODEPOOL, [_with(NODEPOOL, metadata={"name": ["x"]})], {}),
+    "template-is-a-list": (resource.NODEPOOL, [_with(NODEPOOL, spec__template=[1])], {}),
+    "absent-metadata-is-a-string": (resource.NODEPOOL, [{"metadata": "x"}], {"state": "absent"}),
+    "name-is-a-list": (resource.NODEPOOL, [_with(NODEPOOL, metadata={"name": ["x"]})], {}),
     # prepare() keeps every object whose kind matches, validate_batch() skips kinds it does not know
     # (karpenter.sh/v2 NodePool) without an error, and add_managed_by(None) fails
-    "unknown-apiVersion-of-the-kind": (engine.NODEPOOL, [_with(NODEPOOL, apiVersion="karpenter.sh/v2")], {}),
+    "unknown-apiVersion-of-the-kind": (resource.NODEPOOL, [_with(NODEPOOL, apiVersion="karpenter.sh/v2")], {}),
     # validate() never checks a missing metadata (only a present one): make_plan() raises KeyError
-    "no-metadata": (engine.EC2NODECLASS, [_with(EC2NODECLASS, metadata=_DELETE)], {}),
+    "no-metadata": (resource.EC2NODECLASS, [_with(EC2NODECLASS, metadata=_DELETE)], {}),
 }
 
 
@@ -563,5 +563,5 @@ def test_unconvertible_legacy_input_is_not_applied():
     assert any(i.severity == "error" and i.path == "spec.launchTemplate" for i in report)
     api = FakeApi()
     with pytest.raises(karpenter_apply.InputError):
-        karpenter_apply.run(api, engine.EC2NODECLASS, [template])
+        karpenter_apply.run(api, resource.EC2NODECLASS, [template])
     assert api.writes == 0

@@ -36,14 +36,7 @@ from ..errors import InputError
 from ..karpenter.compare import SERVER_METADATA_FIELDS
 from . import ssa
 from .client import KubeError
-from .resource import (  # noqa: F401 - the well-known resources are part of the engine's vocabulary
-    EC2NODECLASS,
-    KWOKNODECLASS,
-    NODECLAIM,
-    NODECLASS_KINDS,
-    NODEPOOL,
-    Resource,
-)
+from .resource import NODECLAIM, Resource
 
 Kind = Resource  # the name the Karpenter callers use
 
@@ -488,8 +481,9 @@ def _write(api, item: PlanItem, manager: str) -> None:
             item.written = True
             return
         item.result = api.apply(path, item.sent, manager, force=True)
-    except KubeError as exc:
-        raise KubeError("%s: %s" % (item.ref, exc), status=exc.status, body=exc.body) from exc
+    except KubeError as err:
+        # pylint cannot follow KubeError's bases across the collection's packages (a false positive):
+        raise KubeError("%s: %s" % (item.ref, err), status=err.status, body=err.body) from err  # pylint: disable=bad-exception-cause
     item.written = True
     item.after = normalize(item.result)
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from . import engine
+from . import engine, resource
 
 
 def _claim_summary(c):
@@ -31,11 +31,11 @@ def summarize(api, kinds: list, names: list | tuple = ()) -> dict:
 
     claims = []
     if {"NodeClaim", "NodePool", "EC2NodeClass"} & set(kinds):
-        live, _rv = engine.list_live(api, engine.NODECLAIM)
+        live, _rv = engine.list_live(api, resource.NODECLAIM)
         claims = [_claim_summary(c) for _n, c in sorted(live.items())]
     out = {}
     if "NodePool" in kinds:
-        live, _rv = engine.list_live(api, engine.NODEPOOL)
+        live, _rv = engine.list_live(api, resource.NODEPOOL)
         out["nodepools"] = []
         for n, np in sorted(live.items()):
             if not keep(n):
@@ -57,7 +57,7 @@ def summarize(api, kinds: list, names: list | tuple = ()) -> dict:
                 }
             )
     if "EC2NodeClass" in kinds:
-        live, _rv = engine.list_live(api, engine.EC2NODECLASS)
+        live, _rv = engine.list_live(api, resource.EC2NODECLASS)
         out["ec2nodeclasses"] = [
             {
                 "name": n,

@@ -29,15 +29,7 @@ import re
 from ..errors import InputError
 from . import engine
 from .client import KubeError
-from .engine import (  # noqa: F401 - the comparison helpers k8s_objects documents
-    FIELD_MANAGER,
-    HASH_ANNOTATION,
-    Desired,
-    applied_hash,
-    describe,
-    differences,
-    with_hash,
-)
+from .engine import FIELD_MANAGER, Desired
 from .resource import KNOWN_KINDS, Resource
 
 API_VERSION_RE = re.compile(r"^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[a-z0-9]+$")

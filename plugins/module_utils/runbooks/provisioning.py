@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ..karpenter.quantity import format_quantity, parse_quantity
-from ..kube import engine
+from ..kube import engine, resource
 from .common import (
     NODEGROUP_LABEL,
     age_seconds,
@@ -98,8 +98,8 @@ class ProvisioningScenario:
                 pods=[u["pod"] for u in unsched][:50],
             )
 
-        pools, _rv = engine.list_live(self.api, engine.NODEPOOL)
-        claims, _rv = engine.list_live(self.api, engine.NODECLAIM)
+        pools, _rv = engine.list_live(self.api, resource.NODEPOOL)
+        claims, _rv = engine.list_live(self.api, resource.NODECLAIM)
         self.checked.append("NodePools, NodeClaims")
         self.observed["nodepools"] = []
         at_limit = []
@@ -137,7 +137,7 @@ class ProvisioningScenario:
                     nodepool=name,
                 )
             ref = ((spec.get("template") or {}).get("spec") or {}).get("nodeClassRef") or {}
-            kind = engine.NODECLASS_KINDS.get((ref.get("group"), ref.get("kind")))
+            kind = resource.NODECLASS_KINDS.get((ref.get("group"), ref.get("kind")))
             if kind is not None:
                 nc = self.get(kind.path(ref.get("name")))
                 if nc is None or not engine.is_ready(nc):

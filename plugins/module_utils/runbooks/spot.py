@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 
-from ..kube import engine
+from ..kube import engine, resource
 from .common import (
     CAPACITY_TYPE,
     INTERRUPTION_REASONS,
@@ -33,8 +33,8 @@ class SpotScenarios:
         if since:
             window_seconds = min(window_seconds, max(0.0, (self.now - from_epoch(since)).total_seconds()) + 1)
         recent = self._recent_events(events, window_seconds, reasons=INTERRUPTION_REASONS)
-        pools, _rv = engine.list_live(self.api, engine.NODEPOOL)
-        claims, _rv = engine.list_live(self.api, engine.NODECLAIM)
+        pools, _rv = engine.list_live(self.api, resource.NODEPOOL)
+        claims, _rv = engine.list_live(self.api, resource.NODECLAIM)
         self.checked.append("NodePools, NodeClaims")
         if nodepools:
             pools = dict((n, np) for n, np in pools.items() if n in nodepools)

@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_run
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import default
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube.client import KubeError
 
 UTC = datetime.UTC
@@ -164,9 +164,9 @@ class FakeApi:
 def cluster(n_claims=3, page=None, **extra):
     objs = [ec2nodeclass("default", userData="#!/bin/bash\necho hello\n"), nodepool("general"), nodepool("batch")]
     colls = {
-        engine.EC2NODECLASS.path(): [live(objs[0], 1)],
-        engine.NODEPOOL.path(): [live(objs[1], 2), live(objs[2], 3)],
-        engine.NODECLAIM.path(): [
+        resource.EC2NODECLASS.path(): [live(objs[0], 1)],
+        resource.NODEPOOL.path(): [live(objs[1], 2), live(objs[2], 3)],
+        resource.NODECLAIM.path(): [
             {
                 "metadata": {"name": "c%d" % i, "managedFields": [{}], "labels": {"karpenter.sh/nodepool": "general"}},
                 "status": {"providerID": "aws:///x/i-%d" % i},
@@ -454,7 +454,11 @@ def test_local_retention_only_touches_our_archives(tmp_path):
 
 def restore_api(extra_live=None):
     api, unused = cluster()
-    api.collections = {engine.EC2NODECLASS.path(): [], engine.NODEPOOL.path(): [], engine.KWOKNODECLASS.path(): []}
+    api.collections = {
+        resource.EC2NODECLASS.path(): [],
+        resource.NODEPOOL.path(): [],
+        resource.KWOKNODECLASS.path(): [],
+    }
     api.collections.update(extra_live or {})
     return api
 
@@ -462,8 +466,8 @@ def restore_api(extra_live=None):
 def archive_of(tmp_path, objs, cluster_name="prod"):
     src = FakeApi(
         {
-            engine.EC2NODECLASS.path(): [o for o in objs if o["kind"] == "EC2NodeClass"],
-            engine.NODEPOOL.path(): [o for o in objs if o["kind"] == "NodePool"],
+            resource.EC2NODECLASS.path(): [o for o in objs if o["kind"] == "EC2NodeClass"],
+            resource.NODEPOOL.path(): [o for o in objs if o["kind"] == "NodePool"],
         }
     )
     res, unused = take(
@@ -545,7 +549,7 @@ def test_restore_conflict_skip_and_overwrite(tmp_path):
     changed = live(default(nodepool("general")))  # stored objects are defaulted by the apiserver
     changed["spec"]["limits"]["cpu"] = "5"
     same = live(default(ec2nodeclass("default")))
-    extra = {engine.NODEPOOL.path(): [changed], engine.EC2NODECLASS.path(): [same]}
+    extra = {resource.NODEPOOL.path(): [changed], resource.EC2NODECLASS.path(): [same]}
     res = bk.restore(restore_api(extra), arc, cluster_name="prod", conflict="skip", check_mode=True)
     assert res["conflicts"] == [{"kind": "NodePool", "name": "general", "reason": "exists and differs (conflict=skip)"}]
     assert [(r["kind"], r["action"]) for r in res["results"]] == [("EC2NodeClass", "update")]  # only our label differs
@@ -601,7 +605,7 @@ def test_restore_refuses_an_ec2nodeclass_without_spec(tmp_path, spec):
     text = "---\napiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: default\n" + spec
     arc = bk.open_archive(_forged_archive(tmp_path, {"resources/20-ec2nodeclasses.yaml": text}))
     nc = default(ec2nodeclass("default"))
-    api = restore_api({engine.EC2NODECLASS.path(): [live(nc)]})
+    api = restore_api({resource.EC2NODECLASS.path(): [live(nc)]})
     with pytest.raises(bk.BackupError, match=r"EC2NodeClass/default: spec\b") as exc:
         bk.restore(api, arc, cluster_name="prod", conflict="overwrite")
     assert "nothing was restored" in str(exc.value) and api.writes == 0

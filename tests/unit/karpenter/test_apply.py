@@ -5,7 +5,7 @@ import copy
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import default
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, resource
 
 
 class FakeApi:
@@ -61,13 +61,13 @@ def owned_live(obj):
 @pytest.mark.parametrize("how", ["null", "absent"])
 def test_ec2nodeclass_without_spec_is_refused_before_any_write(ec2nodeclass, how, check_mode):
     """Today the plan is an update that removes every field we owned: ``changed: true``, no warning."""
-    api = FakeApi({engine.EC2NODECLASS.path(): [owned_live(ec2nodeclass)]})
+    api = FakeApi({resource.EC2NODECLASS.path(): [owned_live(ec2nodeclass)]})
     if how == "null":
         ec2nodeclass["spec"] = None
     else:
         del ec2nodeclass["spec"]
     with pytest.raises(karpenter_apply.InputError) as exc:
-        karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], check_mode=check_mode)
+        karpenter_apply.run(api, resource.EC2NODECLASS, [ec2nodeclass], check_mode=check_mode)
     assert "nothing was applied" in str(exc.value)
     assert "EC2NodeClass/default: spec: " in str(exc.value) and "(spec-required)" in str(exc.value)
     (detail,) = exc.value.details
@@ -76,19 +76,19 @@ def test_ec2nodeclass_without_spec_is_refused_before_any_write(ec2nodeclass, how
 
 
 def test_nodepool_with_null_template_is_refused_before_any_write(nodepool):
-    api = FakeApi({engine.NODEPOOL.path(): [owned_live(nodepool)]})
+    api = FakeApi({resource.NODEPOOL.path(): [owned_live(nodepool)]})
     nodepool["spec"]["template"] = None
     with pytest.raises(karpenter_apply.InputError, match=r"NodePool/general: spec.template: Required value"):
-        karpenter_apply.run(api, engine.NODEPOOL, [nodepool], extra_nodeclasses=["default"])
+        karpenter_apply.run(api, resource.NODEPOOL, [nodepool], extra_nodeclasses=["default"])
     assert api.writes == []
 
 
 @pytest.mark.parametrize("state", ["present", "absent"])
 def test_null_metadata_is_refused_before_any_write(ec2nodeclass, state):
-    api = FakeApi({engine.EC2NODECLASS.path(): [owned_live(ec2nodeclass)]})
+    api = FakeApi({resource.EC2NODECLASS.path(): [owned_live(ec2nodeclass)]})
     ec2nodeclass["metadata"] = None
     with pytest.raises(karpenter_apply.InputError, match=r"metadata.name: Required value"):
-        karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], state=state)
+        karpenter_apply.run(api, resource.EC2NODECLASS, [ec2nodeclass], state=state)
     assert api.writes == []
 
 
@@ -98,7 +98,7 @@ def test_a_wait_timeout_that_is_not_positive_is_refused_before_the_cluster_is_re
     """wait_timeout: -1 used to write, then fail at once: 'not Ready after -1s'."""
     api = FakeApi()
     with pytest.raises(karpenter_apply.InputError, match=r"wait_timeout must be a positive number of seconds, got"):
-        karpenter_apply.run(api, engine.EC2NODECLASS, [ec2nodeclass], wait=wait, wait_timeout=value)
+        karpenter_apply.run(api, resource.EC2NODECLASS, [ec2nodeclass], wait=wait, wait_timeout=value)
     assert api.counts == {} and api.writes == []
 
 
@@ -116,7 +116,7 @@ def test_objects_of_other_kinds_in_a_batch_are_named_in_a_warning(nodepool, ec2n
     NodePool is applied, and the others are not dropped silently - a warning names each and the module to use."""
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "karpenter"}}
     res = karpenter_apply.run(
-        FakeApi(), engine.NODEPOOL, [nodepool, ec2nodeclass, cm], check_mode=True, extra_nodeclasses=["default"]
+        FakeApi(), resource.NODEPOOL, [nodepool, ec2nodeclass, cm], check_mode=True, extra_nodeclasses=["default"]
     )
     assert [r["kind"] for r in res["results"]] == ["NodePool"]
     assert res["warnings"][:2] == [

@@ -546,7 +546,7 @@ def test_ttl_past_go_duration_is_reported_and_written_as_never(field):
     notes = [r for r in report if r.path == "spec." + field]
     assert notes and "time.Duration" in notes[0].message
     assert not [r for r in report if r.rule == "invalid-output"]
-    ok, _ = convert(_provisioner(**{field: 9223372036}), validate=True)
+    ok, _report = convert(_provisioner(**{field: 9223372036}), validate=True)
     assert "9223372036s" in str(ok[0]["spec"])
 
 

@@ -251,8 +251,12 @@ def test_integral_float_quantity_is_accepted_and_stored_as_an_int(nodepool):
             validate.FAST_PATH = True
         assert result.ok, result.errors
         assert result.defaulted["spec"]["limits"]["cpu"] == 1000
-        assert type(result.defaulted["spec"]["limits"]["cpu"]) is int
-        assert type(result.defaulted["spec"]["weight"]) is int
+        assert isinstance(result.defaulted["spec"]["limits"]["cpu"], int) and not isinstance(
+            result.defaulted["spec"]["limits"]["cpu"], bool
+        )
+        assert isinstance(result.defaulted["spec"]["weight"], int) and not isinstance(
+            result.defaulted["spec"]["weight"], bool
+        )
 
 
 @pytest.mark.parametrize("value", [1.5, 1000.0000001, 2.0**53, -(2.0**53), 1e19])

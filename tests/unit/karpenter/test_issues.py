@@ -8,7 +8,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils import karp
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import issues as issues_mod
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.issues import Issue, object_ref
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate_batch
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 
 MIB = 1 << 20
 # generous: path + message + hint of one issue, each bounded (issues.MESSAGE_LIMIT is 4096)
@@ -80,10 +80,10 @@ class _ListOnly:
         return {}
 
 
-@pytest.mark.parametrize("kind", [engine.NODEPOOL, engine.EC2NODECLASS], ids=lambda k: k.kind)
+@pytest.mark.parametrize("kind", [resource.NODEPOOL, resource.EC2NODECLASS], ids=lambda k: k.kind)
 def test_a_1mib_name_gives_a_bounded_module_error(nodepool, ec2nodeclass, kind):
     """Was a 4 MB message (and 8 MB of details) for a NodePool: the name in every issue, twice."""
-    obj = copy.deepcopy(nodepool if kind is engine.NODEPOOL else ec2nodeclass)
+    obj = copy.deepcopy(nodepool if kind is resource.NODEPOOL else ec2nodeclass)
     obj["metadata"]["name"] = "a" * MIB
     with pytest.raises(karpenter_apply.InputError) as exc:
         karpenter_apply.run(_ListOnly(), kind, [obj], check_mode=True)
@@ -95,5 +95,5 @@ def test_a_1mib_name_gives_a_bounded_module_error(nodepool, ec2nodeclass, kind):
 def test_a_name_defined_twice_is_named_bounded(ec2nodeclass):
     ec2nodeclass["metadata"]["name"] = "a" * MIB
     with pytest.raises(karpenter_apply.InputError, match="defined more than once") as exc:
-        karpenter_apply.run(_ListOnly(), engine.EC2NODECLASS, [ec2nodeclass, copy.deepcopy(ec2nodeclass)])
+        karpenter_apply.run(_ListOnly(), resource.EC2NODECLASS, [ec2nodeclass, copy.deepcopy(ec2nodeclass)])
     assert len(str(exc.value)) < 600

@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 import urllib3
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects, resource
 from kubefakes import Stream, direct_api, event, status_body
 
 EMOJI = "\U0001f600"  # outside the Basic Multilingual Plane: JSON escapes it as a surrogate pair
@@ -112,7 +112,7 @@ def test_the_stored_object_compares_equal_afterwards():
         "spec": {"template": {"spec": {"requirements": []}}},
     }
     api, conn, _unused = direct_api([(200, b"{}")])
-    api.apply(engine.NODEPOOL.path("p"), pool, engine.FIELD_MANAGER)
+    api.apply(resource.NODEPOOL.path("p"), pool, engine.FIELD_MANAGER)
     live = stored(conn.requests[0][2])
     live["metadata"]["managedFields"] = [
         {
@@ -121,7 +121,7 @@ def test_the_stored_object_compares_equal_afterwards():
             "fieldsV1": {"f:metadata": {"f:annotations": {"f:team": {}}}, "f:spec": {"f:template": {}}},
         }
     ]
-    assert engine.plan_kind(engine.NODEPOOL, [pool], {"p": live})[0].action == "unchanged"
+    assert engine.plan_kind(resource.NODEPOOL, [pool], {"p": live})[0].action == "unchanged"
 
 
 # ------------------------------------------------------------------------------------ which answers are retried

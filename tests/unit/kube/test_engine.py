@@ -8,7 +8,7 @@ import json
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, resource
 from kubefakes import Stream, direct_api, event, status_body
 
 
@@ -32,7 +32,7 @@ def pool(name, ready=None, generation=1, rv="10"):
 
 def delete_plan(*names):
     live = {n: pool(n, ready=True) for n in names}
-    return engine.plan_kind(engine.NODEPOOL, [{"metadata": {"name": n}} for n in names], live, state="absent")
+    return engine.plan_kind(resource.NODEPOOL, [{"metadata": {"name": n}} for n in names], live, state="absent")
 
 
 NOT_FOUND = (404, status_body(404, 'nodepools.karpenter.sh "a" not found', reason="NotFound"))
@@ -86,7 +86,7 @@ def absent_run(script, **kw):
     listed = {"metadata": {"resourceVersion": "10"}, "items": [pool("a", ready=True)]}
     api, conn, sleeps = direct_api([(200, json.dumps(listed).encode()), (200, b'{"items": []}'), *script])
     run = karpenter_apply.run(
-        api, engine.NODEPOOL, [{"metadata": {"name": "a"}}], state="absent", wait=True, wait_timeout=30, **kw
+        api, resource.NODEPOOL, [{"metadata": {"name": "a"}}], state="absent", wait=True, wait_timeout=30, **kw
     )
     return run, api, conn
 
@@ -135,7 +135,7 @@ def test_a_successful_wait_reports_the_ready_object_it_saw():
         ),
     ]
     api, conn, _unused = direct_api(script)
-    res = karpenter_apply.run(api, engine.NODEPOOL, [desired], wait=True, wait_timeout=30, prevalidated=True)
+    res = karpenter_apply.run(api, resource.NODEPOOL, [desired], wait=True, wait_timeout=30, prevalidated=True)
     (item,) = res["results"]
     assert res["not_ready"] == [] and res["written"] == ["NodePool/a"]
     assert item["ready"] is True and item["conditions"] == [READY]
@@ -146,14 +146,14 @@ READY = {"type": "Ready", "status": "True", "observedGeneration": 1, "reason": "
 
 
 def test_the_wait_ignores_versions_older_than_the_write_and_reports_a_timeout_with_the_last_seen():
-    plan = engine.plan_kind(engine.NODEPOOL, [pool("a", generation=2)], {"a": pool("a", ready=True)})
+    plan = engine.plan_kind(resource.NODEPOOL, [pool("a", generation=2)], {"a": pool("a", ready=True)})
     plan[0].action, plan[0].result = "update", pool("a", ready=False, generation=2, rv="11")
     stale = pool("a", ready=True, generation=1, rv="9")  # replayed from before our write: Ready, but old
     progressing = pool("a", ready=False, generation=2, rv="13")
     api, conn, sleeps = direct_api([Stream(event("MODIFIED", stale), event("MODIFIED", progressing))])
     times = iter([0, 0, 40])
     api._clock = lambda: next(times)
-    assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == ["a"]
+    assert engine.wait_ready(api, resource.NODEPOOL, plan, 30, "10") == ["a"]
     assert plan[0].result["metadata"]["resourceVersion"] == "13" and not plan[0].to_dict()["ready"]
 
 
@@ -162,18 +162,18 @@ def expired():
 
 
 def test_after_an_expired_watch_the_fresh_list_decides():
-    plan = engine.plan_kind(engine.NODEPOOL, [pool("a"), pool("b")], {"a": pool("a"), "b": pool("b")})
+    plan = engine.plan_kind(resource.NODEPOOL, [pool("a"), pool("b")], {"a": pool("a"), "b": pool("b")})
     listed = (
         200,
         json.dumps({"metadata": {"resourceVersion": "50"}, "items": [pool("a", ready=True, rv="40")]}).encode(),
     )
     b_ready = Stream(event("MODIFIED", pool("b", ready=True, rv="51")))
     api, conn, _unused = direct_api([expired(), listed, b_ready])
-    assert engine.wait_ready(api, engine.NODEPOOL, plan, 30, "10") == []
+    assert engine.wait_ready(api, resource.NODEPOOL, plan, 30, "10") == []
     assert [i.to_dict()["ready"] for i in plan] == [True, True]
     # deletes: what the fresh list no longer holds is gone
     api, conn, _unused = direct_api([expired(), listed])
-    assert engine.wait_deleted(api, engine.NODEPOOL, delete_plan("b"), 30, "10") == []
+    assert engine.wait_deleted(api, resource.NODEPOOL, delete_plan("b"), 30, "10") == []
 
 
 # ------------------------------------------------------------------------------------ one engine: the two bugs
@@ -186,19 +186,19 @@ def test_a_field_another_manager_co_owns_is_not_planned_for_removal():
         {"manager": "team-gitops", "operation": "Apply", "fieldsV1": owns_weight},
     ]
     desired = pool("a")
-    (item,) = engine.plan_kind(engine.NODEPOOL, [desired], {"a": live})
+    (item,) = engine.plan_kind(resource.NODEPOOL, [desired], {"a": live})
     assert item.action == "unchanged" and item.removed == []
     assert item.after["spec"]["weight"] == 10
     # owned by us alone, the same field goes
     live["metadata"]["managedFields"].pop()
-    (item,) = engine.plan_kind(engine.NODEPOOL, [desired], {"a": live})
+    (item,) = engine.plan_kind(resource.NODEPOOL, [desired], {"a": live})
     assert item.action == "update" and item.removed == [("spec", "weight")]
     assert "weight" not in item.after["spec"]
 
 
 @pytest.mark.parametrize("definitions", [[[pool("a"), None]], [None, [pool("a")]], pool("a")])
 def test_nested_and_null_definitions_are_read_the_same_by_every_module(definitions):
-    objs, _report, _others = karpenter_apply.prepare(engine.NODEPOOL, definitions)
+    objs, _report, _others = karpenter_apply.prepare(resource.NODEPOOL, definitions)
     assert [o["metadata"]["name"] for o in objs] == ["a"]
     from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import objects
 

@@ -24,7 +24,7 @@ NETPOL = {
 def live_of(desired, manager=objects.FIELD_MANAGER, fields=None, extra_managers=()):
     """What the apiserver stores after applying ``desired`` (with a default inside a list item and server
     metadata), with managedFields for ``manager`` (``fields``: fieldsV1) and other managers."""
-    live = copy.deepcopy(objects.with_hash(desired))
+    live = copy.deepcopy(engine.with_hash(desired))
     live["metadata"].update(uid="u-1", resourceVersion="7", creationTimestamp="2026-01-01T00:00:00Z")
     for rule in (live.get("spec") or {}).get("ingress") or []:
         for port in rule.get("ports") or []:
@@ -80,32 +80,32 @@ def plan_one(desired, live, state="present"):
     ],
 )
 def test_differences_is_the_subset_rule(want, have, expected):
-    assert objects.differences(want, have) == expected
+    assert engine.differences(want, have) == expected
 
 
 def test_differences_of_identical_objects_is_empty():
-    assert objects.differences(NETPOL, copy.deepcopy(NETPOL)) == []
+    assert engine.differences(NETPOL, copy.deepcopy(NETPOL)) == []
 
 
 # --------------------------------------------------------------------------------------- fingerprint
 def test_fingerprint_is_canonical_and_ignores_itself():
     a = copy.deepcopy(NETPOL)
     b = {"spec": a["spec"], "metadata": a["metadata"], "kind": a["kind"], "apiVersion": a["apiVersion"]}
-    assert objects.applied_hash(a) == objects.applied_hash(b)
-    sent = objects.with_hash(a)
-    assert sent["metadata"]["annotations"][objects.HASH_ANNOTATION] == objects.applied_hash(a)
-    assert objects.applied_hash(sent) == objects.applied_hash(a)  # hashing what was sent gives the same value
+    assert engine.applied_hash(a) == engine.applied_hash(b)
+    sent = engine.with_hash(a)
+    assert sent["metadata"]["annotations"][engine.HASH_ANNOTATION] == engine.applied_hash(a)
+    assert engine.applied_hash(sent) == engine.applied_hash(a)  # hashing what was sent gives the same value
     assert "annotations" not in a["metadata"]  # the input is not modified
     changed = copy.deepcopy(a)
     changed["spec"]["policyTypes"] = ["Ingress", "Egress"]
-    assert objects.applied_hash(changed) != objects.applied_hash(a)
+    assert engine.applied_hash(changed) != engine.applied_hash(a)
 
 
 def test_fingerprint_keeps_other_annotations():
     a = copy.deepcopy(NETPOL)
     a["metadata"]["annotations"] = {"team": "blue"}
-    assert objects.with_hash(a)["metadata"]["annotations"]["team"] == "blue"
-    assert objects.applied_hash(a) != objects.applied_hash(NETPOL)
+    assert engine.with_hash(a)["metadata"]["annotations"]["team"] == "blue"
+    assert engine.applied_hash(a) != engine.applied_hash(NETPOL)
 
 
 # --------------------------------------------------------------------------------------- plan
@@ -118,7 +118,7 @@ def test_missing_object_is_created_with_its_fingerprint():
     item = plan_one(NETPOL, None)
     assert item.action == "create"
     assert item.before == {}
-    assert item.after["metadata"]["annotations"][objects.HASH_ANNOTATION] == objects.applied_hash(NETPOL)
+    assert item.after["metadata"]["annotations"][engine.HASH_ANNOTATION] == engine.applied_hash(NETPOL)
     assert item.after["spec"] == NETPOL["spec"]
 
 
@@ -137,7 +137,7 @@ def test_removed_field_is_noticed_through_the_fingerprint():
     del want["metadata"]["labels"]
     item = plan_one(want, live)
     assert item.action == "update"
-    assert item.differences == ['metadata.annotations["%s"]' % objects.HASH_ANNOTATION]
+    assert item.differences == ['metadata.annotations["%s"]' % engine.HASH_ANNOTATION]
 
 
 def test_object_applied_by_another_tool_is_taken_over_once():
@@ -160,7 +160,7 @@ def test_absent():
 # --------------------------------------------------------------------------------------- prediction
 OWNED_LABELS = {
     "f:metadata": {
-        "f:annotations": {".": {}, "f:" + objects.HASH_ANNOTATION: {}},
+        "f:annotations": {".": {}, "f:" + engine.HASH_ANNOTATION: {}},
         "f:labels": {".": {}, "f:app": {}, "f:team": {}},
     },
     "f:spec": {"f:podSelector": {}, "f:policyTypes": {}, "f:ingress": {}},
@@ -175,7 +175,7 @@ def test_prediction_removes_fields_we_owned_and_no_longer_send():
     assert item.action == "update"
     assert item.after["metadata"]["labels"] == {"app": "x"}
     assert item.before["metadata"]["labels"] == {"app": "x", "team": "blue"}
-    assert item.after["metadata"]["annotations"][objects.HASH_ANNOTATION] == objects.applied_hash(NETPOL)
+    assert item.after["metadata"]["annotations"][engine.HASH_ANNOTATION] == engine.applied_hash(NETPOL)
     # the list the live object already holds keeps the server's default (the apiserver stores it again)
     assert item.after["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
     # server metadata never shows in the diff
