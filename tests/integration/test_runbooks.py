@@ -110,7 +110,7 @@ def test_provisioning_failure_nodepool_limit(sandbox, uid, outdir):
     play = os.path.join(RUNBOOKS, "provisioning_failure.yml")
     ev = {
         "runbook_namespaces": [ns],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_metrics_url": sandbox.env["KARPENTER_METRICS_URL"],
     }
     try:
@@ -220,7 +220,7 @@ def test_controller_failure_process_killed(sandbox, uid, outdir):
     play = os.path.join(RUNBOOKS, "controller_failure.yml")
     ev = {
         "runbook_namespace": ns,
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_health_url": _health_url(),
         "runbook_metrics_url": sandbox.env["KARPENTER_METRICS_URL"],
         "runbook_restart_command": [sys.executable, os.path.join(ROOT, "sandbox", "sandbox.py"), "up"],
@@ -295,7 +295,7 @@ def test_provisioning_iam_simulator_unavailable_is_a_note(sandbox, uid, outdir):
     play = os.path.join(RUNBOOKS, "provisioning_failure.yml")
     ev = {
         "runbook_namespaces": [f"rb-iam-{uid}"],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_cluster_name": f"rb-iam-{uid}",
         "runbook_controller_role_name": role,
     }
@@ -389,7 +389,7 @@ def test_provisioning_last_resort_scales_the_node_group(sandbox, uid, outdir):
     ev = {
         "runbook_namespaces": [ns],
         "runbook_nodepools": [f"none-{uid}"],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_cluster_name": cluster,
         "runbook_iam_check": False,
     }
@@ -471,7 +471,7 @@ def test_controller_failure_reads_the_controller_log_errors(sandbox, uid, outdir
         _, out = sandbox.playbook(
             play,
             extra_vars={
-                "runbook_output_dir": outdir,
+                "karpenter_eks_artifacts_dir": outdir,
                 "runbook_controller_log_file": log_file,
                 "runbook_log_seconds": 300,
             },
