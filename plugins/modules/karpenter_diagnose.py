@@ -124,6 +124,13 @@ options:
     description: File name (without extension) of the bundle.
     type: str
     default: diagnosis
+  fail_on_incident:
+    description:
+      - When the diagnosis is not healthy, return RV(incident_failure), the message a playbook fails with (after
+        the bundle is written and its paths printed), so that a diagnose-only run that finds an incident is a
+        failed (red) job. The module itself does not fail.
+    type: bool
+    default: false
   wait_healthy:
     description: Repeat the diagnosis until it finds no critical problem or O(wait_timeout) passes (verification).
     type: bool
@@ -228,6 +235,10 @@ bundle:
   description: Paths of the bundle files written.
   returned: when O(output_dir) is set
   type: dict
+incident_failure:
+  description: With O(fail_on_incident), the incident's causes and the bundle's path when not healthy; else null.
+  returned: always
+  type: str
 requests:
   description: Number of API requests by verb.
   returned: always
@@ -265,6 +276,7 @@ def main():
         iam_check=dict(type="dict"),
         output_dir=dict(type="path"),
         bundle_name=dict(type="str", default="diagnosis"),
+        fail_on_incident=dict(type="bool", default=False),
         wait_healthy=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=120),
         watch_seconds=dict(type="int", default=0),
@@ -310,6 +322,7 @@ def main():
             result["bundle"] = runbooks.write_bundle(result, p["output_dir"], p["bundle_name"])
         except OSError as exc:
             module.fail_json(msg="cannot write the bundle to %s: %s" % (p["output_dir"], exc))
+    result["incident_failure"] = runbooks.incident_failure(result, p["fail_on_incident"])
     module.exit_json(changed=False, **result)
 
 

@@ -217,8 +217,16 @@ def test_job_template_runs_like_awx(
 ):
     if not os.path.exists(os.path.join(ROOT, entry["playbook"])):
         pytest.skip(f"{entry['playbook']} does not exist yet (job template {entry['name']!r})")
-    storm = entry["playbook"].endswith("spot_reintroduction.yml") and _storm_in_window(sandbox)
+    if entry["playbook"].endswith("runbooks/undo.yml"):
+        monkeypatch.setitem(ANSWERS, entry["name"], {"runbook_undo_file": _undo_file(sandbox, tmp_path)})
+    storm = entry["playbook"].endswith(("spot_reintroduction.yml", "spot_interruption.yml")) and _storm_in_window(
+        sandbox
+    )
     r = run_template(entry, sandbox, project, ee_collections, inventory, tmp_path, monkeypatch)
+    if storm and entry["playbook"].endswith("spot_interruption.yml"):
+        # a storm is an incident: under AWX runbook_fail_on_incident is on, so the diagnosis job is red
+        assert r.status == "failed" and "INCIDENT (spot_storm)" in _stdout(r), _stdout(r)
+        return
     if storm:
         # the sandbox's Karpenter handled real spot interruptions in the runbook's window (other tests send them):
         # refusing to bring spot back is the runbook's right answer, and the job must say so and fail (red job)
@@ -232,6 +240,21 @@ def test_job_template_runs_like_awx(
     expected = {"playbooks/whatif.yml": {"localhost"}}.get(entry["playbook"], {"sandbox"})
     assert hosts == expected, hosts
     CHECKS.get(entry["name"], lambda *a: None)(entry, r, backup_bucket)
+
+
+def _undo_file(sandbox, tmp_path):
+    """An undo file as a runbook writes it ({name: NodePool}) holding the live spec of a NodePool site.yml applied."""
+    pools = sandbox.custom.list_cluster_custom_object(
+        "karpenter.sh", "v1", "nodepools", label_selector="app.kubernetes.io/managed-by=karpenter_eks.platform"
+    )["items"]
+    assert pools, "site.yml applied no NodePool"
+    np = pools[0]
+    meta = {"name": np["metadata"]["name"], "labels": np["metadata"].get("labels") or {}}
+    path = tmp_path / "bundle" / "previous-nodepools.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({meta["name"]: {"apiVersion": np["apiVersion"], "kind": np["kind"], "metadata": meta,
+                                               "spec": np["spec"]}}))  # fmt: skip
+    return str(path)
 
 
 def _storm_in_window(sandbox, window=900, threshold=3):
@@ -268,6 +291,26 @@ def _check_runbook(entry, r, s3):
     changed = [e for e in r.events if e["event"] == "runner_on_ok" and e["event_data"]["res"].get("changed")]
     changed = [e["event_data"]["task"] for e in changed if "bundle" not in e["event_data"]["task"].lower()]
     assert not [t for t in changed if "Remediate" in t or "Change" in t], f"diagnosis only, yet changed: {changed}"
+    # under ansible-runner the bundle goes to the job's artifact directory (AWX_ISOLATED_DATA_DIR), and the run
+    # lists every file it wrote there
+    (listed,) = [
+        e["event_data"]["res"]["msg"]
+        for e in r.events
+        if e["event"] == "runner_on_ok" and e["event_data"].get("task") == "Files written by this run"
+    ]
+    root = os.path.join(r.config.artifact_dir, "karpenter-eks") + os.sep
+    assert listed and all(p.startswith(root) and os.path.isfile(p) for p in listed), (root, listed)
+    assert any(p.endswith("/diagnosis.md") for p in listed), listed
+
+
+def _check_undo(entry, r, s3):
+    assert entry["job_type"] == "check"
+    (applied,) = [
+        e["event_data"]["res"]
+        for e in r.events
+        if e["event"] == "runner_on_ok" and e["event_data"].get("task") == "Apply the previous NodePool specs"
+    ]
+    assert applied["results"], applied
 
 
 CHECKS = {
@@ -276,6 +319,8 @@ CHECKS = {
     "restore": _check_restore,
     "runbook provisioning failure": _check_runbook,
     "runbook controller failure": _check_runbook,
+    "runbook spot interruption storm": _check_runbook,
+    "runbook undo": _check_undo,
 }
 
 

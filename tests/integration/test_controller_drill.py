@@ -40,7 +40,7 @@ def test_controller_kill_drill_recovers(sandbox, uid, tmp_path):
                 "drill_kill_pid_file": pid_file,
                 "drill_restart_command": [sys.executable, SANDBOX, "up"],
                 "drill_recovery_timeout": timeout,
-                "runbook_output_dir": str(tmp_path),
+                "karpenter_eks_artifacts_dir": str(tmp_path),
             },
         )
         took = time.monotonic() - t0

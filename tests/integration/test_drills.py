@@ -32,7 +32,7 @@ def test_node_failure_drill_recovers(sandbox, uid, tmp_path, fault):
         extra_vars={
             "drill_fault": fault,
             "drill_name": name,
-            "runbook_output_dir": str(tmp_path),
+            "karpenter_eks_artifacts_dir": str(tmp_path),
             "drill_recovery_timeout": timeout,
         },
     )

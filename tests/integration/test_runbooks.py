@@ -6,6 +6,7 @@ the witness that check mode sends no write request.
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -110,7 +111,7 @@ def test_provisioning_failure_nodepool_limit(sandbox, uid, outdir):
     play = os.path.join(RUNBOOKS, "provisioning_failure.yml")
     ev = {
         "runbook_namespaces": [ns],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_metrics_url": sandbox.env["KARPENTER_METRICS_URL"],
     }
     try:
@@ -143,6 +144,24 @@ def test_provisioning_failure_nodepool_limit(sandbox, uid, outdir):
         assert os.path.exists(bundle["json"]) and "nodepool_limit_reached" in open(bundle["markdown"]).read()
         assert writes(sandbox, mark, ns, pool) == []
         print(f"diagnosis: {time.monotonic() - t0:.1f}s")
+        # the Markdown shows the planned change old -> new, the run prints the bundle and every file, all under
+        # karpenter_eks_artifacts_dir
+        md = open(bundle["markdown"]).read()
+        assert f"- NodePool `{pool}`:\n  - `spec.limits.cpu`: `2` -> `" in md, md
+        bundle_dir = os.path.dirname(bundle["json"])
+        assert bundle_dir.startswith(outdir + os.sep)
+        assert "Bundle: " + bundle_dir in task(out, "Summary")["msg"]
+        assert task(out, "Files written by this run")["msg"] == sorted([bundle["json"], bundle["markdown"]])
+        assert diag["incident_failure"] is None  # runbook_fail_on_incident is off outside AWX
+
+        # runbook_fail_on_incident: the same diagnosis fails the play (a red AWX job), after writing the bundle
+        rc, out = sandbox.playbook(play, extra_vars=dict(ev, runbook_fail_on_incident=True), check=False)
+        assert rc != 0
+        failed = task(out, "Fail on the incident (runbook_fail_on_incident, a diagnose-only run)")
+        assert failed["failed"] and failed["msg"].startswith("INCIDENT (provisioning): nodepool_limit_reached")
+        md_path = task(out, "Diagnose")["bundle"]["markdown"]
+        assert failed["msg"].endswith("Bundle: " + md_path) and os.path.exists(md_path)
+        assert md_path in task(out, "Files written by this run")["msg"]
 
         # check mode + diff: shows the new limit, writes nothing
         mark = sandbox.audit_mark()
@@ -153,6 +172,12 @@ def test_provisioning_failure_nodepool_limit(sandbox, uid, outdir):
         new_limit = d["after"]["spec"]["limits"]["cpu"]
         assert d["before"]["spec"]["limits"]["cpu"] == "2" and int(new_limit) > 4
         assert writes(sandbox, mark, ns, pool) == []
+        # the bundle and the undo command are printed, in check mode too
+        check_bundle = os.path.dirname(task(out, "Diagnose")["bundle"]["json"])
+        printed = task(out, "Bundle and undo command")["msg"]
+        assert printed[0] == "Bundle: " + check_bundle and printed[1] == "Would change NodePool(s): " + pool
+        assert printed[2].startswith("Undo: ansible-playbook -i ")
+        assert f"-e runbook_undo_file={check_bundle}/previous-nodepools.json" in printed[2]
         live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
         assert live["spec"]["limits"] == {"cpu": "2"}
 
@@ -176,6 +201,19 @@ def test_provisioning_failure_nodepool_limit(sandbox, uid, outdir):
         assert task(out, "Diagnose")["healthy"]
         assert out["stats"]["sandbox"]["changed"] == 0
         assert writes(sandbox, mark, ns, pool) == []
+
+        # the printed undo command, run as printed, restores the previous limit
+        undo = json.load(open(os.path.join(bundle_dir, "remediation-nodepools.json")))["undo_command"]
+        argv = shlex.split(undo)
+        assert argv[0] == "ansible-playbook" and argv[argv.index("-e") + 1].startswith(
+            "runbook_undo_file=" + bundle_dir
+        )
+        _, out = sandbox.playbook(*argv[1:])
+        assert task(out, "Apply the previous NodePool specs")["changed"]
+        live = sandbox.custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
+        assert live["spec"]["limits"] == {"cpu": "2"}
+        (undo_record,) = task(out, "Files written by this run")["msg"]
+        assert os.path.dirname(undo_record) == bundle_dir and os.path.basename(undo_record).startswith("undo-")
     finally:
         cleanup(sandbox, ns, pool)
 
@@ -220,7 +258,7 @@ def test_controller_failure_process_killed(sandbox, uid, outdir):
     play = os.path.join(RUNBOOKS, "controller_failure.yml")
     ev = {
         "runbook_namespace": ns,
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_health_url": _health_url(),
         "runbook_metrics_url": sandbox.env["KARPENTER_METRICS_URL"],
         "runbook_restart_command": [sys.executable, os.path.join(ROOT, "sandbox", "sandbox.py"), "up"],
@@ -295,7 +333,7 @@ def test_provisioning_iam_simulator_unavailable_is_a_note(sandbox, uid, outdir):
     play = os.path.join(RUNBOOKS, "provisioning_failure.yml")
     ev = {
         "runbook_namespaces": [f"rb-iam-{uid}"],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_cluster_name": f"rb-iam-{uid}",
         "runbook_controller_role_name": role,
     }
@@ -389,7 +427,7 @@ def test_provisioning_last_resort_scales_the_node_group(sandbox, uid, outdir):
     ev = {
         "runbook_namespaces": [ns],
         "runbook_nodepools": [f"none-{uid}"],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_cluster_name": cluster,
         "runbook_iam_check": False,
     }
@@ -471,7 +509,7 @@ def test_controller_failure_reads_the_controller_log_errors(sandbox, uid, outdir
         _, out = sandbox.playbook(
             play,
             extra_vars={
-                "runbook_output_dir": outdir,
+                "karpenter_eks_artifacts_dir": outdir,
                 "runbook_controller_log_file": log_file,
                 "runbook_log_seconds": 300,
             },

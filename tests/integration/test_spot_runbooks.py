@@ -144,7 +144,7 @@ def outdir(tmp_path):
 def test_spot_storm_switches_to_on_demand(sandbox, uid, outdir):
     ns = pool = f"rb-spot-{uid}"
     play = os.path.join(RUNBOOKS, "spot_interruption.yml")
-    ev = {"runbook_namespaces": [ns], "runbook_nodepools": [pool], "runbook_output_dir": outdir}
+    ev = {"runbook_namespaces": [ns], "runbook_nodepools": [pool], "karpenter_eks_artifacts_dir": outdir}
     interrupted_objects = set()
     try:
         # spot NodePool with 3 running spot nodes (Karpenter picks spot: cheaper than on-demand in the sandbox)
@@ -235,7 +235,7 @@ def test_spot_reintroduction_step_by_step(sandbox, uid, outdir):
     ev = {
         "runbook_namespaces": [ns],
         "runbook_nodepools": [mixed, spot_only],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_step_observe_seconds": 5,
     }
     saved = {mixed: requirements(["spot", "on-demand"]), spot_only: requirements(["spot"])}
@@ -310,7 +310,7 @@ def test_spot_reintroduction_rolls_back_a_failed_step(sandbox, uid, outdir):
     ev = {
         "runbook_namespaces": [ns],
         "runbook_nodepools": [pool],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_verify_timeout": 10,
         "runbook_step_observe_seconds": 5,
     }
@@ -368,7 +368,7 @@ def test_spot_reintroduction_aborts_on_an_interruption_while_observing(sandbox, 
     ev = {
         "runbook_namespaces": [ns],
         "runbook_nodepools": [pool],
-        "runbook_output_dir": outdir,
+        "karpenter_eks_artifacts_dir": outdir,
         "runbook_verify_timeout": 120,
         "runbook_step_observe_seconds": observe,
     }

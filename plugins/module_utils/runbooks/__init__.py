@@ -33,7 +33,7 @@ from .common import (  # noqa: F401 - the names the module and the playbooks' te
 from .common import Diagnosis as _Base
 from .controller import ControllerScenario
 from .provisioning import ProvisioningScenario
-from .report import markdown, write_bundle  # noqa: F401
+from .report import field_changes, incident_failure, markdown, write_bundle  # noqa: F401
 from .spot import SpotScenarios
 
 
