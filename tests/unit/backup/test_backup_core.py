@@ -305,6 +305,61 @@ def test_redact_keeps_ordinary_values_and_keys_only_when_asked():
     assert sorted(p for p, unused in found) == ["data.token", "env[0].value"]
 
 
+SECRET = "Zx9/kQ2+wEr7tYu1iOp3aSd5fGh8jKl0mNb4vCx6"  # shaped like an AWS secret access key
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("aws configure set aws_secret_access_key %s" % SECRET, "credential-argument"),
+        ("aws configure set profile.prod.aws_session_token %s --profile prod" % SECRET, "credential-argument"),
+        ('{"AccessKeyId": "id", "SecretAccessKey": "%s"}' % SECRET, "credential-assignment"),
+        ('{"Credentials": {"SessionToken": "%s"}}' % SECRET, "credential-assignment"),
+        ("[default]\naws_secret_access_key = %s\n" % SECRET, "credential-assignment"),
+        ("curl -H 'Authorization: Bearer k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8' https://x", "eks-token"),
+        ("kubectl --token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdz get pods", "eks-token"),
+        ("curl -H 'Authorization: Basic dXNlcjpwYXNzd29yZA==' https://x", "authorization-header"),
+        ("curl -H 'X: Bearer 0123abcdEFGH.ijkl' https://x", "bearer-token"),
+        ("mysql -h db -u app -p%s mydb" % "s3cr", "credential-argument"),
+        ("mysqldump -uroot -p'pa ss' db > out.sql", "credential-argument"),
+        ("mysql --host=db --password=%s" % SECRET, "credential-assignment"),
+        ("PGPASSWORD=pw psql -h db", "credential-assignment"),
+        ("export MYSQL_PWD=abc", "credential-assignment"),
+        ("helm repo add x https://x --password %s" % SECRET, "credential-argument"),
+        ("git clone https://deploy:%s@git.example.com/r.git" % "hunter22", "url-credentials"),
+        ("GH=ghp_%s" % ("a1" * 18), "api-token"),
+    ],
+)
+def test_redact_credential_forms(text, reason):
+    obj = {"spec": {"userData": "#!/bin/bash\nset -e\n%s\necho done\n" % text, "role": "KarpenterNodeRole"}}
+    out, found = bk.redact(obj)
+    assert out == {"spec": {"userData": bk.REDACTED, "role": "KarpenterNodeRole"}}
+    assert [p for p, unused in found] == ["spec.userData"] and found[0][1] == reason
+    assert SECRET not in repr(found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws configure set region us-east-1",
+        "aws configure set aws_access_key_id AKIDEXAMPLE",
+        "mysql -h db -u app -P3306 mydb",
+        "mysql -h db -u app -p mydb",  # prompts for the password
+        "mkdir -p /var/lib/app && docker run -p 8080:80 app",
+        "PGPASSWORD=$DB_PASSWORD psql -h db",
+        'password: "{{ vault_db_password }}"',
+        "password_file=/etc/app/pw --token-file /var/run/token",
+        "the API needs a bearer token; see docs",
+        "Authorization is done by the IAM role",
+        "https://example.com:8443/path",
+        '{"AccessKeyId": "AKIDEXAMPLE", "Expiration": "2026-01-01"}',
+    ],
+)
+def test_redact_keeps_non_secrets(text):
+    obj = {"spec": {"userData": "#!/bin/bash\n%s\n" % text}}
+    assert bk.redact(obj) == (obj, [])
+
+
 # ------------------------------------------------------------------------------------------------ archive integrity
 
 
