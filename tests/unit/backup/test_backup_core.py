@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
@@ -456,6 +457,90 @@ def test_killed_backup_leaves_only_a_hidden_partial_file(tmp_path):
     assert bk.list_local(out) == []
     with pytest.raises(bk.BackupError):
         bk.open_archive(os.path.join(out, left[0]))
+
+
+def _leftovers(tmp):
+    return sorted(n for n in os.listdir(tmp) if n.startswith("karpenter-"))
+
+
+def test_later_run_removes_leftovers_of_a_killed_run_not_of_a_live_one(tmp_path):
+    """Killed writer: its partial file and staging directory go; a live writer's stay, however old."""
+    out, tmp = str(tmp_path / "out"), str(tmp_path / "tmp")
+    os.makedirs(tmp)
+    script = (
+        "import os, sys, time\n"
+        "from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk\n"
+        "staging = bk.stage_dir()\n"
+        "open(os.path.join(staging, 'a'), 'wb').write(b'x')\n"
+        "os.makedirs(sys.argv[1], exist_ok=True)\n"
+        "name = '.' + bk.archive_name(sys.argv[2], bk.utcnow()) + '.partial-' + bk.writer_tag() + 'abc'\n"
+        "open(os.path.join(sys.argv[1], name), 'wb').write(b'half')\n"
+        "print('ready', flush=True)\n"
+        "if sys.argv[3] == 'kill': os._exit(9)\n"
+        "sys.stdin.read()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), TMPDIR=tmp)
+    dead = subprocess.run(
+        [sys.executable, "-c", script, out, "dead", "kill"], env=env, capture_output=True, check=False
+    )
+    assert dead.returncode == 9, dead.stderr
+    live = subprocess.Popen(
+        [sys.executable, "-c", script, out, "live", "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert live.stdout.readline().strip() == b"ready"
+        assert len(_leftovers(tmp)) == 2 and len(os.listdir(out)) == 2
+        week_ago = time.time() - 7 * 86400
+        for d in (out, tmp):
+            for n in os.listdir(d):
+                os.utime(os.path.join(d, n), (week_ago, week_ago))
+                if os.path.isdir(os.path.join(d, n)):
+                    os.utime(os.path.join(d, n, "a"), (week_ago, week_ago))
+        # not ours: an archive, an unrelated hidden file, someone's directory named otherwise
+        open(os.path.join(out, bk.archive_name("prod", bk.utcnow())), "wb").write(b"x")
+        open(os.path.join(out, ".keep"), "wb").write(b"x")
+        os.makedirs(os.path.join(tmp, "other-dir"))
+
+        assert bk.remove_stale(out, tmp, check_mode=True) != []  # check mode: told, nothing removed
+        assert len(_leftovers(tmp)) == 2 and len(os.listdir(out)) == 4
+
+        removed = bk.remove_stale(out, tmp)
+        assert len(removed) == 2 and all(r["reason"].startswith("its writer (process ") for r in removed)
+        assert any(".partial-" in r["path"] and "dead" in r["path"] for r in removed)
+        left_out = sorted(os.listdir(out))
+        assert ".keep" in left_out and bk.archive_name("prod", bk.utcnow())[:20] in "".join(left_out)
+        assert [n for n in left_out if ".partial-" in n and "live" in n] and not [n for n in left_out if "dead" in n]
+        assert len(_leftovers(tmp)) == 1 and os.path.isdir(os.path.join(tmp, "other-dir"))
+        assert os.path.exists(os.path.join(tmp, _leftovers(tmp)[0], "a"))  # the live writer's staging is intact
+    finally:
+        live.communicate(b"")
+    assert live.returncode == 0
+    # once the live writer is gone too, its leftovers go
+    assert (
+        len(bk.remove_stale(out, tmp)) == 2
+        and _leftovers(tmp) == []
+        and [n for n in os.listdir(out) if ".partial-" in n] == []
+    )
+
+
+def test_leftovers_of_other_hosts_and_older_runs_go_by_age(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    other = ".karpenter-backup.prod.20260101T000000.000Z.tar.gz.partial-00000000_1_xyz"
+    untagged = ".karpenter-backup.prod.20260101T000000.000Z.tar.gz.partial-k2j_9a"
+    for n in (other, untagged):
+        (out / n).write_bytes(b"x")
+    empty = str(tmp_path / "empty-tmp")
+    os.makedirs(empty)
+    assert bk.remove_stale(str(out), empty) == []  # fresh: a writer elsewhere may be busy with it
+    old = time.time() - bk.STALE_AGE.total_seconds() - 60
+    os.utime(out / other, (old, old))
+    removed = bk.remove_stale(str(out), empty)
+    assert [os.path.basename(r["path"]) for r in removed] == [other] and "on another host" in removed[0]["reason"]
+    os.utime(out / untagged, (old, old))
+    removed = bk.remove_stale(str(out), empty)
+    assert [os.path.basename(r["path"]) for r in removed] == [untagged] and "older run" in removed[0]["reason"]
+    assert os.listdir(out) == []
 
 
 # ------------------------------------------------------------------------------------------------ retention
