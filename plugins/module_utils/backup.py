@@ -49,6 +49,7 @@ from .errors import PlatformError
 from .karpenter.issues import shorten
 from .kube import engine, resource
 from .kube.client import KubeError
+from .redaction import SECRET_KEY_RE, secret_reason
 
 try:
     import yaml
@@ -131,80 +132,6 @@ SYSTEM_CONFIGMAPS = ("kube-root-ca.crt",)
 
 # ---------------------------------------------------------------------------------------------- redaction
 
-SECRET_KEY_RE = re.compile(
-    r"(?i)(passw(or)?d|secret|token|credential|private[-_]?key|api[-_]?key|access[-_]?key|auth[-_]?key|"
-    r"client[-_]?key|session[-_]?key|bearer|\bpwd\b|tls\.key|\.pem$|kubeconfig)"
-)
-# Names of credentials as they appear in scripts, env files, INI files, JSON and YAML text (userData, ConfigMap
-# values): an optional prefix (``PG``, ``MYSQL_ROOT_``, ``--``, ``aws_``) and one of these words.
-_CRED_WORD = (
-    r"(?:secret[-_]?access[-_]?key|session[-_]?token|secret[-_]?key|client[-_]?secret|client[-_]?key[-_]?data|"
-    r"api[-_]?key|access[-_]?token|refresh[-_]?token|auth[-_]?token|account[-_]?key|token|passw(?:or)?d|pwd)"
-)
-# a value: not empty, not a reference to something else ($VAR, ${VAR}, {{ jinja }})
-_NOT_REF = r"(?![$]|\{\{)"
-_CRED_VALUE = _NOT_REF + r"[^\s'\"]"
-SECRET_VALUE_RES = (
-    ("aws-access-key-id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("private-key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    # EKS/IAM authenticator tokens (a presigned STS URL), with or without "Bearer"
-    ("eks-token", re.compile(r"\bk8s-aws-v1\.[A-Za-z0-9_-]{16,}")),
-    # Authorization: Bearer/Basic/... <credential>; "Bearer <token>" anywhere (a token has a digit or a dot)
-    (
-        "authorization-header",
-        re.compile(r"(?i)\bauthorization['\"]?\s*[:=]\s*['\"]?(?:[a-z0-9-]+\s+)?[A-Za-z0-9._~+/=-]{8,}"),
-    ),
-    ("bearer-token", re.compile(r"(?i)\bbearer\s+(?=[A-Za-z._~+/=-]*[0-9.])[A-Za-z0-9._~+/=-]{8,}")),
-    # scheme://user:password@host
-    ("url-credentials", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:" + _NOT_REF + r"[^/\s@'\"]+@")),
-    # well-known token formats: GitHub, GitLab, Slack
-    ("api-token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,})")),
-    # aws configure set [profile.]aws_secret_access_key VALUE
-    (
-        "credential-argument",
-        re.compile(
-            r"(?i)\baws\s+configure\s+set\s+(?:[\w.-]+\.)?(?:aws_secret_access_key|aws_session_token|"
-            r"aws_security_token)\s+['\"]?" + _CRED_VALUE
-        ),
-    ),
-    # --password VALUE, --token VALUE (the --flag=VALUE form is a credential-assignment)
-    (
-        "credential-argument",
-        re.compile(r"(?i)(?<![\w-])--[a-z0-9-]*(?:password|passwd|token|secret|api-key)\s+['\"]?(?!-)" + _CRED_VALUE),
-    ),
-    # mysql -pPASSWORD (lower-case -p glued to the value; -P is the port)
-    (
-        "credential-argument",
-        re.compile(
-            r"\b(?i:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mariadb|mariadb-dump)\b"
-            r"[^\n|;&]*?\s-p(?:'[^']+'|\"[^\"]+\"|[^\s'\"-][^\s'\"]*)"
-        ),
-    ),
-    # PGPASSWORD=x, MYSQL_PWD=x, export DB_TOKEN=x: an upper-case variable naming a credential, any length
-    (
-        "credential-assignment",
-        re.compile(
-            r"(?<![A-Za-z0-9_])[A-Z0-9_]*(?:PASSWORD|PASSWD|PWD|SECRET|SECRET_ACCESS_KEY|SESSION_TOKEN|TOKEN|API_KEY)"
-            r"=['\"]?" + _CRED_VALUE
-        ),
-    ),
-    # password=..., "SecretAccessKey": "...", aws_secret_access_key = ..., --password=..., token: ...
-    (
-        "credential-assignment",
-        re.compile(
-            r"(?i)(?<![a-z0-9])[a-z0-9_.-]*?" + _CRED_WORD + r"['\"]?\s*[=:]\s*['\"]?" + _NOT_REF + r"[^\s'\"$]{6,}"
-        ),
-    ),
-)
-
-
-def _secret_value_reason(value):
-    for reason, rx in SECRET_VALUE_RES:
-        if rx.search(value):
-            return reason
-    return None
-
 
 def redact(obj, by_key=False, path=""):
     """Return (copy, [(path, reason)]) with credential-looking values replaced by REDACTED.
@@ -235,7 +162,7 @@ def redact(obj, by_key=False, path=""):
         if isinstance(node, list):
             return [walk(v, "%s[%d]" % (p, i)) for i, v in enumerate(node)]
         if isinstance(node, str):
-            reason = _secret_value_reason(node)
+            reason = secret_reason(node)
             if reason:
                 found.append((p, reason))
                 return REDACTED
