@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import threading
@@ -48,6 +49,7 @@ from .errors import PlatformError
 from .karpenter.issues import shorten
 from .kube import engine, resource
 from .kube.client import KubeError
+from .redaction import SECRET_KEY_RE, secret_reason
 
 try:
     import yaml
@@ -132,30 +134,6 @@ SYSTEM_CONFIGMAPS = ("kube-root-ca.crt",)
 
 # ---------------------------------------------------------------------------------------------- redaction
 
-SECRET_KEY_RE = re.compile(
-    r"(?i)(passw(or)?d|secret|token|credential|private[-_]?key|api[-_]?key|access[-_]?key|auth[-_]?key|"
-    r"client[-_]?key|session[-_]?key|bearer|\bpwd\b|tls\.key|\.pem$|kubeconfig)"
-)
-SECRET_VALUE_RES = (
-    ("aws-access-key-id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("private-key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    (
-        "credential-assignment",
-        re.compile(
-            r"(?i)\b(aws_secret_access_key|aws_session_token|password|passwd|secret[-_]?key|api[-_]?key|token)"
-            r"\s*[=:]\s*['\"]?[^\s'\"$]{6,}"
-        ),
-    ),
-)
-
-
-def _secret_value_reason(value):
-    for reason, rx in SECRET_VALUE_RES:
-        if rx.search(value):
-            return reason
-    return None
-
 
 def redact(obj, by_key=False, path=""):
     """Return (copy, [(path, reason)]) with credential-looking values replaced by REDACTED.
@@ -186,7 +164,7 @@ def redact(obj, by_key=False, path=""):
         if isinstance(node, list):
             return [walk(v, "%s[%d]" % (p, i)) for i, v in enumerate(node)]
         if isinstance(node, str):
-            reason = _secret_value_reason(node)
+            reason = secret_reason(node)
             if reason:
                 found.append((p, reason))
                 return REDACTED
@@ -588,7 +566,7 @@ def write_archive(staging, manifest, dest_dir, name, fail_after=None):
     final = os.path.join(dest_dir, name)
     if os.path.exists(final):
         raise BackupError("%s already exists" % final)
-    fd, tmp = tempfile.mkstemp(prefix="." + name + ".partial-", dir=dest_dir)
+    fd, tmp = tempfile.mkstemp(prefix="." + name + ".partial-" + writer_tag(), dir=dest_dir)
     try:
         with os.fdopen(fd, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
@@ -1116,8 +1094,115 @@ def check_dest(directory, probe=True):
         raise BackupError("dest %s is not writable: it cannot be created in %s (no write access)" % (directory, parent))
 
 
-def stage_dir():
-    return tempfile.mkdtemp(prefix="karpenter-backup-")
+# ---------------------------------------------------------------------------------------------- leftovers
+
+# A run killed mid-way (SIGKILL, OOM, a lost host) leaves a ``.karpenter-backup.*.partial-*`` file in ``dest`` and
+# staging directories in the temporary directory. Their names carry the writer: a hash of the host name and the
+# process id (``<host8>_<pid>_<random>``). A later run removes one when
+#   * it was written on this host and that process is gone (the normal case: removed at once), or
+#   * it was written elsewhere (a shared dest) or has no writer tag, and nothing in it changed for STALE_AGE.
+# A leftover of a live process on this host is never removed, whatever its age (a live writer may be slow); one of
+# another host only by age: a writer keeps touching its file, and a backup never takes hours between two writes.
+STALE_AGE = datetime.timedelta(hours=6)
+STAGE_PREFIXES = ("karpenter-backup-out-", "karpenter-restore-", "karpenter-backup-")
+_HOST_ID = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+_WRITER_RE = re.compile(r"^(?P<host>[0-9a-f]{8})_(?P<pid>[0-9]+)_")
+
+
+def writer_tag() -> str:
+    """``<host8>_<pid>_``: the start of the random part of every temporary name this process creates."""
+    return "%s_%d_" % (_HOST_ID, os.getpid())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _newest_mtime(path: str) -> float:
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path) and not os.path.islink(path):
+        for root, dirs, files in os.walk(path):
+            for n in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, n)).st_mtime)
+                except OSError:
+                    pass
+    return newest
+
+
+def stale_reason(path: str, tail: str, now: datetime.datetime | None = None) -> str | None:
+    """Why the leftover ``path`` (``tail``: its name after the prefix) may be removed, or None to keep it."""
+    m = _WRITER_RE.match(tail)
+    if m and m.group("host") == _HOST_ID:
+        pid = int(m.group("pid"))
+        if pid == os.getpid() or _pid_alive(pid):
+            return None
+        return "its writer (process %d on this host) is gone" % pid
+    try:
+        age = (now or utcnow()).timestamp() - _newest_mtime(path)
+    except OSError:
+        return None
+    if age > STALE_AGE.total_seconds():
+        return "unchanged for %.1f hours (written %s)" % (age / 3600, "on another host" if m else "by an older run")
+    return None
+
+
+def remove_stale(dest: str | None = None, tmp_dir: str | None = None, check_mode: bool = False, now=None) -> list:
+    """Remove (or, in check mode, list) leftovers of killed runs: ``[{"path", "reason"}]``.
+
+    ``dest``: partial archives (hidden ``.karpenter-backup.*.partial-*`` regular files); ``tmp_dir`` (default: the
+    temporary directory): staging directories this user owns. Nothing else is touched."""
+    found = []
+    if dest and os.path.isdir(dest):
+        for name in sorted(os.listdir(dest)):
+            path = os.path.join(dest, name)
+            if PARTIAL_RE.match(name) and os.path.isfile(path) and not os.path.islink(path):
+                found.append((path, name.rpartition(".partial-")[2], False))
+    tmp_dir = tmp_dir or tempfile.gettempdir()
+    if os.path.isdir(tmp_dir):
+        for name in sorted(os.listdir(tmp_dir)):
+            prefix = next((x for x in STAGE_PREFIXES if name.startswith(x)), None)
+            path = os.path.join(tmp_dir, name)
+            if prefix is None:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path) and st.st_uid == os.geteuid():
+                found.append((path, name[len(prefix) :], True))
+    out = []
+    for path, tail, is_dir in found:
+        reason = stale_reason(path, tail, now)
+        if reason is None:
+            continue
+        if not check_mode:
+            try:
+                if is_dir:
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except FileNotFoundError:
+                continue  # another run removed it first
+            except OSError:
+                continue  # not ours to remove after all: left in place, not reported
+        out.append({"path": path, "reason": reason})
+    return out
+
+
+def stage_dir(prefix: str = "karpenter-backup-") -> str:
+    """A new temporary directory whose name carries this writer (see remove_stale)."""
+    if prefix not in STAGE_PREFIXES:
+        raise ValueError("unknown staging prefix %r" % prefix)
+    return tempfile.mkdtemp(prefix=prefix + writer_tag())
 
 
 def remove_dir(path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 from . import backup as bk
 from . import param_checks as pc
@@ -122,6 +121,12 @@ def do_backup(api, store, p, check_mode=False, now=None):
         unused, warn = store.check_kms_key()
         if warn:
             warnings.append(warn)
+    # leftovers of killed runs (see backup.remove_stale): removed before this run stages anything, and told
+    for left in bk.remove_stale(p.get("dest"), check_mode=check_mode):
+        warnings.append(
+            "%s leftover of an interrupted backup %s: %s"
+            % ("would remove" if check_mode else "removed", left["path"], left["reason"])
+        )
     staging = bk.stage_dir()
     try:
         manifest = bk.collect(
@@ -151,7 +156,7 @@ def do_backup(api, store, p, check_mode=False, now=None):
         if check_mode:  # nothing written; retention reports what it would delete
             result["retention"] = retention(store, p, True, now=now)
             return result
-        out_dir = p.get("dest") or tempfile.mkdtemp(prefix="karpenter-backup-out-")
+        out_dir = p.get("dest") or bk.stage_dir("karpenter-backup-out-")
         try:
             path, digest, size = bk.write_archive(staging, manifest, out_dir, name)
             result["archive"].update(sha256=digest, size=size)
@@ -208,7 +213,7 @@ def resolve(store, p):
         bucket, unused, key = archive[5:].partition("/")
         if bucket != store.bucket:
             raise bk.BackupError("archive %s is not in s3_bucket %s" % (archive, store.bucket))
-        tmp = tempfile.mkdtemp(prefix="karpenter-restore-")
+        tmp = bk.stage_dir("karpenter-restore-")
         path = os.path.join(tmp, os.path.basename(key))
         try:
             info = store.download(key, path, expected_kms_key=p.get("kms_key_id"))

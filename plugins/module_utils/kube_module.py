@@ -24,10 +24,18 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
-from . import param_checks
+from . import param_checks, redaction
 from .errors import InputError, PlatformError
 from .kube import client as kclient
 from .kube import transport
+
+
+def module_secrets(params: dict) -> set[str]:
+    """What a module masks in all it returns and logs: the kubeconfig mapping's secrets, and credentials found in
+    the other parameters (redaction.secret_values: a password in user data, a token in a ConfigMap's data)."""
+    out = set(transport.kubeconfig_secrets(params.get("kubeconfig")))
+    out.update(redaction.secret_values({k: v for k, v in params.items() if k != "kubeconfig"}))
+    return out
 
 
 class KubeModule(AnsibleModule):
@@ -36,18 +44,30 @@ class KubeModule(AnsibleModule):
     The secrets of a ``kubeconfig`` given as a mapping (tokens, passwords, client keys, exec plugin env
     values: transport.kubeconfig_secrets) are no_log values, as kubernetes.core makes them, so no result,
     ``invocation``, ``-vvv`` output or log line shows them. They are added as soon as the parameters are
-    read, before the argument checks whose failures return the parameters too."""
+    read, before the argument checks whose failures return the parameters too. So are credentials found in the
+    other parameters (module_secrets): the object as stored, returned by the apply modules, shows ``********``
+    in their place."""
 
     def __init__(self, argument_spec: dict, **kwargs: Any) -> None:
         spec = dict(AUTH_ARG_SPEC)
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
-        self.no_log_values.update(transport.kubeconfig_secrets(self.params.get("kubeconfig")))
+        self.no_log_values.update(module_secrets(self.params))
         self.api = None
 
     def _load_params(self):
         super()._load_params()
-        self.no_log_values.update(transport.kubeconfig_secrets((self.params or {}).get("kubeconfig")))
+        self.no_log_values.update(module_secrets(self.params or {}))
+
+    # Credentials stored in the cluster (user data, ConfigMap data) come back in the objects a module read or
+    # wrote: whatever a module returns is scanned (redaction.secret_values) and what is found is masked.
+    def exit_json(self, **kwargs: Any) -> None:
+        self.no_log_values.update(redaction.secret_values(kwargs))
+        super().exit_json(**kwargs)
+
+    def fail_json(self, msg: Any, **kwargs: Any) -> None:
+        self.no_log_values.update(redaction.secret_values(dict(kwargs, msg=msg)))
+        super().fail_json(msg=msg, **kwargs)
 
     def connect(self, retries: int = 5) -> kclient.KubeApi:
         """The API client for the module's connection options; fails the module with what to fix."""

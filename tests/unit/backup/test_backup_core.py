@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
@@ -305,6 +306,61 @@ def test_redact_keeps_ordinary_values_and_keys_only_when_asked():
     assert sorted(p for p, unused in found) == ["data.token", "env[0].value"]
 
 
+SECRET = "Zx9/kQ2+wEr7tYu1iOp3aSd5fGh8jKl0mNb4vCx6"  # shaped like an AWS secret access key
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("aws configure set aws_secret_access_key %s" % SECRET, "credential-argument"),
+        ("aws configure set profile.prod.aws_session_token %s --profile prod" % SECRET, "credential-argument"),
+        ('{"AccessKeyId": "id", "SecretAccessKey": "%s"}' % SECRET, "credential-assignment"),
+        ('{"Credentials": {"SessionToken": "%s"}}' % SECRET, "credential-assignment"),
+        ("[default]\naws_secret_access_key = %s\n" % SECRET, "credential-assignment"),
+        ("curl -H 'Authorization: Bearer k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8' https://x", "eks-token"),
+        ("kubectl --token k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdz get pods", "eks-token"),
+        ("curl -H 'Authorization: Basic dXNlcjpwYXNzd29yZA==' https://x", "authorization-header"),
+        ("curl -H 'X: Bearer 0123abcdEFGH.ijkl' https://x", "bearer-token"),
+        ("mysql -h db -u app -p%s mydb" % "s3cr", "credential-argument"),
+        ("mysqldump -uroot -p'pa ss' db > out.sql", "credential-argument"),
+        ("mysql --host=db --password=%s" % SECRET, "credential-assignment"),
+        ("PGPASSWORD=pw psql -h db", "credential-assignment"),
+        ("export MYSQL_PWD=abc", "credential-assignment"),
+        ("helm repo add x https://x --password %s" % SECRET, "credential-argument"),
+        ("git clone https://deploy:%s@git.example.com/r.git" % "hunter22", "url-credentials"),
+        ("GH=ghp_%s" % ("a1" * 18), "api-token"),
+    ],
+)
+def test_redact_credential_forms(text, reason):
+    obj = {"spec": {"userData": "#!/bin/bash\nset -e\n%s\necho done\n" % text, "role": "KarpenterNodeRole"}}
+    out, found = bk.redact(obj)
+    assert out == {"spec": {"userData": bk.REDACTED, "role": "KarpenterNodeRole"}}
+    assert [p for p, unused in found] == ["spec.userData"] and found[0][1] == reason
+    assert SECRET not in repr(found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws configure set region us-east-1",
+        "aws configure set aws_access_key_id AKIDEXAMPLE",
+        "mysql -h db -u app -P3306 mydb",
+        "mysql -h db -u app -p mydb",  # prompts for the password
+        "mkdir -p /var/lib/app && docker run -p 8080:80 app",
+        "PGPASSWORD=$DB_PASSWORD psql -h db",
+        'password: "{{ vault_db_password }}"',
+        "password_file=/etc/app/pw --token-file /var/run/token",
+        "the API needs a bearer token; see docs",
+        "Authorization is done by the IAM role",
+        "https://example.com:8443/path",
+        '{"AccessKeyId": "AKIDEXAMPLE", "Expiration": "2026-01-01"}',
+    ],
+)
+def test_redact_keeps_non_secrets(text):
+    obj = {"spec": {"userData": "#!/bin/bash\n%s\n" % text}}
+    assert bk.redact(obj) == (obj, [])
+
+
 # ------------------------------------------------------------------------------------------------ archive integrity
 
 
@@ -401,6 +457,90 @@ def test_killed_backup_leaves_only_a_hidden_partial_file(tmp_path):
     assert bk.list_local(out) == []
     with pytest.raises(bk.BackupError):
         bk.open_archive(os.path.join(out, left[0]))
+
+
+def _leftovers(tmp):
+    return sorted(n for n in os.listdir(tmp) if n.startswith("karpenter-"))
+
+
+def test_later_run_removes_leftovers_of_a_killed_run_not_of_a_live_one(tmp_path):
+    """Killed writer: its partial file and staging directory go; a live writer's stay, however old."""
+    out, tmp = str(tmp_path / "out"), str(tmp_path / "tmp")
+    os.makedirs(tmp)
+    script = (
+        "import os, sys, time\n"
+        "from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk\n"
+        "staging = bk.stage_dir()\n"
+        "open(os.path.join(staging, 'a'), 'wb').write(b'x')\n"
+        "os.makedirs(sys.argv[1], exist_ok=True)\n"
+        "name = '.' + bk.archive_name(sys.argv[2], bk.utcnow()) + '.partial-' + bk.writer_tag() + 'abc'\n"
+        "open(os.path.join(sys.argv[1], name), 'wb').write(b'half')\n"
+        "print('ready', flush=True)\n"
+        "if sys.argv[3] == 'kill': os._exit(9)\n"
+        "sys.stdin.read()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), TMPDIR=tmp)
+    dead = subprocess.run(
+        [sys.executable, "-c", script, out, "dead", "kill"], env=env, capture_output=True, check=False
+    )
+    assert dead.returncode == 9, dead.stderr
+    live = subprocess.Popen(
+        [sys.executable, "-c", script, out, "live", "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert live.stdout.readline().strip() == b"ready"
+        assert len(_leftovers(tmp)) == 2 and len(os.listdir(out)) == 2
+        week_ago = time.time() - 7 * 86400
+        for d in (out, tmp):
+            for n in os.listdir(d):
+                os.utime(os.path.join(d, n), (week_ago, week_ago))
+                if os.path.isdir(os.path.join(d, n)):
+                    os.utime(os.path.join(d, n, "a"), (week_ago, week_ago))
+        # not ours: an archive, an unrelated hidden file, someone's directory named otherwise
+        open(os.path.join(out, bk.archive_name("prod", bk.utcnow())), "wb").write(b"x")
+        open(os.path.join(out, ".keep"), "wb").write(b"x")
+        os.makedirs(os.path.join(tmp, "other-dir"))
+
+        assert bk.remove_stale(out, tmp, check_mode=True) != []  # check mode: told, nothing removed
+        assert len(_leftovers(tmp)) == 2 and len(os.listdir(out)) == 4
+
+        removed = bk.remove_stale(out, tmp)
+        assert len(removed) == 2 and all(r["reason"].startswith("its writer (process ") for r in removed)
+        assert any(".partial-" in r["path"] and "dead" in r["path"] for r in removed)
+        left_out = sorted(os.listdir(out))
+        assert ".keep" in left_out and bk.archive_name("prod", bk.utcnow())[:20] in "".join(left_out)
+        assert [n for n in left_out if ".partial-" in n and "live" in n] and not [n for n in left_out if "dead" in n]
+        assert len(_leftovers(tmp)) == 1 and os.path.isdir(os.path.join(tmp, "other-dir"))
+        assert os.path.exists(os.path.join(tmp, _leftovers(tmp)[0], "a"))  # the live writer's staging is intact
+    finally:
+        live.communicate(b"")
+    assert live.returncode == 0
+    # once the live writer is gone too, its leftovers go
+    assert (
+        len(bk.remove_stale(out, tmp)) == 2
+        and _leftovers(tmp) == []
+        and [n for n in os.listdir(out) if ".partial-" in n] == []
+    )
+
+
+def test_leftovers_of_other_hosts_and_older_runs_go_by_age(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    other = ".karpenter-backup.prod.20260101T000000.000Z.tar.gz.partial-00000000_1_xyz"
+    untagged = ".karpenter-backup.prod.20260101T000000.000Z.tar.gz.partial-k2j_9a"
+    for n in (other, untagged):
+        (out / n).write_bytes(b"x")
+    empty = str(tmp_path / "empty-tmp")
+    os.makedirs(empty)
+    assert bk.remove_stale(str(out), empty) == []  # fresh: a writer elsewhere may be busy with it
+    old = time.time() - bk.STALE_AGE.total_seconds() - 60
+    os.utime(out / other, (old, old))
+    removed = bk.remove_stale(str(out), empty)
+    assert [os.path.basename(r["path"]) for r in removed] == [other] and "on another host" in removed[0]["reason"]
+    os.utime(out / untagged, (old, old))
+    removed = bk.remove_stale(str(out), empty)
+    assert [os.path.basename(r["path"]) for r in removed] == [untagged] and "older run" in removed[0]["reason"]
+    assert os.listdir(out) == []
 
 
 # ------------------------------------------------------------------------------------------------ retention

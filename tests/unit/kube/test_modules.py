@@ -133,3 +133,58 @@ def test_the_other_kubernetes_modules_mask_the_kubeconfig_too(module, capsys):
     rc, out = run_main(module, args, capsys)
     assert rc == 1 and "kubeconfig" in out["invocation"]["module_args"]
     assert not [s for s in SECRETS if s in json.dumps(out)]
+
+
+USER_DATA_SECRET = "Zx9/kQ2+wEr7tYu1iOp3aSd5fGh8jKl0mNb4vCx6"
+USER_DATA = "#!/bin/bash\naws configure set aws_secret_access_key %s\n/etc/eks/bootstrap.sh\n" % USER_DATA_SECRET
+CM_SECRET = "hunter2hunter2hunter2"
+
+
+@pytest.mark.parametrize(
+    "module, args",
+    [
+        (node_template, {"name": "x", "spec": {"role": "r", "userData": USER_DATA}}),
+        (
+            k8s_objects,
+            {
+                "definitions": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": "c", "namespace": "karpenter"},
+                        "data": {"db_password": CM_SECRET, "init.sh": "PGPASSWORD=%s psql" % USER_DATA_SECRET},
+                    }
+                ]
+            },
+        ),
+    ],
+    ids=["node_template-user-data", "k8s_objects-configmap"],
+)
+def test_credentials_in_parameters_are_masked(module, args, monkeypatch, capsys):
+    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30, **kw: empty_cluster())
+    rc, out = run_main(module, dict(args, _ansible_inject_invocation=True, _ansible_check_mode=True), capsys)
+    text = json.dumps(out)
+    assert "invocation" in out and ("bootstrap.sh" in text or "PGPASSWORD=********" in text)
+    assert USER_DATA_SECRET not in text and CM_SECRET not in text
+
+
+def test_credentials_read_from_the_cluster_are_masked(monkeypatch, capsys):
+    """karpenter_info returns the stored objects: a credential in an EC2NodeClass's user data is masked."""
+    ncs = {
+        "metadata": {"resourceVersion": "1"},
+        "items": [
+            {
+                "apiVersion": "karpenter.k8s.aws/v1",
+                "kind": "EC2NodeClass",
+                "metadata": {"name": "default"},
+                "spec": {"role": "r", "userData": USER_DATA},
+            }
+        ],
+    }
+    body = json.dumps(ncs).encode()
+    monkeypatch.setattr(kclient, "connect", lambda params, timeout=30, **kw: direct_api([(200, body)] * 10)[0])
+    rc, out = run_main(karpenter_info, {"kinds": ["EC2NodeClass"]}, capsys)
+    text = json.dumps(out)
+    assert rc == 0, out
+    assert "aws configure set aws_secret_access_key ********" in text  # the object is there, its secret masked
+    assert USER_DATA_SECRET not in text
