@@ -266,7 +266,9 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
     if dupes:
         raise InputError("%s defined more than once: %s" % (kind.kind, ", ".join(shorten(n) for n in dupes)))
 
+    timings = engine.Timings()
     live, list_version = engine.list_live(api, kind)
+    timings.lap("read")
     batch = None
     if state == "present" and prevalidated:
         for i, o in enumerate(objs):
@@ -313,8 +315,10 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
                 raise InputError(error)
         desired = objs
 
+    timings.lap("validate")
     plan = engine.plan_kind(kind, desired, live, state=state, prune=prune)
     affected = engine.disruption_of_deletes(api, kind, plan)
+    timings.lap("plan")
     if affected and not opts.allow_disruption:
         raise InputError(
             "refusing to delete %s that still own nodes (their nodes would be drained and terminated): %s. "
@@ -331,7 +335,7 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
     not_ready, not_deleted = [], []
 
     def result(changed):
-        out = engine.report(plan, skip_warnings + (batch.warnings if batch else []), api.request_summary())
+        out = engine.report(plan, skip_warnings + (batch.warnings if batch else []), api.request_summary(), timings)
         out.update(
             changed=changed,
             conversion_report=conversion_report,
@@ -350,12 +354,15 @@ def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = No
                 % (len(rejected), kind.kind, "\n  ".join("%s: %s" % (r["object"], r["message"]) for r in rejected)),
                 details=rejected,
             )
+        timings.lap("dry_run")
     try:
         engine.execute(api, plan, check_mode=check_mode)
+        timings.lap("write")
         if wait and not check_mode:
             if state == "present":
                 not_ready = engine.wait_ready(api, kind, plan, wait_timeout, list_version)
             not_deleted = engine.wait_deleted(api, kind, plan, wait_timeout, list_version)
+            timings.lap("wait")
     except Exception as exc:
         if not any(i.written for i in plan):
             raise

@@ -137,6 +137,13 @@ diff:
   returned: with diff mode
   type: list
   elements: dict
+timings:
+  description:
+    - Seconds spent in each step of the run (read, plan, write); a step that did not happen is absent.
+    - Module start-up and the connection are not included.
+  returned: always
+  type: dict
+  sample: {read: 0.012, plan: 0.001, write: 0.034}
 requests:
   description: Number of API requests by verb (get, list, patch, delete), C(total) and C(writes).
   returned: always

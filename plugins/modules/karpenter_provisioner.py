@@ -151,6 +151,13 @@ converted_other_kinds:
   returned: always
   type: list
   elements: dict
+timings:
+  description:
+    - Seconds spent in each step of the run (read, validate, plan, dry_run, write, wait); a step that did not happen is absent.
+    - Module start-up and the connection are not included.
+  returned: always
+  type: dict
+  sample: {read: 0.012, plan: 0.001, write: 0.034}
 requests:
   description:
     - Number of API requests by verb (list, get, patch, delete, watch), C(total) and C(writes).

@@ -11,6 +11,10 @@ What AWX does at job start, and what this test does instead:
   * credentials           -> the credential types' injectors rendered as AWX renders them (tests/unit/awx/awxlib.py):
                              the kubeconfig as a file in <pdd>/env whose path goes to K8S_AUTH_KUBECONFIG, AWS_*
                              for moto. KUBECONFIG, K8S_AUTH_* and AWS_* of the test process are removed first.
+                             The kubeconfig is the one `aws eks update-kubeconfig` writes (an `aws eks get-token`
+                             exec user, verified by the sandbox as EKS does), as AWX users have it.
+  * EE's PATH             -> the Python environment's bin (ansible, and `aws` from requirements.txt), helm/kubectl,
+                             /usr/bin and /bin: no other AWS CLI, so Helm and kubernetes.core use the EE's.
   * survey                -> extra vars from the survey defaults (+ answers for required questions without one)
   * job type / diff mode  -> --check / --diff
 
@@ -140,6 +144,13 @@ def backup_bucket(sandbox):
     return s3
 
 
+def ee_path(sandbox):
+    """The execution environment's PATH: its Python's bin (ansible-*, aws), helm and kubectl, the system's bins."""
+    path = os.pathsep.join([BIN, sandbox.env["SANDBOX_BIN"], "/usr/bin", "/bin"])
+    assert shutil.which("aws", path=path) == os.path.join(BIN, "aws"), "the EE's aws is the one of requirements.txt"
+    return path
+
+
 def run_template(entry, sandbox, project, ee_collections, inventory, tmp_path, monkeypatch):
     """One AWX job for ``entry`` on the sandbox: returns the ansible_runner Runner."""
     import ansible_runner
@@ -149,7 +160,7 @@ def run_template(entry, sandbox, project, ee_collections, inventory, tmp_path, m
     os.symlink(project, pdd / "project")
     (pdd / "inventory" / "hosts").write_text(inventory)
     (pdd / "inventory" / "hosts").chmod(0o700)
-    with open(sandbox.env["KUBECONFIG"]) as f:
+    with open(sandbox.env["SANDBOX_EKS_KUBECONFIG"]) as f:
         kubeconfig = f.read()
 
     env = {}
@@ -172,7 +183,7 @@ def run_template(entry, sandbox, project, ee_collections, inventory, tmp_path, m
     home.mkdir()
     env.update(
         HOME=str(home),  # no ~/.kube/config, ~/.aws
-        PATH=os.pathsep.join([BIN, sandbox.env["SANDBOX_BIN"], os.environ.get("PATH", "")]),  # EE: helm/kubectl
+        PATH=ee_path(sandbox),
         ANSIBLE_COLLECTIONS_PATH=ee_collections,
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
         ANSIBLE_FORCE_COLOR="0",

@@ -29,7 +29,8 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import InputError
@@ -567,11 +568,28 @@ def _redact(obj: dict) -> dict:
     return out
 
 
-def report(plan: list, warnings: Iterable = (), requests: dict | None = None) -> dict:
+class Timings:
+    """Seconds spent in each step of a run (read, validate, plan, dry_run, write, wait), reported as ``timings``
+    so that a slow run says where its time went."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last = clock()
+        self.steps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """The time since the previous lap (or the start) was spent in step ``name``."""
+        now = self._clock()
+        self.steps[name] = round(self.steps.get(name, 0.0) + now - self._last, 3)
+        self._last = now
+
+
+def report(plan: list, warnings: Iterable = (), requests: dict | None = None, timings: Timings | None = None) -> dict:
     """The result every apply module returns: changed, results, written, diff (before/after of each changed
-    object; Secret values redacted), warnings, requests. After a failed write ``changed`` tells whether a
-    write was done (the failed one and those not attempted do not count)."""
+    object; Secret values redacted), warnings, requests and the seconds per step (``timings``). After a failed
+    write ``changed`` tells whether a write was done (the failed one and those not attempted do not count)."""
     return {
+        "timings": dict(timings.steps) if timings else {},
         "changed": any(i.changed and not i.error for i in plan),
         "results": [i.to_dict() for i in plan],
         "written": [i.ref for i in plan if i.written],

@@ -304,9 +304,11 @@ def run(api, definitions, state="present", check_mode=False, manager=FIELD_MANAG
     """Converge ``definitions``; see the k8s_objects module documentation. Raises InputError (nothing was
     sent but reads) or KubeError; a KubeError raised after writes were done carries ``result`` (the module
     result so far: ``changed``, ``written``, ``results[].error``)."""
+    timings = engine.Timings()
     objs = prepare(definitions)
     warnings = resolve(api, objs, namespace)
     live, unserved = read_live(api, objs)
+    timings.lap("read")
     if unserved and state == "present":
         raise _input_error(
             [
@@ -318,10 +320,13 @@ def run(api, definitions, state="present", check_mode=False, manager=FIELD_MANAG
             ]
         )
     plan = engine.make_plan(objs, live, state, engine.CONTAINS, manager)
+    timings.lap("plan")
     try:
         # one write at a time, in input order: a Namespace before the objects in it, nothing after a failure
         engine.execute(api, plan, check_mode, manager, concurrency=1)
+        timings.lap("write")
     except KubeError as exc:
-        exc.result = engine.report(plan, warnings, api.request_summary())
+        timings.lap("write")
+        exc.result = engine.report(plan, warnings, api.request_summary(), timings)
         raise
-    return engine.report(plan, warnings, api.request_summary())
+    return engine.report(plan, warnings, api.request_summary(), timings)

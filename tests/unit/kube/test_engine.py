@@ -203,3 +203,23 @@ def test_nested_and_null_definitions_are_read_the_same_by_every_module(definitio
     from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import objects
 
     assert [o.name for o in objects.prepare(definitions)] == ["a"]
+
+
+def test_timings_attribute_each_lap_to_its_step_and_add_repeats():
+    clock = iter([10.0, 10.5, 12.0, 12.25, 13.0])
+    t = engine.Timings(clock=lambda: next(clock))
+    t.lap("read")  # 0.5 s since the start
+    t.lap("write")  # 1.5
+    t.lap("read")  # 0.25 more
+    t.lap("wait")  # 0.75
+    assert t.steps == {"read": 0.75, "write": 1.5, "wait": 0.75}
+    plan = engine.plan_kind(resource.NODEPOOL, [pool("a")], {})
+    assert engine.report(plan, timings=t)["timings"] == t.steps
+    assert engine.report(plan)["timings"] == {}
+
+
+def test_an_apply_reports_where_its_time_went():
+    api, _conn, _sleeps = direct_api([(200, b'{"items": []}'), (200, json.dumps(pool("a", ready=True)).encode())])
+    res = karpenter_apply.run(api, resource.NODEPOOL, [pool("a")], prevalidated=True)
+    assert set(res["timings"]) == {"read", "validate", "plan", "write"}
+    assert all(isinstance(v, float) and v >= 0 for v in res["timings"].values())
