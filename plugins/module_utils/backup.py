@@ -808,7 +808,8 @@ def _without_ours(obj):
 
 
 def _slim(result):
-    return {k: v for k, v in result.items() if k in ("kind", "name", "action", "changed", "method", "removed_fields")}
+    keep = ("kind", "name", "action", "changed", "method", "removed_fields", "error")
+    return {k: v for k, v in result.items() if k in keep}
 
 
 def restore(
@@ -823,7 +824,10 @@ def restore(
     check_mode=False,
     server_dry_run=True,
 ):
-    """Validate the whole archive offline, then apply it kind by kind through karpenter_apply.run."""
+    """Validate the whole archive offline, then apply it kind by kind through karpenter_apply.run.
+
+    A KubeError raised after some objects were written - in the failing kind or a kind before it - carries
+    ``result``: the restore so far, with ``changed`` true and ``written`` naming the objects written."""
     from . import karpenter_apply
     from .karpenter import validate as validate_mod
 
@@ -946,7 +950,26 @@ def restore(
             )
 
     # apply in dependency order
-    results, diffs = [], []
+    results, diffs, written = [], [], []
+
+    def outcome():
+        return {
+            "changed": any(r["changed"] and not r.get("error") for r in results),
+            "results": results,
+            "written": written,
+            "conflicts": skipped,
+            "rewrites": rewrites_done,
+            "diff": diffs,
+            "warnings": warnings,
+            "archive": archive.summary(),
+        }
+
+    def failed(exc):
+        """``exc`` with the restore so far when objects were written before it (its kind's or earlier kinds')."""
+        if written:
+            exc.result = dict(outcome(), changed=True)
+        return exc
+
     known = sorted(nodeclasses)
     for kind_name, (sec, objs) in sorted(desired.items(), key=lambda kv: kv[1][0].order):
         if not objs:
@@ -955,21 +978,35 @@ def restore(
             # validated above as one set (schema, CEL with the live objects as oldSelf, runtime, lint):
             # applied as defaulted there, not validated a second time
             ready = [defaulted.get("%s/%s" % (kind_name, o["metadata"]["name"]), o) for o in objs]
-            res = karpenter_apply.run(
-                api,
-                sec.kind,
-                ready,
-                check_mode=check_mode,
-                extra_nodeclasses=known,
-                prevalidated=True,
-                server_dry_run=False,  # done above for the whole archive
-            )
+            try:
+                res = karpenter_apply.run(
+                    api,
+                    sec.kind,
+                    ready,
+                    check_mode=check_mode,
+                    extra_nodeclasses=known,
+                    prevalidated=True,
+                    server_dry_run=False,  # done above for the whole archive
+                )
+            except KubeError as exc:
+                if exc.result is not None:  # some objects of this kind were written before the failure
+                    results.extend(_slim(r) for r in exc.result["results"])
+                    diffs.extend(exc.result["diff"])
+                    written.extend(exc.result["written"])
+                raise failed(exc)
             results.extend(_slim(r) for r in res["results"])
             diffs.extend(res["diff"])
+            written.extend(res["written"])
         else:
             plan = plans[kind_name]
-            engine.execute(api, plan, check_mode=check_mode)
+            try:
+                engine.execute(api, plan, check_mode=check_mode)
+            except KubeError as exc:
+                results.extend(_slim(i.to_dict()) for i in plan)
+                written.extend(i.ref for i in plan if i.written)
+                raise failed(exc)
             results.extend(_slim(i.to_dict()) for i in plan)
+            written.extend(i.ref for i in plan if i.written)
             diffs.extend(
                 {
                     "before": i.before,
@@ -980,15 +1017,7 @@ def restore(
                 for i in plan
                 if i.changed
             )
-    return {
-        "changed": any(r["changed"] for r in results),
-        "results": results,
-        "conflicts": skipped,
-        "rewrites": rewrites_done,
-        "diff": diffs,
-        "warnings": warnings,
-        "archive": archive.summary(),
-    }
+    return outcome()
 
 
 # ---------------------------------------------------------------------------------------------- local store

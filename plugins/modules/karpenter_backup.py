@@ -249,6 +249,14 @@ results:
   returned: state=restored
   type: list
   elements: dict
+written:
+  description:
+    - The objects restored by a write (C(Kind/name)). Also returned when the restore failed after some writes
+      (the apiserver went away, a later write failed), with C(changed=true) and exactly what was written before the
+      failure.
+  returned: state=restored
+  type: list
+  elements: str
 conflicts:
   description: Objects not restored because they exist and differ (O(conflict=skip)).
   returned: state=restored

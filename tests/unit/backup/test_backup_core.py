@@ -639,6 +639,34 @@ def test_restore_applies_nodeclasses_before_nodepools(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("stored_pools", [0, 1])
+def test_a_restore_failing_after_writes_reports_changed_and_what_was_written(tmp_path, stored_pools):
+    """The apiserver goes away after the EC2NodeClass (and ``stored_pools`` NodePools) were written: the error
+    carries changed=true and exactly those objects, whether or not the failing kind wrote anything itself."""
+    arc = archive_of(tmp_path, [ec2nodeclass("default"), nodepool("batch"), nodepool("general")])
+    api = restore_api()
+    apply = api.apply
+
+    def dying(path, obj, field_manager, force=True, dry_run=False):
+        if not dry_run and api.counts.get("patch", 0) >= 1 + stored_pools:
+            raise KubeError("cannot reach the Kubernetes API: connection refused")
+        return apply(path, obj, field_manager, force=force, dry_run=dry_run)
+
+    api.apply = dying
+    with pytest.raises(KubeError, match="cannot reach") as e:
+        bk.restore(api, arc, cluster_name="prod")
+    stored = [path.rsplit("/", 2)[-2:] for path, dry, unused in api.applied if not dry]
+    result = e.value.result
+    assert result is not None and result["changed"] is True and len(stored) == 1 + stored_pools
+    assert result["written"] == [
+        "%s/%s" % ({"ec2nodeclasses": "EC2NodeClass"}.get(p, "NodePool"), n) for p, n in stored
+    ]
+    # the failing kind's objects are listed when some of them were written (marked failed / not attempted)
+    failed = sorted(r["name"] for r in result["results"] if r.get("error"))
+    assert failed == (sorted({"batch", "general"} - {n for unused, n in stored}) if stored_pools else [])
+    assert e.value.fail_kwargs()["changed"] is True
+
+
 def test_restore_invalid_object_writes_nothing(tmp_path):
     arc = archive_of(tmp_path, [ec2nodeclass("default"), nodepool("general", operator="Within")])
     api = restore_api()
