@@ -38,6 +38,9 @@ def _retention_problems(p):
     return [pc.at_least(k, p.get(k), minimum, meaning) for k, (minimum, meaning) in RETENTION_MIN.items()]
 
 
+S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
 def check_params(p):
     """Refuse bad parameters before anything is read or written: raises BackupError naming each one.
 
@@ -50,6 +53,12 @@ def check_params(p):
         problems.append(pc.positive_seconds("request_timeout", p.get("request_timeout")))
     if "namespace" in p:
         problems.append(pc.dns1123_label("namespace", p["namespace"]))
+    bucket = p.get("s3_bucket")
+    if bucket is not None and not (isinstance(bucket, str) and S3_BUCKET_RE.match(bucket)):
+        problems.append(
+            "s3_bucket %s is not a valid S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens)"
+            % pc.show(bucket)
+        )
     release = p.get("helm_release")
     if "helm_release" in p and not (
         isinstance(release, str) and len(release) <= HELM_RELEASE_MAX and HELM_RELEASE_RE.match(release)

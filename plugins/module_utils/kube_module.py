@@ -26,8 +26,11 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 
 from . import param_checks, redaction
 from .errors import InputError, PlatformError
+from .karpenter.issues import bound
 from .kube import client as kclient
 from .kube import transport
+
+MAX_REQUEST_TIMEOUT = 86400
 
 
 def module_secrets(params: dict) -> set[str]:
@@ -53,11 +56,27 @@ class KubeModule(AnsibleModule):
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
         self.no_log_values.update(module_secrets(self.params))
+        if getattr(self, "_shape_errors", None):
+            self.fail_json(msg="; ".join(self._shape_errors), changed=False)
         self.api = None
 
     def _load_params(self):
         super()._load_params()
         self.no_log_values.update(module_secrets(self.params or {}))
+        # ansible-core's argument checks crash (TypeError in set_fallbacks) on a value that is not a mapping for an
+        # option with suboptions: such a value is taken out here and refused once the other checks have run
+        self._shape_errors = []
+        for name, spec in (getattr(self, "argument_spec", None) or {}).items():
+            if not (isinstance(spec, dict) and spec.get("options") and spec.get("type", "str") == "dict"):
+                continue
+            for key in [name] + list(spec.get("aliases") or []):
+                value = (self.params or {}).get(key)
+                if value is not None and not isinstance(value, dict):
+                    self._shape_errors.append(
+                        "%s must be a mapping with the keys %s, got %s"
+                        % (key, ", ".join(sorted(spec["options"])), type(value).__name__)
+                    )
+                    del self.params[key]
 
     # Credentials stored in the cluster (user data, ConfigMap data) come back in the objects a module read or
     # wrote: whatever a module returns is scanned (redaction.secret_values) and what is found is masked.
@@ -66,8 +85,16 @@ class KubeModule(AnsibleModule):
         super().exit_json(**kwargs)
 
     def fail_json(self, msg: Any, **kwargs: Any) -> None:
+        """Also bounds ``msg`` (issues.bound): ansible-core's own messages (choices, types) quote the value."""
         self.no_log_values.update(redaction.secret_values(dict(kwargs, msg=msg)))
-        super().fail_json(msg=msg, **kwargs)
+        super().fail_json(msg=bound(msg), **kwargs)
+
+    def log(self, msg: Any, log_args: Any = None) -> None:
+        """ansible-core's syslog call fails on a NUL character in a parameter (with a message about syslog, not
+        about the parameter): NULs are written as ``\\x00`` so that the argument checks get to name it."""
+        if isinstance(msg, str):
+            msg = msg.replace("\x00", "\\x00")
+        super().log(msg, log_args=log_args)
 
     def connect(self, retries: int = 5) -> kclient.KubeApi:
         """The API client for the module's connection options; fails the module with what to fix."""
@@ -75,6 +102,8 @@ class KubeModule(AnsibleModule):
             self.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kclient.KUBERNETES_IMPORT_ERROR))
         timeout = self.params.get("request_timeout") or 30
         problem = param_checks.positive_seconds("request_timeout", self.params.get("request_timeout"))
+        if not problem and timeout > MAX_REQUEST_TIMEOUT:
+            problem = "request_timeout must be at most %d seconds, got %s" % (MAX_REQUEST_TIMEOUT, timeout)
         if problem:
             self.fail_json(msg=problem, changed=False)
         try:

@@ -249,7 +249,12 @@ def _write(module, path, text):
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.chmod(tmp, 0o644)
-    module.atomic_move(tmp, os.path.abspath(path))
+    try:
+        module.atomic_move(tmp, os.path.abspath(path))
+    except BaseException:  # e.g. the path is a directory: no temporary file left behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return True
 
 
@@ -263,16 +268,22 @@ def main():
         module.fail_json(msg="invalid period: %s" % exc)
     report, requests = collect.collect(p, now)
     result = dict(changed=False, report=report, notes=report["notes"], requests=requests)
-    try:
-        if p["json_path"]:
-            result["json_path"] = p["json_path"]
-            text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-            result["changed"] |= _write(module, p["json_path"], text)
-        if p["html_path"]:
-            result["html_path"] = p["html_path"]
-            result["changed"] |= _write(module, p["html_path"], htmlreport.render(report, p["title"]))
-    except OSError as exc:
-        module.fail_json(msg="cannot write the report: %s" % exc, exception=traceback.format_exc(), **result)
+    outputs = (
+        ("json_path", lambda: json.dumps(report, indent=2, sort_keys=True) + "\n"),
+        ("html_path", lambda: htmlreport.render(report, p["title"])),
+    )
+    for option, render in outputs:
+        if not p[option]:
+            continue
+        result[option] = p[option]
+        try:
+            result["changed"] |= _write(module, p[option], render())
+        except Exception as exc:  # OSError, and atomic_move's plain Exception
+            module.fail_json(
+                msg="cannot write the report to %s %s: %s" % (option, p[option], exc),
+                exception=traceback.format_exc(),
+                **result,
+            )
     module.exit_json(**result)
 
 

@@ -309,6 +309,7 @@ def main():
         return runbooks.run_scenario(api, p, http_get=http_get, pod_log=pod_log)
 
     def act():
+        runbooks.check_params(p)
         if p["wait_healthy"]:
             return runbooks.wait_healthy(run_once, p["wait_timeout"])
         if p["watch_seconds"] > 0:
@@ -321,7 +322,7 @@ def main():
         try:
             result["bundle"] = runbooks.write_bundle(result, p["output_dir"], p["bundle_name"])
         except OSError as exc:
-            module.fail_json(msg="cannot write the bundle to %s: %s" % (p["output_dir"], exc))
+            module.fail_json(msg="cannot write the bundle to output_dir %s: %s" % (p["output_dir"], exc))
     result["incident_failure"] = runbooks.incident_failure(result, p["fail_on_incident"])
     module.exit_json(changed=False, **result)
 

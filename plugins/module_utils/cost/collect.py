@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 
+from ..karpenter.issues import shorten
 from ..kube import client as kclient
 from . import aws as aws_sources
 from . import fmt, model
@@ -20,14 +21,20 @@ AWS_SOURCES = SOURCES[1:]
 PODS_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 
 
+def _date(p, name):
+    try:
+        return datetime.date.fromisoformat(p[name])
+    except (TypeError, ValueError):
+        raise ValueError("%s must be a date YYYY-MM-DD, got %s" % (name, shorten(repr(p[name]))))
+
+
 def period(p, today):
     """(start, end) dates; end exclusive as in Cost Explorer. ValueError when invalid."""
-    end = datetime.date.fromisoformat(p["end"]) if p.get("end") else today
-    start = (
-        datetime.date.fromisoformat(p["start"])
-        if p.get("start")
-        else end - datetime.timedelta(days=p.get("period_days") or 30)
-    )
+    days = p.get("period_days")
+    if days is not None and not (isinstance(days, int) and 1 <= days <= 3660):
+        raise ValueError("period_days must be a whole number of days from 1 to 3660, got %r" % (days,))
+    end = _date(p, "end") if p.get("end") else today
+    start = _date(p, "start") if p.get("start") else end - datetime.timedelta(days=p.get("period_days") or 30)
     if start >= end:
         raise ValueError("start (%s) must be before end (%s)" % (start, end))
     return start, end

@@ -41,10 +41,13 @@ def shorten(value, limit=VALUE_LIMIT):
 
 def bound(text):
     """A user-facing text with each value longer than ``VALUE_LIMIT`` shortened, then the whole at most
-    ``MESSAGE_LIMIT`` characters (plus the length note). Anything that is not a str is returned as it is."""
+    ``MESSAGE_LIMIT`` characters, the length note included. Anything that is not a str is returned as it is."""
     if not isinstance(text, str) or len(text) <= VALUE_LIMIT:
         return text
-    return shorten(_LONG_VALUE.sub(lambda m: shorten(m.group(0)), text), MESSAGE_LIMIT)
+    text = _LONG_VALUE.sub(lambda m: shorten(m.group(0)), text)
+    if len(text) <= MESSAGE_LIMIT:
+        return text
+    return shorten(text, MESSAGE_LIMIT - len("... (%d characters)" % len(text)))
 
 
 class Issue:

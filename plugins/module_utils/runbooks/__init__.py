@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+from ..errors import InputError
+from ..param_checks import is_int, show
 from .common import (  # noqa: F401 - the names the module and the playbooks' tests use
     CAPACITY_TYPE,
     SAVED_ANNOTATION,
@@ -108,3 +110,35 @@ def run_scenario(api, p, http_get=None, pod_log=None, now=None):
             stage=p.get("stage", "add_spot"),
         )
     return d.result()
+
+
+# bounds of karpenter_diagnose's numeric options: (minimum, maximum, what it counts)
+WEEK = 7 * 86400
+NUMBER_BOUNDS = {
+    "stuck_seconds": (1, WEEK, "seconds a pod may stay pending"),
+    "limit_factor": (1, 1000, "how many times the current limit may be raised"),
+    "window_seconds": (1, WEEK, "seconds of events to read"),
+    "threshold": (1, 100000, "interruptions that make a storm"),
+    "log_seconds": (1, WEEK, "seconds of controller log to read"),
+    "wait_timeout": (1, WEEK, "seconds to wait for the controller"),
+    "watch_seconds": (0, WEEK, "seconds to watch (0: once)"),
+    "request_timeout": (1, 3600, "seconds per API request"),
+}
+
+
+def check_params(p: dict) -> None:
+    """Raise InputError naming every numeric option out of its range (before the cluster is read)."""
+    problems = []
+    for name, (low, high, meaning) in NUMBER_BOUNDS.items():
+        value = p.get(name)
+        if value is None:
+            continue
+        if not is_int(value) or not low <= value <= high:
+            problems.append(
+                "%s must be a whole number from %d to %d (%s), got %s" % (name, low, high, meaning, show(value))
+            )
+    since = p.get("since")
+    if since is not None and not (isinstance(since, (int, float)) and 0 <= since < 1e11):
+        problems.append("since must be a Unix time in seconds, got %s" % show(since))
+    if problems:
+        raise InputError("; ".join(problems), details=[{"msg": x} for x in problems])

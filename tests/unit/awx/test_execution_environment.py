@@ -144,7 +144,6 @@ def test_helm_and_kubectl_are_pinned_and_verified(context):
     assert any(re.match(r"awscli\b", r) for r in reqs), "the EE needs `aws` for the kubeconfig's exec user"
 
 
-
 def test_no_role_or_playbook_needs_the_aws_cli():
     """The EE's AWS CLI serves the kubeconfig's exec user only: nothing the job templates run shells out to `aws`."""
     import re

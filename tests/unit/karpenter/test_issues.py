@@ -97,3 +97,10 @@ def test_a_name_defined_twice_is_named_bounded(ec2nodeclass):
     with pytest.raises(karpenter_apply.InputError, match="defined more than once") as exc:
         karpenter_apply.run(_ListOnly(), resource.EC2NODECLASS, [ec2nodeclass, copy.deepcopy(ec2nodeclass)])
     assert len(str(exc.value)) < 600
+
+
+def test_a_bounded_message_is_at_most_the_limit_with_its_length_note():
+    text = "x " * 10000  # no single long value: only the whole is cut
+    out = issues_mod.bound(text)
+    assert len(out) <= issues_mod.MESSAGE_LIMIT and out.endswith("(20000 characters)")
+    assert issues_mod.bound("short") == "short"

@@ -168,6 +168,23 @@ def test_refused_versions_fail_before_any_write(converged, desired, allow, expec
         extra_vars={"cluster_kubernetes_version": desired, "cluster_allow_version_upgrade": allow},
     )
     assert out["rc"] != 0
+    # the preflight play (first in site.yml) asks the same question read-only and stops the run there
+    (preflight,) = task_results(out, "Check the EKS cluster")
+    assert preflight["failed"] is True and expected in preflight["msg"]
+    assert task_results(out, VERSION_TASK) == []  # the cluster play did not start
+    assert changed_tasks(out) == []
+    # without the preflight, the cluster role refuses it itself, before any write
+    out = run_site(
+        endpoint,
+        "--tags",
+        "cluster",
+        extra_vars={
+            "cluster_kubernetes_version": desired,
+            "cluster_allow_version_upgrade": allow,
+            "karpenter_eks_preflight": False,
+        },
+    )
+    assert out["rc"] != 0
     (version,) = task_results(out, VERSION_TASK)
     assert version["failed"] is True and expected in version["msg"]
     assert changed_tasks(out) == []
