@@ -63,8 +63,12 @@ def moto_snapshot(env):
     snap["vpcs"] = vpcs
     vpc_ids = [v["VpcId"] for v in vpcs]
     if vpc_ids:
+        # AvailableIpAddressCount moves with every instance Karpenter launches or terminates (other tests' pods)
         snap["subnets"] = sorted(
-            c["ec2"].describe_subnets(Filters=[{"Name": "vpc-id", "Values": vpc_ids}])["Subnets"],
+            (
+                {k: v for k, v in s.items() if k != "AvailableIpAddressCount"}
+                for s in c["ec2"].describe_subnets(Filters=[{"Name": "vpc-id", "Values": vpc_ids}])["Subnets"]
+            ),
             key=lambda s: s["SubnetId"],
         )
         snap["security_groups"] = sorted(
