@@ -291,8 +291,8 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_run
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import run as backup_run
 
     IMPORT_ERROR = None
 except ImportError:
@@ -303,7 +303,7 @@ except ImportError:
 def load_backup_s3():
     """The S3 store, imported only when a bucket is given (importing boto3 costs ~0.1 s)."""
     try:
-        from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_s3
+        from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import s3 as backup_s3
     except ImportError:
         return None
     return backup_s3

@@ -5,8 +5,8 @@ import os
 
 import boto3
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_s3
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import s3 as backup_s3
 from botocore.awsrequest import AWSResponse
 
 moto = pytest.importorskip("moto")

@@ -32,8 +32,8 @@ except ImportError:  # pragma: no cover - reported by the module
         pass
 
 
-from .aws import credentials
-from .backup import CREATED_BY, FORMAT_VERSION, BackupError, parse_archive_name
+from ..aws import credentials
+from .core import CREATED_BY, FORMAT_VERSION, BackupError, parse_archive_name
 
 META_CREATED_BY = "created-by"
 META_SHA256 = "archive-sha256"
@@ -269,7 +269,7 @@ class S3Store:
         }
 
     def retention(self, cluster_name, keep_last=None, max_age_days=None, check_mode=False, protect=(), now=None):
-        from .backup import select_expired
+        from .core import select_expired
 
         deleted = []
         for a in select_expired(self.list(cluster_name), keep_last, max_age_days, now=now, protect=protect):
