@@ -186,8 +186,9 @@ notes:
     M(karpenter_eks.platform.node_template). Restored objects carry the label
     C(app.kubernetes.io/managed-by=karpenter_eks.platform).
   - O(state=verified) only verifies an archive; O(state=listed) lists the archives of a cluster.
-  - S3 and KMS calls use botocore's standard retry mode (exponential backoff with jitter on throttling and
-    transient errors, 10 attempts); Kubernetes calls retry HTTP 429/5xx honouring C(Retry-After).
+  - S3 and KMS calls are retried like the AWS modules' calls (amazon.aws's jittered exponential backoff) on
+    throttling, transient errors and connection errors, 10 attempts; Kubernetes calls retry HTTP 429/5xx honouring
+    C(Retry-After).
   - A backup lists each kind with pagination (500 per page); the inventory is streamed to disk page by page.
   - NodeOverlay, KWOKNodeClass and ConfigMap have no pinned schema; before the first real write of a
     restore the apiserver validates them with a server-side dry-run (not in check mode).
