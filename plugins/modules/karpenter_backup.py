@@ -288,7 +288,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws import credentials
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:

@@ -828,7 +828,7 @@ def restore(
 
     A KubeError raised after some objects were written - in the failing kind or a kind before it - carries
     ``result``: the restore so far, with ``changed`` true and ``written`` naming the objects written."""
-    from .. import karpenter_apply
+    from ..apply import karpenter as karpenter_apply
     from ..karpenter import validate as validate_mod
 
     m = archive.manifest
