@@ -5,7 +5,7 @@
 
 Each check returns None when the value is fine, else the problem as one sentence that names the
 parameter, the value (long values shortened, see karpenter.issues.shorten) and the rule; the caller
-raises its own error type (karpenter_apply.InputError, backup.BackupError) before anything is read
+raises its own error type (apply.karpenter.InputError, backup.core.BackupError) before anything is read
 or written. The Ansible argument spec only checks types and choices; these run for every caller.
 """
 

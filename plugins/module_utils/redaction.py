@@ -4,7 +4,7 @@
 """What a credential looks like, in text and under a key (no Ansible import).
 
 One set of rules for the two places that must not let a credential through: ``karpenter_backup`` redacts values
-that match them (backup.redact), and the module layer (kube_module.KubeModule) makes the credentials found in its
+that match them (backup.core.redact), and the module layer (glue.kube_module.KubeModule) makes the credentials found in its
 parameters - a password in user data, a token in a ConfigMap - no_log values, so that no result, ``invocation`` or
 ``-vvv`` output shows them.
 """

@@ -186,8 +186,9 @@ notes:
     M(karpenter_eks.platform.node_template). Restored objects carry the label
     C(app.kubernetes.io/managed-by=karpenter_eks.platform).
   - O(state=verified) only verifies an archive; O(state=listed) lists the archives of a cluster.
-  - S3 and KMS calls use botocore's standard retry mode (exponential backoff with jitter on throttling and
-    transient errors, 10 attempts); Kubernetes calls retry HTTP 429/5xx honouring C(Retry-After).
+  - S3 and KMS calls are retried like the AWS modules' calls (amazon.aws's jittered exponential backoff) on
+    throttling, transient errors and connection errors, 10 attempts; Kubernetes calls retry HTTP 429/5xx honouring
+    C(Retry-After).
   - A backup lists each kind with pagination (500 per page); the inventory is streamed to disk page by page.
   - NodeOverlay, KWOKNodeClass and ConfigMap have no pinned schema; before the first real write of a
     restore the apiserver validates them with a server-side dry-run (not in check mode).
@@ -287,12 +288,12 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws import credentials
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_run
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import run as backup_run
 
     IMPORT_ERROR = None
 except ImportError:
@@ -303,7 +304,7 @@ except ImportError:
 def load_backup_s3():
     """The S3 store, imported only when a bucket is given (importing boto3 costs ~0.1 s)."""
     try:
-        from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_s3
+        from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import s3 as backup_s3
     except ImportError:
         return None
     return backup_s3

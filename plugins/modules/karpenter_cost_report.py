@@ -196,7 +196,7 @@ import traceback
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws import credentials
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, htmlreport
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 UTC = datetime.UTC

@@ -246,7 +246,7 @@ requests:
 """
 
 from ansible.module_utils.urls import open_url
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube_module import KubeModule
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import KubeModule
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 

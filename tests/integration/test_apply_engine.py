@@ -1,6 +1,6 @@
 """The apply engine against the real apiserver: request counts, exact check mode, atomic batches.
 
-These call plugins/module_utils/karpenter_apply.run() with a real KubeApi (the same code path the
+These call plugins/module_utils/apply/karpenter.py's run() with a real KubeApi (the same code path the
 modules take), so the request accounting and the check-mode prediction are checked against what
 the apiserver actually stores.
 """
@@ -8,7 +8,7 @@ the apiserver actually stores.
 import copy
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 

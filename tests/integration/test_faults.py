@@ -35,8 +35,8 @@ import tempfile
 import threading
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, resource, transport
 

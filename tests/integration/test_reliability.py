@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, objects, resource, transport
 

@@ -25,7 +25,7 @@ import re
 
 import pytest
 import yaml
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 

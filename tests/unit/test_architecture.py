@@ -9,7 +9,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 PREFIX = "ansible_collections.karpenter_eks.platform.plugins.module_utils"
 # the Ansible glue: modules' common main()s (and the AWS helpers built on amazon.aws's module_utils)
-GLUE = ("kube_module.py", "aws/")
+GLUE = ("glue/", "aws/")
 
 
 def modules():

@@ -14,7 +14,7 @@ import copy
 import json
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import (
     convert as convert_mod,
 )

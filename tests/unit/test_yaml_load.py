@@ -2,7 +2,8 @@
 
 import pytest
 import yaml
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup, yaml_load
+from ansible_collections.karpenter_eks.platform.plugins.module_utils import yaml_load
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as backup
 
 
 def test_duplicate_key_is_an_error_with_key_and_lines():

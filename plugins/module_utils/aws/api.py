@@ -10,6 +10,10 @@
   ``AWSRetry.jittered_backoff`` decorator: ``aws_retry=True``) through amazon.aws's ``AWSErrorHandler``
   (``common_error_handler`` / ``list_error_handler``), whose errors are :class:`AwsOperationError` naming what
   was being done (``Failed to <what>``, ``Timeout trying to <what>`` for a waiter).
+* :func:`retry_policy` is the one retry decorator of the collection's AWS calls: amazon.aws's
+  ``AWSRetry.jittered_backoff``, which the AWS modules' clients get (runner.py), the cost report's sources call
+  through (cost/aws.py) and the backup's S3 store wraps its clients with (:func:`retrying_client`, backup/s3.py).
+  The callers choose the codes, the attempts and the delays; the loop, the backoff and the jitter are amazon.aws's.
 * :class:`RequestCounter` counts what a botocore client sends, for the ``requests`` of every result.
 """
 
@@ -20,13 +24,58 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+try:
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    HAS_BOTOCORE = True
+except ImportError:  # pragma: no cover - the modules report the missing SDK
+    HAS_BOTOCORE = False
+
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 
 from ..errors import ApiError
 
 READ_PREFIXES = ("Describe", "Get", "List")
+
+# The error codes AWS uses for "slow down": botocore's throttling list (its ``standard`` retry mode), which has
+# Cost Explorer's LimitExceededException and S3's SlowDown. AWSRetry's own list is a subset of these two sets.
+THROTTLING_CODES = frozenset(
+    [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "BandwidthLimitExceeded",
+        "SlowDown",
+        "EC2ThrottledException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "PriorRequestNotComplete",
+    ]
+)
+# ... and for "try again": a service error that a later attempt may not meet
+TRANSIENT_CODES = frozenset(
+    [
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerErrorException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    ]
+)
+CONNECTION_ERROR = "connection error"  # what retry_policy's classification calls a botocore connection error
 
 
 class AwsOperationError(AnsibleAWSError, ApiError):
@@ -46,15 +95,76 @@ class AwsOperationError(AnsibleAWSError, ApiError):
         # PlatformError needs a message: fall back to the SDK error's text.
         message = message or (str(exception) if exception is not None else "AWS operation failed")
         super().__init__(message=message, exception=exception, **kwargs)
-        self.status = _http_status(exception)
+        self.status = http_status(exception)
         self.result = result
 
 
-def _http_status(exception: BaseException | None) -> int | None:
+def http_status(exception: BaseException | None) -> int | None:
+    """The HTTP status of an SDK error's answer (None without one, e.g. a connection error)."""
     response = getattr(exception, "response", None)
     if isinstance(response, dict):
-        return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
     return None
+
+
+def error_code(exception: BaseException | None) -> str | None:
+    """The AWS error code of an SDK error's answer (``Error.Code``), None without one."""
+    response = getattr(exception, "response", None)
+    if isinstance(response, dict):
+        return (response.get("Error") or {}).get("Code")
+    return None
+
+
+def retry_policy(
+    extra_codes: Iterable[str] = (),
+    attempts: int = 10,
+    delay: float = 3,
+    max_delay: float = 60,
+    transient_status: Iterable[int] = (),
+    connection_errors: bool = False,
+) -> Callable:
+    """The one retry decorator: amazon.aws's ``AWSRetry.jittered_backoff`` (at most ``attempts`` calls; before
+    the n-th retry a wait drawn uniformly from [0, min(max_delay, delay * 2^n)]).
+
+    Retried: a botocore ``ClientError`` whose code is in AWSRetry's throttling list or ``extra_codes``; with
+    ``transient_status``, also an answer with one of these HTTP statuses whatever its code says (an HTML page of a
+    proxy or a load balancer has none); with ``connection_errors``, also botocore's connection errors (endpoint
+    unreachable, connection closed, read timeout). Anything else is raised at once. The defaults are the AWS
+    modules' policy (runner.py)."""
+    kind = _retry_class(tuple(sorted(set(transient_status))), bool(connection_errors))
+    return kind.jittered_backoff(
+        retries=max(1, int(attempts)), delay=delay, max_delay=max_delay, catch_extra_error_codes=list(extra_codes)
+    )
+
+
+@functools.cache
+def _retry_class(transient_status: tuple[int, ...], connection_errors: bool) -> type[AWSRetry]:
+    """AWSRetry, or a subclass whose classification also knows HTTP statuses and connection errors."""
+    if not HAS_BOTOCORE or not (transient_status or connection_errors):
+        return AWSRetry
+    markers = frozenset(["HTTP %d" % s for s in transient_status] + ([CONNECTION_ERROR] if connection_errors else []))
+
+    class Retry(AWSRetry):
+        base_class = (ClientError, BotoConnectionError, HTTPClientError) if connection_errors else ClientError
+
+        @staticmethod
+        def status_code_from_exception(error):
+            if not isinstance(error, ClientError):
+                return CONNECTION_ERROR
+            status = http_status(error)
+            return "HTTP %d" % status if status in transient_status else error_code(error)
+
+        @staticmethod
+        def found(response_code, catch_extra_error_codes=None):
+            return response_code in markers or AWSRetry.found(response_code, catch_extra_error_codes)
+
+    return Retry
+
+
+def retrying_client(client: Any, retry: Callable) -> Any:
+    """``client`` as amazon.aws's ``module.client`` returns it: a call with ``aws_retry=True`` goes through
+    ``retry`` (a :func:`retry_policy`), ``client.retry`` is that decorator, ``client.client`` the botocore client."""
+    return RetryingBotoClientWrapper(client, retry)
 
 
 class AwsErrorHandler(AWSErrorHandler):

@@ -32,9 +32,9 @@ except ImportError:  # pragma: no cover - AnsibleAWSModule reports the missing S
     Config = None
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ..errors import PlatformError
+from . import api
 from .api import AwsOperationError, RequestCounter
 
 USER_AGENT = "karpenter_eks.platform"
@@ -54,8 +54,9 @@ def user_agent(module_name: str) -> str:
 
 
 def retry_policy(service: str) -> Callable:
-    """The one retry decorator of the AWS modules' clients: amazon.aws's throttling codes plus the service's."""
-    return AWSRetry.jittered_backoff(catch_extra_error_codes=list(RETRY_CODES.get(service, [])))
+    """The retry decorator of the AWS modules' clients (api.retry_policy's defaults: amazon.aws's
+    ``AWSRetry.jittered_backoff``, 10 attempts): amazon.aws's throttling codes plus the service's."""
+    return api.retry_policy(RETRY_CODES.get(service, []))
 
 
 def run_aws_module(

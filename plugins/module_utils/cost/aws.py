@@ -3,10 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """AWS data sources of the cost report: Cost Explorer, Pricing, EC2 spot price history, CloudWatch.
 
-* One retry policy: every call goes through ``Retry.call``, which retries throttling and transient service
-  errors with jittered exponential backoff. botocore's own retries are switched off on these clients
-  (``total_max_attempts=1``), so the number of attempts is exactly ``retries + 1`` and is the same under
-  botocore's Stubber as against AWS.
+* One retry policy, the collection's: every call goes through ``Retry.call``, which runs it under
+  ``aws.api.retry_policy`` (amazon.aws's ``AWSRetry.jittered_backoff``, as the AWS modules' clients), retrying
+  throttling and transient service errors (and HTTP 502/503/504 answers) with jittered exponential backoff.
+  botocore's own retries are switched off on these clients (``total_max_attempts=1``), so the number of attempts
+  is exactly ``retries + 1`` and is the same under botocore's Stubber as against AWS.
 * One failure rule: a source that fails (access denied, throttled past the retries, endpoint unreachable,
   no credentials, unexpected answer) returns nothing and appends one note that starts with the source's name
   (``cost_explorer:``, ``pricing:``, ``spot_price_history:``, ``cloudwatch:``); the report goes on without it.
@@ -18,10 +19,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import random
-import time
 
-from ..aws import credentials
+from ..aws import api, credentials
 from . import fmt, model
 
 try:
@@ -39,37 +38,9 @@ COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's only endpoint
 PRICING_REGION = "us-east-1"  # the Pricing API answers for every region from us-east-1
 MAX_PRICING_TYPES = 50  # one GetProducts call per instance type
 
-# Error codes AWS uses for "slow down" (botocore's own throttling list plus Cost Explorer's LimitExceededException)
-THROTTLING_CODES = frozenset(
-    [
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-        "BandwidthLimitExceeded",
-        "SlowDown",
-        "EC2ThrottledException",
-        "ProvisionedThroughputExceededException",
-        "PriorRequestNotComplete",
-    ]
-)
-TRANSIENT_CODES = frozenset(
-    [
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "InternalServerErrorException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    ]
-)
+# Retried: AWS's "slow down" and "try again" codes (aws.api's lists), and these HTTP statuses whatever the code
+THROTTLING_CODES = api.THROTTLING_CODES
+TRANSIENT_CODES = api.TRANSIENT_CODES
 TRANSIENT_STATUS = (502, 503, 504)
 ACCESS_DENIED_CODES = frozenset(
     [
@@ -94,17 +65,12 @@ IAM_ACTIONS = {
 }
 
 
-def error_code(exc):
-    response = getattr(exc, "response", None) or {}
-    return (response.get("Error") or {}).get("Code")
-
-
-def http_status(exc):
-    response = getattr(exc, "response", None) or {}
-    return (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+error_code = api.error_code
+http_status = api.http_status
 
 
 def is_retryable(exc):
+    """What ``Retry`` has ``api.retry_policy`` retry (the failure notes say "throttled or failing" for these)."""
     if not HAS_BOTO3 or not isinstance(exc, botocore.exceptions.ClientError):
         return False
     code = error_code(exc)
@@ -112,39 +78,43 @@ def is_retryable(exc):
 
 
 class Retry:
-    """Retries with "equal jitter" exponential backoff: the n-th wait is in [cap/2, cap], cap = min(max, delay*2^n).
+    """The cost sources' calls under the one retry policy (``api.retry_policy``): at most ``retries + 1`` attempts;
+    before the n-th retry a wait drawn from [0, min(max_delay, delay * 2^n)] (amazon.aws's jittered backoff).
 
-    ``attempts`` counts the attempts made per ``service:Operation``; ``waits`` lists the seconds slept.
+    ``attempts`` counts the attempts made per ``service:Operation``, ``retried`` the retries among them; an error
+    that ends a call carries ``karpenter_attempts``, the attempts that call made.
     """
 
-    def __init__(self, retries=5, delay=1.0, max_delay=20.0, sleep=time.sleep, rand=random.random):
+    def __init__(self, retries=5, delay=1.0, max_delay=20.0):
         self.retries = max(0, int(retries))
-        self.delay = delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._rand = rand
+        self.policy = api.retry_policy(
+            THROTTLING_CODES | TRANSIENT_CODES,
+            attempts=self.retries + 1,
+            delay=delay,
+            max_delay=max_delay,
+            transient_status=TRANSIENT_STATUS,
+        )
         self.attempts = {}
         self.retried = {}
-        self.waits = []
 
     def call(self, client, method, **kwargs):
         fn = getattr(client, method)
         key = "%s:%s" % (client.meta.service_model.service_name, client.meta.method_to_api_mapping.get(method, method))
-        attempt = 0
-        while True:
+        made = []
+
+        @self.policy
+        def attempt():
+            if made:
+                self.retried[key] = self.retried.get(key, 0) + 1
+            made.append(key)
             self.attempts[key] = self.attempts.get(key, 0) + 1
-            try:
-                return fn(**kwargs)
-            except Exception as exc:
-                if not is_retryable(exc) or attempt >= self.retries:
-                    exc.karpenter_attempts = attempt + 1
-                    raise
-            cap = min(self.max_delay, self.delay * (2**attempt))
-            wait = cap / 2.0 + self._rand() * cap / 2.0
-            self.waits.append(wait)
-            self.retried[key] = self.retried.get(key, 0) + 1
-            self._sleep(wait)
-            attempt += 1
+            return fn(**kwargs)
+
+        try:
+            return attempt()
+        except Exception as exc:
+            exc.karpenter_attempts = len(made)
+            raise
 
     def summary(self):
         return dict((k, {"attempts": n, "retries": self.retried.get(k, 0)}) for k, n in sorted(self.attempts.items()))

@@ -223,6 +223,29 @@ def test_retry_policy_adds_the_service_codes():
     assert runner.user_agent("karpenter_eks.platform.ec2_tags") == "karpenter_eks.platform/ec2_tags"
 
 
+def test_the_modules_policy_is_amazon_aws_jittered_backoff(monkeypatch):
+    """api.retry_policy's defaults are the modules' policy: AWSRetry.jittered_backoff, 10 attempts, codes only (a
+    503 without a retried code is not retried; the cost report and the backup's S3 store ask for statuses too)."""
+    import time
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # AWSRetry's backoff
+    for error, attempts in (
+        (ClientError({"Error": {"Code": "Throttling"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "X"), 10),
+        (ClientError({"Error": {"Code": "Unknown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "X"), 1),
+        (ClientError({"Error": {"Code": "ResourceInUseException"}}, "X"), 10),
+    ):
+        calls = []
+
+        @runner.retry_policy("eks")
+        def call(error=error, calls=calls):
+            calls.append(1)
+            raise error
+
+        with pytest.raises(ClientError):
+            call()
+        assert len(calls) == attempts
+
+
 def test_eks_resource_in_use_is_retried(monkeypatch):
     """EKS's ResourceInUseException (a change still being applied) is retried by the modules' policy."""
     import time

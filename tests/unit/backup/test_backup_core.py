@@ -14,8 +14,8 @@ import tarfile
 import time
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_run
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import run as backup_run
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import default
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import resource
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube.client import KubeError
@@ -436,7 +436,7 @@ def test_killed_backup_leaves_only_a_hidden_partial_file(tmp_path):
     out = str(tmp_path / "out")
     script = (
         "import os, tarfile, sys\n"
-        "from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk\n"
+        "from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk\n"
         "staging = bk.stage_dir()\n"
         "open(os.path.join(staging, 'a'), 'wb').write(os.urandom(1 << 20))\n"
         "manifest = dict(format=bk.FORMAT, format_version=1, files=[dict(path='a'), dict(path='a')])\n"
@@ -469,7 +469,7 @@ def test_later_run_removes_leftovers_of_a_killed_run_not_of_a_live_one(tmp_path)
     os.makedirs(tmp)
     script = (
         "import os, sys, time\n"
-        "from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk\n"
+        "from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk\n"
         "staging = bk.stage_dir()\n"
         "open(os.path.join(staging, 'a'), 'wb').write(b'x')\n"
         "os.makedirs(sys.argv[1], exist_ok=True)\n"

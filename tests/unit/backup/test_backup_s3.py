@@ -2,12 +2,15 @@
 
 import datetime
 import os
+import types
 
 import boto3
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup as bk
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import backup_s3
+from ansible_collections.amazon.aws.plugins.module_utils import cloud as aws_cloud
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import core as bk
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.backup import s3 as backup_s3
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 moto = pytest.importorskip("moto")
 
@@ -103,9 +106,21 @@ def test_retention_deletes_only_our_old_archives(aws, tmp_path):
     assert [a["name"] for a in store.list("prod")] == [names[3], names[2], foreign]
 
 
-def test_throttling_is_retried_with_backoff(aws, tmp_path):
+def test_throttling_is_retried_with_backoff(aws, tmp_path, monkeypatch):
+    """S3 throttling is retried by the collection's one retry policy (aws.api.retry_policy: amazon.aws's
+    AWSRetry, whose loop sleeps here), not by botocore's retry mode, which is off."""
+    sleeps, loops = [], []
+    real_loop = aws_cloud._retry_func
+
+    def loop(**kwargs):
+        loops.append(kwargs["retries"])
+        return real_loop(**kwargs)
+
+    monkeypatch.setattr(aws_cloud, "time", types.SimpleNamespace(sleep=sleeps.append))
+    monkeypatch.setattr(aws_cloud, "random", types.SimpleNamespace(uniform=lambda low, high: high))
+    monkeypatch.setattr(aws_cloud, "_retry_func", loop)
     store = backup_s3.S3Store("bkt-unit")
-    assert store.s3.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
+    assert store.s3.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
     calls = []
 
     def throttle(request, **kwargs):
@@ -119,7 +134,36 @@ def test_throttling_is_retried_with_backoff(aws, tmp_path):
     path, name, digest = archive(tmp_path, T0)
     store.upload(path, name, digest, "prod")
     assert len(calls) == 3
+    assert sleeps == [1, 2]  # jittered waits at their cap: 1 s doubling
+    assert loops[0] == 10  # PutObject: max_attempts attempts at most
     assert store.list("prod")[0]["name"] == name
+
+
+@pytest.mark.parametrize(
+    "error, retried",
+    [
+        (ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"), True),
+        (ClientError({"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "X"), True),
+        (ClientError({"Error": {}, "ResponseMetadata": {"HTTPStatusCode": 502}}, "X"), True),
+        (EndpointConnectionError(endpoint_url="https://s3.example"), True),
+        (ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "X"), False),
+        (ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadObject"), False),
+    ],
+)
+def test_what_the_s3_policy_retries(monkeypatch, error, retried):
+    monkeypatch.setattr(aws_cloud, "time", types.SimpleNamespace(sleep=lambda seconds: None))
+    session = boto3.session.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1")
+    policy = backup_s3.S3Store("bkt-unit", max_attempts=3, session=session).retry
+    calls = []
+
+    @policy
+    def call():
+        calls.append(1)
+        raise error
+
+    with pytest.raises(type(error)):
+        call()
+    assert len(calls) == (3 if retried else 1)
 
 
 class _Raw:

@@ -5,18 +5,22 @@ on demand, and has no Pricing API at all, so these tests use botocore's ``Stubbe
 response) is validated against the real service model and consumed in order, and ``assert_no_pending_responses``
 proves the code made exactly the calls queued, i.e. that it really retried. botocore's own retries are off on the
 clients (as in the product code: ``total_max_attempts=1``), and a Stubber answer bypasses them anyway; the
-retries counted here are the collection's own (``cost.aws.Retry``). The unreachable-endpoint cases use real
-botocore clients pointed at a closed port on 127.0.0.1 (no Stubber: the connection really fails).
+retries counted here are the collection's own (``cost.aws.Retry`` over ``aws.api.retry_policy``, amazon.aws's
+``AWSRetry``). The unreachable-endpoint cases use real botocore clients pointed at a closed port on 127.0.0.1
+(no Stubber: the connection really fails).
 """
 
 import datetime
 import json
 import socket
 import time
+import types
 
 import boto3
 import botocore.config
 import pytest
+from ansible_collections.amazon.aws.plugins.module_utils import cloud as aws_cloud
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.aws import api
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import aws as caws
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost import collect, fmt, model
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.cost_data import prices_us_east_1 as table
@@ -26,6 +30,18 @@ UTC = datetime.UTC
 NOW = datetime.datetime(2026, 7, 8, 12, 0, tzinfo=UTC)
 START, END = datetime.date(2026, 7, 1), datetime.date(2026, 7, 3)
 NO_RETRY = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
+SLEEPS = []
+
+
+@pytest.fixture(autouse=True)
+def backoff(monkeypatch):
+    """The retries run in amazon.aws's loop (``cloud._retry_func``, through ``api.retry_policy``), which sleeps with
+    ``time.sleep`` and jitters with ``random.uniform``: here its sleeps are recorded, not slept, and every jittered
+    wait is its upper bound (the cap: ``delay * 2^n``, at most ``max_delay``)."""
+    SLEEPS.clear()
+    monkeypatch.setattr(aws_cloud, "time", types.SimpleNamespace(sleep=SLEEPS.append))
+    monkeypatch.setattr(aws_cloud, "random", types.SimpleNamespace(uniform=lambda low, high: high))
+    return SLEEPS
 
 
 def closed_port():
@@ -43,13 +59,13 @@ def raw_client(service, region="us-east-1", endpoint="http://127.0.0.1:1"):
 
 
 class Stubs:
-    """Stubbed clients per service plus an Aws that uses them with a recording, non-sleeping Retry."""
+    """Stubbed clients per service plus an Aws that uses them (sleeps recorded by the ``backoff`` fixture)."""
 
     def __init__(self, retries=3, region="us-east-1", real=None):
         self.region = region
-        self.sleeps = []
+        self.sleeps = SLEEPS
         self.clients, self.stubs = dict(real or {}), {}
-        self.retry = caws.Retry(retries=retries, delay=1.0, max_delay=20.0, sleep=self.sleeps.append, rand=lambda: 1.0)
+        self.retry = caws.Retry(retries=retries, delay=1.0, max_delay=20.0)
         self.aws = caws.Aws(
             {"region": region}, retry=self.retry, client_factory=lambda service, _r: self._client(service)
         )
@@ -266,7 +282,7 @@ def test_throttled_call_is_retried_with_backoff_then_succeeds(source, code, stat
     check(result)
     assert not [n for n in notes if "unavailable" in n], notes
     assert stubs.retry.retried[op] == 2
-    assert stubs.sleeps == [1.0, 2.0]  # rand=1.0: the cap of each wait, doubling from 1 s
+    assert stubs.sleeps == [1.0, 2.0]  # the cap of each wait (see backoff), doubling from 1 s
 
 
 @pytest.mark.parametrize("source,code,status", THROTTLES[::2])
@@ -285,10 +301,11 @@ def test_throttled_past_the_retries_degrades_to_a_note(source, code, status):
     assert code in notes[0]
 
 
-def test_backoff_doubles_with_jitter_and_is_capped():
-    waits = []
-    for rand in (0.0, 1.0):
-        r = caws.Retry(retries=6, delay=1.0, max_delay=8.0, sleep=waits.append, rand=lambda rand=rand: rand)
+def test_backoff_doubles_with_jitter_and_is_capped(monkeypatch):
+    for fraction in (0.0, 1.0):
+        jitter = types.SimpleNamespace(uniform=lambda low, high, f=fraction: low + (high - low) * f)
+        monkeypatch.setattr(aws_cloud, "random", jitter)
+        r = caws.Retry(retries=6, delay=1.0, max_delay=8.0)
         client = raw_client("cloudwatch")
         with Stubber(client) as stub:
             for _attempt in range(6):
@@ -296,12 +313,22 @@ def test_backoff_doubles_with_jitter_and_is_capped():
             stub.add_response("get_metric_data", CW_ANSWER)
             r.call(client, "get_metric_data", MetricDataQueries=[], StartTime=NOW, EndTime=NOW)
             stub.assert_no_pending_responses()
-    # rand=0 -> half the cap, rand=1 -> the cap; caps 1, 2, 4, 8, 8, 8 (max_delay 8)
-    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    # each wait is drawn from [0, cap]: the bottom of the draw, then its top; caps 1, 2, 4, 8, 8, 8 (max_delay 8)
+    assert SLEEPS == [0.0] * 6 + [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
-def test_default_retry_jitters_within_bounds_and_really_sleeps():
-    r = caws.Retry(retries=2, delay=0.01, max_delay=1.0)  # real time.sleep and random
+def test_default_retry_jitters_within_bounds_and_really_sleeps(monkeypatch):
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    import random
+
+    monkeypatch.setattr(aws_cloud, "time", types.SimpleNamespace(sleep=sleep))  # real time.sleep and random
+    monkeypatch.setattr(aws_cloud, "random", random)
+    r = caws.Retry(retries=2, delay=0.01, max_delay=1.0)
     client = raw_client("ce")
     t0 = time.monotonic()
     with Stubber(client) as stub:
@@ -310,8 +337,39 @@ def test_default_retry_jitters_within_bounds_and_really_sleeps():
         stub.add_response("get_cost_and_usage", ce_answer([1, 2]))
         r.call(client, "get_cost_and_usage", **ce_params(BY_TYPE))
         stub.assert_no_pending_responses()
-    assert 0.005 <= r.waits[0] <= 0.01 and 0.01 <= r.waits[1] <= 0.02
-    assert time.monotonic() - t0 >= sum(r.waits)
+    assert len(waits) == 2 and 0 <= waits[0] <= 0.01 and 0 <= waits[1] <= 0.02
+    assert time.monotonic() - t0 >= sum(waits)
+
+
+def test_throttling_is_retried_by_the_shared_aws_retry_policy(monkeypatch):
+    """cost.aws.Retry has no retry loop of its own: it is built by aws.api.retry_policy (the AWS modules' policy,
+    amazon.aws's AWSRetry.jittered_backoff) and its retries run in amazon.aws's loop."""
+    policies, loops = [], []
+    real_policy, real_loop = api.retry_policy, aws_cloud._retry_func
+
+    def policy(*args, **kwargs):
+        policies.append((args, kwargs))
+        return real_policy(*args, **kwargs)
+
+    def loop(**kwargs):
+        loops.append(kwargs["retries"])
+        return real_loop(**kwargs)
+
+    monkeypatch.setattr(api, "retry_policy", policy)
+    monkeypatch.setattr(aws_cloud, "_retry_func", loop)
+    r = caws.Retry(retries=3)
+    [((codes,), kwargs)] = policies
+    assert {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded", "SlowDown"} <= set(codes)
+    assert kwargs == {"attempts": 4, "delay": 1.0, "max_delay": 20.0, "transient_status": (502, 503, 504)}
+    client = raw_client("ce")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_cost_and_usage", "ThrottlingException", http_status_code=400)
+        stub.add_client_error("get_cost_and_usage", "Unknown", http_status_code=503)  # no code: the status says
+        stub.add_response("get_cost_and_usage", ce_answer([1, 2]))
+        r.call(client, "get_cost_and_usage", **ce_params(BY_TYPE))
+        stub.assert_no_pending_responses()
+    assert loops == [4] and SLEEPS == [1.0, 2.0]
+    assert r.summary() == {"ce:GetCostAndUsage": {"attempts": 3, "retries": 2}}
 
 
 def test_clients_have_botocore_retries_off_and_short_connect_timeout():
@@ -367,7 +425,7 @@ def test_no_credentials_is_a_note(monkeypatch, tmp_path):
     notes = []
     assert caws.cloudwatch(aws, "prod", START, END, notes) is None
     assert len(notes) == 1 and notes[0].startswith("cloudwatch: unavailable, no AWS credentials"), notes
-    assert aws.retry.waits == []
+    assert SLEEPS == []
 
 
 # ------------------------------------------------------------------------------------------ the whole report

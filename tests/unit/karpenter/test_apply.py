@@ -3,7 +3,7 @@
 import copy
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import default
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, resource
 

@@ -4,7 +4,7 @@ import copy
 import json
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import issues as issues_mod
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.issues import Issue, object_ref
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate_batch

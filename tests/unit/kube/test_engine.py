@@ -6,7 +6,7 @@ import http.client
 import json
 
 import pytest
-from ansible_collections.karpenter_eks.platform.plugins.module_utils import karpenter_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.apply import karpenter as karpenter_apply
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client as kclient
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import engine, resource
 from kubefakes import Stream, direct_api, event, status_body

@@ -1,4 +1,4 @@
-"""The module layer (kube_module.py): a module's main() run as Ansible runs it, its JSON
+"""The module layer (glue/kube_module.py): a module's main() run as Ansible runs it, its JSON
 output read back. The API below it is a real KubeApi over a scripted connection (kubefakes)."""
 
 import json

@@ -24,11 +24,11 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
-from . import param_checks, redaction
-from .errors import InputError, PlatformError
-from .karpenter.issues import bound
-from .kube import client as kclient
-from .kube import transport
+from .. import param_checks, redaction
+from ..errors import InputError, PlatformError
+from ..karpenter.issues import bound
+from ..kube import client as kclient
+from ..kube import transport
 
 MAX_REQUEST_TIMEOUT = 86400
 
@@ -146,7 +146,7 @@ def _karpenter_apply():
     """(karpenter_apply, None), or (None, traceback) when cel-python is missing. Imported on use: the modules
     that only need KubeModule do not load the validator."""
     try:
-        from . import karpenter_apply
+        from ..apply import karpenter as karpenter_apply
 
         return karpenter_apply, None
     except ImportError:
@@ -195,7 +195,7 @@ def run_apply(module: KubeModule, kind_name: str, **run_args: Any) -> None:
     karpenter_apply, import_error = _karpenter_apply()
     if karpenter_apply is None:
         module.fail_json(msg=missing_required_lib("cel-python"), exception=import_error)
-    from .kube import resource
+    from ..kube import resource
 
     kind = {"NodePool": resource.NODEPOOL, "EC2NodeClass": resource.EC2NODECLASS}[kind_name]
     p = module.params
@@ -253,7 +253,7 @@ OBJECTS_SPEC = dict(
 
 def run_objects() -> None:
     """k8s_objects: converge plain Kubernetes objects with server-side apply."""
-    from .kube import objects
+    from ..kube import objects
 
     module = KubeModule(argument_spec=OBJECTS_SPEC, supports_check_mode=True)
     p = module.params
@@ -287,7 +287,7 @@ INFO_SPEC = dict(
 
 def run_info() -> None:
     """karpenter_info: NodePools, EC2NodeClasses and NodeClaims with their readiness and usage."""
-    from .kube import info
+    from ..kube import info
 
     module = KubeModule(argument_spec=INFO_SPEC, supports_check_mode=True)
     p = module.params

@@ -7,8 +7,10 @@
   S3 verifies, and metadata marking them as ours (retention only ever deletes marked objects).
 * SSE-KMS with a given key: the key is checked before the upload and the stored object's encryption is
   checked after it. Restores compare the object's key with the expected one before downloading.
-* Throttling and transient errors: botocore's ``standard`` retry mode (exponential backoff with jitter,
-  ``max_attempts``), plus the same classification for our own messages.
+* Throttling and transient errors: the collection's one retry policy (``aws.api.retry_policy``, amazon.aws's
+  ``AWSRetry.jittered_backoff``, as the AWS modules' clients), with what botocore's ``standard`` retry mode retried
+  here before: throttling and transient codes, HTTP 429/500/502/503/504, connection errors; ``max_attempts``
+  attempts of every call. botocore's own retries are off (``total_max_attempts=1``), so they do not multiply.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ except ImportError:  # pragma: no cover - reported by the module
         pass
 
 
-from .aws import credentials
-from .backup import CREATED_BY, FORMAT_VERSION, BackupError, parse_archive_name
+from ..aws import api, credentials
+from .core import CREATED_BY, FORMAT_VERSION, BackupError, parse_archive_name
 
 META_CREATED_BY = "created-by"
 META_SHA256 = "archive-sha256"
 META_FORMAT = "format-version"
 META_CLUSTER = "cluster-name"
+# What is retried besides the throttling/transient codes (botocore's standard retry mode's statuses)
+RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
 def _code(exc):
@@ -86,11 +90,22 @@ class S3Store:
         if session is None:
             session = boto3.session.Session(**credentials.session_kwargs(aws))
         config = Config(
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": 1},  # retried by self.retry instead
             user_agent_extra="karpenter_eks.platform/karpenter_backup",
         )
-        self.s3 = session.client("s3", config=config, **credentials.client_kwargs(aws))
-        self.kms = session.client("kms", config=config, **credentials.client_kwargs(aws))
+        self.retry = api.retry_policy(
+            api.THROTTLING_CODES | api.TRANSIENT_CODES,
+            attempts=max_attempts,
+            delay=1,
+            max_delay=20,
+            transient_status=RETRY_STATUS,
+            connection_errors=True,
+        )
+        # calls made with aws_retry=True go through self.retry (amazon.aws's RetryingBotoClientWrapper)
+        self.s3 = api.retrying_client(session.client("s3", config=config, **credentials.client_kwargs(aws)), self.retry)
+        self.kms = api.retrying_client(
+            session.client("kms", config=config, **credentials.client_kwargs(aws)), self.retry
+        )
         self._kms_arn = None
 
     def uri(self, key):
@@ -103,7 +118,7 @@ class S3Store:
     def check_bucket(self):
         """Raise BackupError when the bucket is missing/forbidden; return its versioning status."""
         try:
-            self.s3.head_bucket(Bucket=self.bucket)
+            self.s3.head_bucket(aws_retry=True, Bucket=self.bucket)
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
                 raise BackupError("s3://%s: the bucket does not exist" % self.bucket)
@@ -111,7 +126,7 @@ class S3Store:
         except BotoCoreError as exc:
             raise BackupError("s3://%s: %s" % (self.bucket, exc))
         try:
-            return self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status") or "Disabled"
+            return self.s3.get_bucket_versioning(aws_retry=True, Bucket=self.bucket).get("Status") or "Disabled"
         except ClientError:
             return "Unknown"
 
@@ -120,7 +135,7 @@ class S3Store:
         if not self.kms_key_id:
             return None, None
         try:
-            meta = self.kms.describe_key(KeyId=self.kms_key_id)["KeyMetadata"]
+            meta = self.kms.describe_key(aws_retry=True, KeyId=self.kms_key_id)["KeyMetadata"]
         except ClientError as exc:
             if _code(exc) in ("AccessDeniedException", "AccessDenied"):
                 return None, "cannot describe KMS key %s (access denied); the upload will tell" % self.kms_key_id
@@ -158,8 +173,8 @@ class S3Store:
             extra["ServerSideEncryption"] = "aws:kms"
             extra["SSEKMSKeyId"] = self.kms_key_id
         try:
-            resp = self.s3.put_object(**extra)
-            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+            resp = self.s3.put_object(aws_retry=True, **extra)
+            head = self.s3.head_object(aws_retry=True, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             raise BackupError(explain(exc, "upload to %s" % self.uri(key)))
         except BotoCoreError as exc:
@@ -182,7 +197,7 @@ class S3Store:
 
     def delete(self, key):
         try:
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
+            self.s3.delete_object(aws_retry=True, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             raise BackupError(explain(exc, "delete %s" % self.uri(key)))
 
@@ -191,7 +206,8 @@ class S3Store:
         """Archives under the prefix named by this module (newest first); metadata is checked on delete."""
         out = []
         try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            paginator = self.s3.get_paginator("list_objects_v2")
+            pages = self.retry(lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)))()
             for page in pages:
                 for o in page.get("Contents") or []:
                     name = o["Key"][len(self.prefix) :]
@@ -217,7 +233,7 @@ class S3Store:
 
     def is_ours(self, key):
         try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+            head = self.s3.head_object(aws_retry=True, Bucket=self.bucket, Key=key)
         except ClientError:
             return False
         return (head.get("Metadata") or {}).get(META_CREATED_BY) == CREATED_BY
@@ -226,7 +242,7 @@ class S3Store:
         """Download ``key`` to ``path``; verifies the SSE-KMS key (when given) and the archive sha256."""
         what = self.uri(key)
         try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+            head = self.s3.head_object(aws_retry=True, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             raise BackupError(explain(exc, what))
         except BotoCoreError as exc:
@@ -245,7 +261,7 @@ class S3Store:
                     )
                 )
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+            body = self.s3.get_object(aws_retry=True, Bucket=self.bucket, Key=key)["Body"]
             h = hashlib.sha256()
             with open(path, "wb") as f:
                 for chunk in iter(lambda: body.read(1 << 20), b""):
@@ -269,7 +285,7 @@ class S3Store:
         }
 
     def retention(self, cluster_name, keep_last=None, max_age_days=None, check_mode=False, protect=(), now=None):
-        from .backup import select_expired
+        from .core import select_expired
 
         deleted = []
         for a in select_expired(self.list(cluster_name), keep_last, max_age_days, now=now, protect=protect):

@@ -13,15 +13,15 @@ import copy
 import dataclasses
 from typing import Any
 
-from . import param_checks
-from .errors import InputError
-from .karpenter import convert as convert_mod
-from .karpenter import validate as validate_mod
-from .karpenter.issues import ERROR, Issue, shorten
-from .karpenter.schema import type_name
-from .kube import engine, resource
-from .kube.client import KubeError
-from .kube.resource import Resource
+from .. import param_checks
+from ..errors import InputError
+from ..karpenter import convert as convert_mod
+from ..karpenter import validate as validate_mod
+from ..karpenter.issues import ERROR, Issue, shorten
+from ..karpenter.schema import type_name
+from ..kube import engine, resource
+from ..kube.client import KubeError
+from ..kube.resource import Resource
 
 
 def check_timeouts(wait_timeout=None, request_timeout=None):

@@ -44,12 +44,12 @@ import tempfile
 import threading
 import zlib
 
-from . import yaml_emit, yaml_load
-from .errors import PlatformError
-from .karpenter.issues import shorten
-from .kube import engine, resource
-from .kube.client import KubeError
-from .redaction import SECRET_KEY_RE, secret_reason
+from .. import yaml_emit, yaml_load
+from ..errors import PlatformError
+from ..karpenter.issues import shorten
+from ..kube import engine, resource
+from ..kube.client import KubeError
+from ..redaction import SECRET_KEY_RE, secret_reason
 
 try:
     import yaml
@@ -442,7 +442,7 @@ def collect(
     now=None,
 ):
     """Read the cluster into ``staging`` (a directory); returns the manifest dict (not yet written)."""
-    from .karpenter import crds as crds_mod
+    from ..karpenter import crds as crds_mod
 
     now = now or utcnow()
     files, redactions, counts = [], [], {}
@@ -828,8 +828,8 @@ def restore(
 
     A KubeError raised after some objects were written - in the failing kind or a kind before it - carries
     ``result``: the restore so far, with ``changed`` true and ``written`` naming the objects written."""
-    from . import karpenter_apply
-    from .karpenter import validate as validate_mod
+    from ..apply import karpenter as karpenter_apply
+    from ..karpenter import validate as validate_mod
 
     m = archive.manifest
     src_cluster = m.get("cluster_name")

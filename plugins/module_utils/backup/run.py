@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The four operations of karpenter_backup (present, restored, verified, listed) over the local and S3 stores.
 
-Plain Python: ``api`` is a kube.client.KubeApi (or None when not needed), ``store`` a backup_s3.S3Store
+Plain Python: ``api`` is a kube.client.KubeApi (or None when not needed), ``store`` an s3.S3Store
 (or None), ``p`` the module's parameters as a dict.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 
-from . import backup as bk
-from . import param_checks as pc
+from .. import param_checks as pc
+from . import core as bk
 
 STATES = ("present", "restored", "verified", "listed")
 SECRET_POLICIES = ("redact", "fail")

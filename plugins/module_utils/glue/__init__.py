@@ -1,0 +1,9 @@
+# Copyright: karpenter_eks.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Ansible glue of the Kubernetes-side modules (with aws/runner.py for the AWS modules, the only code of
+plugins/module_utils that imports Ansible):
+
+* ``kube_module``: ``KubeModule`` (connect, requests, warnings, --diff, every error -> fail_json) and the shared
+  main()s ``run_apply``, ``run_objects``, ``run_info``, ``build_module``.
+"""
