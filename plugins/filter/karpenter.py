@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Ansible filters over the Karpenter v1 domain core: ``karpenter_convert``, ``karpenter_validate``,
-``karpenter_manifest``, ``karpenter_manifest_mismatches`` and ``karpenter_label_select``.
+``karpenter_manifest``, ``karpenter_manifest_mismatches``, ``karpenter_label_select``,
+``karpenter_lint_helm_values`` and ``karpenter_lint_controller_policy``.
 
 Documentation: one ``<filter>.yml`` per filter beside this file.
 """
@@ -13,6 +14,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import yaml_load
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import compare
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.convert import convert
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.lint import (
+    lint_controller_policy,
+    lint_helm_values,
+)
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate_batch
 
 try:
@@ -149,6 +154,37 @@ def karpenter_label_select(objs, selector):
     return out
 
 
+def _mapping_or_yaml(data, filter_name, what):
+    """One mapping, or a YAML string of one mapping (the rendered values file)."""
+    if isinstance(data, str):
+        if yaml is None:
+            raise AnsibleFilterError("%s: PyYAML is required to parse a YAML string" % filter_name)
+        try:
+            data = yaml_load.load(data)
+        except yaml.YAMLError as exc:
+            raise AnsibleFilterError("%s: input is not valid YAML: %s" % (filter_name, exc))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AnsibleFilterError("%s: expected %s (a mapping), got %s" % (filter_name, what, type(data).__name__))
+    return data
+
+
+def karpenter_lint_helm_values(values, name="karpenter"):
+    """Lint the Helm values of the karpenter chart (KPL029): errors and warnings, as dicts."""
+    values = _mapping_or_yaml(values, "karpenter_lint_helm_values", "Helm values")
+    return [issue.to_dict() for issue in lint_helm_values(values, name=name)]
+
+
+def karpenter_lint_controller_policy(documents, name="ControllerPolicy"):
+    """Lint the controller's IAM policy documents together (KPL028): errors, as dicts."""
+    if isinstance(documents, (list, tuple)):
+        docs = [_mapping_or_yaml(d, "karpenter_lint_controller_policy", "a policy document") for d in documents]
+    else:
+        docs = [_mapping_or_yaml(documents, "karpenter_lint_controller_policy", "a policy document")]
+    return [issue.to_dict() for issue in lint_controller_policy(docs, name=name)]
+
+
 class FilterModule:
     """Karpenter v1 filters."""
 
@@ -159,4 +195,6 @@ class FilterModule:
             "karpenter_manifest": karpenter_manifest,
             "karpenter_manifest_mismatches": karpenter_manifest_mismatches,
             "karpenter_label_select": karpenter_label_select,
+            "karpenter_lint_helm_values": karpenter_lint_helm_values,
+            "karpenter_lint_controller_policy": karpenter_lint_controller_policy,
         }

@@ -64,7 +64,7 @@ RULES = {
     "KPL026": (ERROR, "duplicate object in the batch"),
     "KPL027": (WARNING, "obsolete Karpenter metric names (pre-v1)"),
     "KPL028": (ERROR, "controller IAM policy uses alpha tag conditions or lacks v1 permissions"),
-    "KPL029": (WARNING, "obsolete Helm values (pre-v1 settings)"),
+    "KPL029": (WARNING, "Helm values the v1 chart ignores or lacks (pre-v1 settings, clusterName, interruptionQueue)"),
     "KPL030": (WARNING, "requirement key karpenter.sh/provisioner-name or node.kubernetes.io/instance-family"),
     "KPL031": (ERROR, "template annotations a NodeClaim/Node cannot carry (invalid key, more than 256 KiB in total)"),
     "KPL032": (ERROR, "more than 50 tags per instance: spec.tags plus the 6 Karpenter adds (EC2's limit)"),
@@ -1043,11 +1043,65 @@ def lint_controller_policy(doc, name="ControllerPolicy"):
     return out
 
 
+def _blank(value):
+    """A Helm value that is not set: absent, null, or a string of blanks."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def lint_helm_values(values, name="karpenter"):
-    """Lint Helm values of the karpenter chart for pre-v1 settings (KPL029)."""
+    """Lint Helm values of the karpenter chart (v1.15 layout) (KPL029): pre-v1 settings (warnings), no
+    ``settings.clusterName`` (error: the chart refuses to render and the controller does not start without it), a
+    top-level ``resources`` (error: the chart ignores it, the controller's are ``controller.resources``), no
+    ``settings.interruptionQueue`` and no ``controller.resources.requests`` (warnings)."""
     ref = "HelmValues/%s" % name
     out = []
     settings = _dict(_dict(values).get("settings"))
+    if _blank(settings.get("clusterName")):
+        out.append(
+            _issue(
+                ref,
+                "settings.clusterName",
+                "KPL029",
+                "settings.clusterName is not set: the chart cannot be installed and the controller does not start "
+                "without it",
+                "the EKS cluster's name",
+                severity=ERROR,
+            )
+        )
+    if _blank(settings.get("interruptionQueue")):
+        out.append(
+            _issue(
+                ref,
+                "settings.interruptionQueue",
+                "KPL029",
+                "settings.interruptionQueue is not set: spot interruptions, rebalance recommendations, scheduled "
+                "maintenance and instance state changes are not handled (nodes vanish without a drain)",
+                "the name of the SQS queue the EventBridge rules send to",
+            )
+        )
+    if "resources" in _dict(values):
+        out.append(
+            _issue(
+                ref,
+                "resources",
+                "KPL029",
+                "top-level resources is ignored by the chart: the controller gets no requests or limits from it",
+                "controller.resources",
+                severity=ERROR,
+            )
+        )
+    resources = _dict(_get(values, "controller", "resources"))
+    if not resources.get("requests"):
+        out.append(
+            _issue(
+                ref,
+                "controller.resources.requests",
+                "KPL029",
+                "controller.resources.requests is not set (recommended: 1 CPU and 1Gi)%s"
+                % ("" if resources.get("limits") else ": the controller pods are BestEffort, the first evicted"),
+                "controller.resources: {requests: {cpu: '1', memory: 1Gi}, limits: {cpu: '1', memory: 1Gi}}",
+            )
+        )
     if "aws" in settings:
         out.append(
             _issue(

@@ -15,6 +15,8 @@ def test_filters_are_registered():
     assert sorted(FILTERS) == [
         "karpenter_convert",
         "karpenter_label_select",
+        "karpenter_lint_controller_policy",
+        "karpenter_lint_helm_values",
         "karpenter_manifest",
         "karpenter_manifest_mismatches",
         "karpenter_validate",
@@ -70,7 +72,10 @@ def test_bad_input_raises_filter_error():
         FILTERS["karpenter_validate"]({}, known_nodeclasses="default")
 
 
-@pytest.mark.parametrize("name", ["karpenter_convert", "karpenter_validate"])
+@pytest.mark.parametrize(
+    "name",
+    ["karpenter_convert", "karpenter_validate", "karpenter_lint_helm_values", "karpenter_lint_controller_policy"],
+)
 def test_filter_docs(name):
     with open(os.path.join(FILTER_DIR, name + ".yml")) as fh:
         doc = yaml.safe_load(fh)
@@ -179,3 +184,44 @@ def test_yaml_string_with_a_duplicate_key_is_an_error_naming_the_key_and_line():
             FILTERS[name](text)
         message = str(exc.value)
         assert "duplicate key 'taints'" in message and "line 10" in message and "first at line 7" in message
+
+
+def test_lint_helm_values_returns_errors_and_warnings():
+    values = {"settings": {"clusterName": ""}, "resources": {"requests": {"cpu": "1"}}}
+    issues = FILTERS["karpenter_lint_helm_values"](values, name="rel")
+    assert [(i["rule"], i["path"], i["severity"]) for i in issues] == [
+        ("KPL029", "settings.clusterName", "error"),
+        ("KPL029", "settings.interruptionQueue", "warning"),
+        ("KPL029", "resources", "error"),
+        ("KPL029", "controller.resources.requests", "warning"),
+    ]
+    assert all(i["object"] == "HelmValues/rel" and i["text"] and i["message"] for i in issues)
+    assert issues[2]["hint"] == "controller.resources"
+    text = "settings: {clusterName: c, interruptionQueue: q}\ncontroller: {resources: {requests: {cpu: '1'}}}\n"
+    assert FILTERS["karpenter_lint_helm_values"](text) == []
+    with pytest.raises(AnsibleFilterError, match="mapping"):
+        FILTERS["karpenter_lint_helm_values"]([1])
+    with pytest.raises(AnsibleFilterError, match="not valid YAML"):
+        FILTERS["karpenter_lint_helm_values"]("a: 1\na: 2\n")
+
+
+def test_lint_controller_policy():
+    complete = {"Statement": [{"Effect": "Allow", "Action": ["iam:*", "ec2:*"], "Resource": "*"}]}
+    # the permissions may be spread over several documents (the role's managed policies)
+    split = [
+        {"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]},
+        {"Statement": {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}},
+    ]
+    assert FILTERS["karpenter_lint_controller_policy"](complete) == []
+    assert FILTERS["karpenter_lint_controller_policy"](split) == []
+    (issue,) = FILTERS["karpenter_lint_controller_policy"](split[:1], name="p")
+    assert (issue["rule"], issue["path"], issue["severity"], issue["object"]) == (
+        "KPL028",
+        "Statement",
+        "error",
+        "IAMPolicy/p",
+    )
+    assert "missing v1 controller permissions" in issue["message"] and "ec2:" in issue["message"]
+    assert "iam:" not in issue["message"]
+    with pytest.raises(AnsibleFilterError, match="policy document"):
+        FILTERS["karpenter_lint_controller_policy"](["x"])

@@ -453,12 +453,91 @@ def test_controller_policy():
 
 
 # KPL029
+GOOD_HELM_VALUES = {
+    "settings": {"clusterName": "x", "interruptionQueue": "x"},
+    "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+}
+
+
+def helm_values(**changes):
+    values = copy.deepcopy(GOOD_HELM_VALUES)
+    values.update(changes)
+    return values
+
+
 def test_helm_values():
     issues = lint_helm_values(
-        {"settings": {"aws": {"clusterName": "x", "defaultInstanceProfile": "p"}}, "webhook": {"enabled": True}}
+        helm_values(
+            settings={"clusterName": "x", "interruptionQueue": "x", "aws": {"defaultInstanceProfile": "p"}},
+            webhook={"enabled": True},
+        )
     )
     assert ids(issues) == ["KPL029", "KPL029", "KPL029"]
-    assert lint_helm_values({"settings": {"clusterName": "x", "interruptionQueue": "x"}}) == []
+    assert [i.path for i in issues] == ["settings.aws", "settings.aws.defaultInstanceProfile", "webhook"]
+    assert all(i.severity == "warning" for i in issues)
+    assert lint_helm_values(GOOD_HELM_VALUES) == []
+
+
+@pytest.mark.parametrize("cluster_name", [None, "", "  ", "absent"])
+def test_helm_values_without_cluster_name(cluster_name):
+    values = helm_values()
+    if cluster_name == "absent":
+        del values["settings"]["clusterName"]
+    else:
+        values["settings"]["clusterName"] = cluster_name
+    (issue,) = lint_helm_values(values)
+    assert (issue.rule, issue.path, issue.severity) == ("KPL029", "settings.clusterName", "error")
+    assert "does not start" in issue.message
+    # a Helm template string ({{ .Release.Name }}, tpl'd by the chart) is a name
+    assert (
+        lint_helm_values(helm_values(settings={"clusterName": "{{ .Release.Name }}", "interruptionQueue": "q"})) == []
+    )
+
+
+@pytest.mark.parametrize("queue", [None, "", "absent"])
+def test_helm_values_without_interruption_queue(queue):
+    values = helm_values()
+    if queue == "absent":
+        del values["settings"]["interruptionQueue"]
+    else:
+        values["settings"]["interruptionQueue"] = queue
+    (issue,) = lint_helm_values(values)
+    assert (issue.rule, issue.path, issue.severity) == ("KPL029", "settings.interruptionQueue", "warning")
+    assert "spot interruptions" in issue.message
+    assert lint_helm_values(helm_values(settings={"clusterName": "x", "interruptionQueue": "q"})) == []
+
+
+def test_helm_values_with_top_level_resources():
+    (issue,) = lint_helm_values(helm_values(resources={"requests": {"cpu": "1"}}))
+    assert (issue.rule, issue.path, issue.severity) == ("KPL029", "resources", "error")
+    assert issue.hint == "controller.resources" and "ignored" in issue.message
+    # resources elsewhere (the controller's, a sidecar's) is not this rule
+    assert lint_helm_values(helm_values(serviceMonitor={"resources": {}})) == []
+
+
+@pytest.mark.parametrize(
+    "controller",
+    [None, {}, {"resources": {}}, {"resources": {"requests": {}}}, {"resources": {"limits": {"cpu": "1"}}}],
+)
+def test_helm_values_without_controller_requests(controller):
+    values = helm_values()
+    if controller is None:
+        del values["controller"]
+    else:
+        values["controller"] = controller
+    (issue,) = lint_helm_values(values)
+    assert (issue.rule, issue.path, issue.severity) == ("KPL029", "controller.resources.requests", "warning")
+    assert ("BestEffort" in issue.message) == ("limits" not in str(controller))
+
+
+def test_helm_values_of_nothing():
+    issues = lint_helm_values({})
+    assert [(i.path, i.severity) for i in issues] == [
+        ("settings.clusterName", "error"),
+        ("settings.interruptionQueue", "warning"),
+        ("controller.resources.requests", "warning"),
+    ]
+    assert [i.path for i in lint_helm_values(None)] == [i.path for i in issues]
 
 
 # KPL030
