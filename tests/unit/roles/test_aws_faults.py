@@ -6,7 +6,7 @@ A private moto sits behind tests/faultproxy.py (AWS_ENDPOINT_URL is the proxy), 
 1. clean converge (proxy forwards everything; the read-only preflight play skipped): its writes W and its state, the reference;
 2. ``POST /moto-api/reset``, then the same run with the proxy dying after N = len(W) // 2 writes: the next write and
    every later request get a TCP reset, as an endpoint that died;
-3. the endpoint back, a rerun; 4. a third run (preflight skipped).
+3. the endpoint back, a rerun; 4. a third run (preflight skipped in 1, 3 and 4).
 
 Asserted: run 2 fails at one task with a clear message (no traceback, no MODULE FAILURE), the N writes let through
 are the first N of the clean converge, and what moto holds afterwards is the reference restricted to the resources
@@ -19,13 +19,13 @@ import json
 import urllib.request
 
 import pytest
-from awslib import aws_client, changed_tasks
+from awslib import aws_client, changed_tasks, run_playbook
 from faultproxy import FaultProxy
 from sitelib import run_site
 
 CLUSTER = "sandbox"  # inventories/local
-# The preflight play (first in site.yml) only reads: it runs in the faulted run and the rerun, as an operator's
-# would, and is skipped in the clean reference and the third run to keep this file within ~3 minutes.
+# The preflight play (first in site.yml) only reads: it runs in the faulted run, as an operator's would, and is
+# skipped in the other runs to keep this file within ~3 minutes.
 NO_PREFLIGHT = {"karpenter_eks_preflight": False}
 
 
@@ -190,7 +190,7 @@ def runs(private_moto):
         r["partial"] = moto_state(private_moto)
 
         proxy.arm(None)  # the endpoint is back
-        r["rerun"] = run_site(proxy.endpoint, "--tags", "cluster")
+        r["rerun"] = run_site(proxy.endpoint, "--tags", "cluster", extra_vars=NO_PREFLIGHT)
         r["rerun_writes"] = list(proxy.writes)
         r["rerun_state"] = moto_state(private_moto)
 
@@ -280,3 +280,64 @@ def test_a_third_run_changes_and_writes_nothing(runs):
     assert third["stats"]["sandbox"]["changed"] == 0 and changed_tasks(third) == [], f"{ctx}: {changed_tasks(third)}"
     assert runs["third_writes"] == [], f"{ctx}: third run wrote {runs['third_writes']}"
     assert runs["third_state"] == runs["reference"], ctx
+
+
+# ---------------------------------------------------------------- the endpoint dies inside the EBS key task
+
+KEY_ONLY = """
+- name: The cluster role's EBS key tasks only (roles/cluster/tasks/ebs_kms.yml)
+  hosts: eks_clusters
+  gather_facts: false
+  module_defaults:
+    group/amazon.aws.aws:
+      region: "{{ karpenter_eks_region }}"
+      endpoint_url: "{{ karpenter_eks_aws_endpoint_url }}"
+      access_key: "{{ karpenter_eks_aws_access_key }}"
+      secret_key: "{{ karpenter_eks_aws_secret_key }}"
+  tasks:
+    - name: Read the AWS account
+      amazon.aws.aws_caller_info:
+      register: caller
+    - name: EBS key
+      ansible.builtin.import_role:
+        name: karpenter_eks.platform.cluster
+        tasks_from: ebs_kms
+      vars:
+        cluster_name: "{{ karpenter_eks_cluster_name }}"
+        cluster_region: "{{ karpenter_eks_region }}"
+        cluster_account_id: "{{ caller.account }}"
+"""
+
+
+def customer_keys(endpoint):
+    kms = aws_client(endpoint, "kms")
+    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
+    return [k for k in keys if k.get("KeyManager") != "AWS"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="amazon.aws.kms_key sends CreateKey, then CreateAlias: cut between the two, the key is left without alias "
+    "and the rerun (which finds the key by alias only) creates a second one; the first is leaked",
+)
+def test_a_key_created_before_the_endpoint_died_is_not_leaked(private_moto, tmp_path):
+    """moto reset, the EBS key tasks with the endpoint dying after CreateKey (the first write), a rerun."""
+    playbook = tmp_path / "key.yml"
+    playbook.write_text(KEY_ONLY)
+    moto_reset(private_moto)
+    with FaultProxy(private_moto) as proxy:
+        args = [str(playbook), "-i", "inventories/local"]
+        evars = {"karpenter_eks_aws_endpoint_url": proxy.endpoint}
+        proxy.arm(1)
+        out = run_playbook(args, proxy.endpoint, extra_vars=evars)
+        ctx = f"endpoint died after {proxy.writes}, refused {proxy.refused}; failed: {failed_tasks(out)}"
+        assert out["rc"] != 0 and proxy.writes == ["CreateKey"], ctx
+        assert [name for name, unused in failed_tasks(out)] == [
+            "karpenter_eks.platform.cluster : Create the EBS KMS key with automatic rotation"
+        ], ctx
+        assert len(customer_keys(private_moto)) == 1, ctx
+        proxy.arm(None)
+        out = run_playbook(args, proxy.endpoint, extra_vars=evars)
+        assert out["rc"] == 0, f"{ctx}; rerun failed: {failed_tasks(out)}"
+        keys = customer_keys(private_moto)
+        assert len(keys) == 1, f"{ctx}; rerun wrote {proxy.writes}, keys now: {[k['KeyId'] for k in keys]}"
