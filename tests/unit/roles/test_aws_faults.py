@@ -315,13 +315,11 @@ def customer_keys(endpoint):
     return [k for k in keys if k.get("KeyManager") != "AWS"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="amazon.aws.kms_key sends CreateKey, then CreateAlias: cut between the two, the key is left without alias "
-    "and the rerun (which finds the key by alias only) creates a second one; the first is leaked",
-)
 def test_a_key_created_before_the_endpoint_died_is_not_leaked(private_moto, tmp_path):
-    """moto reset, the EBS key tasks with the endpoint dying after CreateKey (the first write), a rerun."""
+    """moto reset, the EBS key tasks with the endpoint dying after CreateKey (the first write), a rerun.
+
+    amazon.aws.kms_key sends CreateKey, then CreateAlias: cut between the two, the key is left without its alias.
+    The role then adopts that key (Name tag, no alias) instead of creating a second one."""
     playbook = tmp_path / "key.yml"
     playbook.write_text(KEY_ONLY)
     moto_reset(private_moto)
@@ -341,3 +339,8 @@ def test_a_key_created_before_the_endpoint_died_is_not_leaked(private_moto, tmp_
         assert out["rc"] == 0, f"{ctx}; rerun failed: {failed_tasks(out)}"
         keys = customer_keys(private_moto)
         assert len(keys) == 1, f"{ctx}; rerun wrote {proxy.writes}, keys now: {[k['KeyId'] for k in keys]}"
+        # the one key is the adopted one, now with its alias and rotation
+        kms = aws_client(private_moto, "kms")
+        aliased = [a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/sandbox-ebs"]
+        assert aliased == [keys[0]["KeyId"]], aliased
+        assert kms.get_key_rotation_status(KeyId=keys[0]["KeyId"])["KeyRotationEnabled"] is True
