@@ -109,7 +109,7 @@ options:
       - Log file of a controller that runs out of cluster; its ERROR lines are read instead of the pods' logs.
     type: path
   log_seconds:
-    description: How far back controller log lines count (seconds).
+    description: How far back controller log lines count (seconds); 0 counts none (after a remediation, for example).
     type: int
     default: 900
   iam_check:

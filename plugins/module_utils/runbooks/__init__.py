@@ -119,7 +119,7 @@ NUMBER_BOUNDS = {
     "limit_factor": (1, 1000, "how many times the current limit may be raised"),
     "window_seconds": (1, WEEK, "seconds of events to read"),
     "threshold": (1, 100000, "interruptions that make a storm"),
-    "log_seconds": (1, WEEK, "seconds of controller log to read"),
+    "log_seconds": (0, WEEK, "seconds of controller log to read; 0 reads none"),
     "wait_timeout": (1, WEEK, "seconds to wait for the controller"),
     "watch_seconds": (0, WEEK, "seconds to watch (0: once)"),
     "request_timeout": (1, 3600, "seconds per API request"),

@@ -236,13 +236,13 @@ def test_the_modules_policy_is_amazon_aws_jittered_backoff(monkeypatch):
     ):
         calls = []
 
-        @runner.retry_policy("eks")
-        def call(error=error, calls=calls):
+        def failing(error, calls):
             calls.append(1)
             raise error
 
+        call = runner.retry_policy("eks")(failing)
         with pytest.raises(ClientError):
-            call()
+            call(error, calls)
         assert len(calls) == attempts
 
 
