@@ -42,6 +42,8 @@ capacity refusals, realistic DescribeSpotPriceHistory prices.
   body): ``capacity_refusals``, ``refuse_capacity``, ``allow_capacity``, ``clear_capacity_refusals``.
 * ``/sandbox-api/ami-release`` -- ``GET`` releases, ``POST`` publishes one: ``published_ami_releases``,
   ``publish_ami_release``.
+* ``/sandbox-api/eks-create-delay`` -- ``GET``/``POST {"seconds": N}``: new EKS clusters stay ``CREATING`` for N
+  seconds, as EKS's do (eks_emulation.py; default 0, moto's immediate ``ACTIVE``): ``set_eks_create_delay``.
 
 ``POST /moto-api/reset`` also clears the capacity rules and the published releases.
 
@@ -104,6 +106,7 @@ BOTTLEROCKET_VERSION = "1.42.0"
 EKS_AMI_OWNER = "602401143452"
 CAPACITY_PATH = "/sandbox-api/capacity"
 AMI_RELEASE_PATH = "/sandbox-api/ami-release"
+EKS_CREATE_DELAY_PATH = "/sandbox-api/eks-create-delay"
 _PATCH_MARK = "_karpenter_sandbox_seeding"
 
 
@@ -287,8 +290,12 @@ def install_seeding() -> None:
 
     _wrap_init(SimpleSystemManagerBackend, seed_ssm_backend)
     _wrap_init(EC2Backend, seed_ec2_backend)
+    import eks_emulation
+
     ec2_emulation.install()
     ec2_emulation.on_moto_reset(reset_ami_releases)
+    eks_emulation.install()
+    ec2_emulation.on_moto_reset(eks_emulation.CREATE_DELAY.clear)
 
 
 def release_amis(release: str, bottlerocket_version: str | None = None, deprecate_previous: bool = True) -> AmiRelease:
@@ -424,6 +431,14 @@ def allow_capacity(
 def clear_capacity_refusals(endpoint: str, timeout: float = 10) -> None:
     """Remove every refusal rule: all capacity is available again."""
     _http(endpoint, "DELETE", CAPACITY_PATH, timeout=timeout)
+
+
+def set_eks_create_delay(endpoint: str, seconds: float, timeout: float = 10) -> float:
+    """EKS clusters created from now on stay CREATING for ``seconds`` (eks_emulation.py); returns the value set."""
+    status, payload = _http(endpoint, "POST", EKS_CREATE_DELAY_PATH, {"seconds": seconds}, timeout)
+    if status != 200:
+        raise RuntimeError(f"setting the EKS create delay failed: {status} {payload}")
+    return payload["seconds"]
 
 
 def publish_ami_release(
@@ -648,6 +663,14 @@ class ControlAPI:
                     raise ValueError("deprecatePrevious must be true or false")
                 published = release_amis(body.get("release"), body.get("bottlerocketVersion"), deprecate)
                 return HTTPStatus.CREATED, {"release": published.as_json()}
+            raise _MethodNotAllowed(["GET", "POST"])
+        if path == EKS_CREATE_DELAY_PATH:
+            import eks_emulation
+
+            if method == "GET":
+                return HTTPStatus.OK, {"seconds": eks_emulation.CREATE_DELAY.seconds}
+            if method == "POST":
+                return HTTPStatus.OK, {"seconds": eks_emulation.CREATE_DELAY.set(body)}
             raise _MethodNotAllowed(["GET", "POST"])
         return HTTPStatus.NOT_FOUND, {"error": f"no such sandbox API: {path}"}
 

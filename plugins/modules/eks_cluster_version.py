@@ -77,7 +77,9 @@ cluster:
   returned: always
   type: dict
   sample: {name: platform-prod, version: "1.35", platform_version: eks.3, status: ACTIVE,
-           arn: "arn:aws:eks:us-east-1:123456789012:cluster/platform-prod"}
+           arn: "arn:aws:eks:us-east-1:123456789012:cluster/platform-prod",
+           endpoint: "https://0123456789ABCDEF0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com",
+           oidc_issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"}
 eks_update:
   description: The EKS version update (snake_case DescribeUpdate fields); empty when nothing was (or would be) started.
   returned: always

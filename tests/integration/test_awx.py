@@ -25,6 +25,7 @@ Templates whose playbook does not exist yet are skipped with the playbook's name
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,6 +188,9 @@ def run_template(entry, sandbox, project, ee_collections, inventory, tmp_path, m
         ANSIBLE_COLLECTIONS_PATH=ee_collections,
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
         ANSIBLE_FORCE_COLOR="0",
+        # status lines every half second while a module of the collection runs (the default is 15 s): the jobs
+        # below show that they reach AWX's job output (ansible-runner "verbose" events)
+        KARPENTER_EKS_PROGRESS_INTERVAL="0.5",
     )
     extravars = dict(entry.get("extra_vars", {}))
     extravars.update(awxlib.survey_extra_vars(entry["survey"], ANSWERS.get(entry["name"])))
@@ -279,9 +283,24 @@ def _storm_in_window(sandbox, window=900, threshold=3):
 
 
 # ---------------------------------------------------------------- per-template expectations
+def _status_lines(r):
+    """The action plugins' status lines in the job's output (events AWX shows as they come)."""
+    line = re.compile(r"^\[sandbox\] (?P<task>[^:]+): (?P<status>.*) - \d+ s$")
+    return [
+        m.groupdict()
+        for e in r.events
+        if e["event"] == "verbose"
+        for m in [line.match(re.sub(r"\x1b\[[0-9;]*m", "", e.get("stdout") or "").strip())]
+        if m
+    ]
+
+
 def _check_backup(entry, r, s3):
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert any(k.startswith("karpenter-backups/") for k in keys), keys
+    # the backup task said what it was doing while it ran
+    statuses = _status_lines(r)
+    assert statuses, [e.get("stdout") for e in r.events if e["event"] == "verbose"][-20:]
 
 
 def _check_restore(entry, r, s3):

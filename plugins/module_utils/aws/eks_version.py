@@ -26,6 +26,7 @@ from typing import Any
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
+from .. import progress
 from ..errors import InputError
 from .api import AwsOperationError, call, call_missing_ok
 
@@ -101,6 +102,8 @@ def _cluster_view(cluster):
         "version": cluster.get("version"),
         "platform_version": cluster.get("platformVersion"),
         "status": cluster.get("status"),
+        "endpoint": cluster.get("endpoint"),
+        "oidc_issuer": ((cluster.get("identity") or {}).get("oidc") or {}).get("issuer"),
     }
 
 
@@ -173,6 +176,10 @@ def wait_for_update(
                 % (update_id, cluster_name, _update_version(update), status, timeout, cluster_name, update_id),
                 None,
             )
+        progress.update(
+            "waiting for the EKS version update of %s to %s (status %s)"
+            % (cluster_name, _update_version(update), status)
+        )
         sleep(delay)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
+from .. import progress
 from ..errors import InputError
 from .api import AwsOperationError, call, call_missing_ok
 
@@ -130,4 +131,8 @@ def wait_scaled(
                 % (name, cluster, new, timeout, ng.get("status"), have, ng.get("health")),
                 None,
             )
+        progress.update(
+            "waiting for node group %s to be ACTIVE with %s (status %s, scaling %s)"
+            % (name, new, ng.get("status"), have)
+        )
         sleep(delay)

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import zlib
 
-from .. import yaml_emit, yaml_load
+from .. import progress, yaml_emit, yaml_load
 from ..errors import PlatformError
 from ..karpenter.issues import shorten
 from ..kube import engine, resource
@@ -474,6 +474,7 @@ def collect(
                         {"file": sec.filename, "object": "%s/%s" % (kind.kind, name), "path": p, "reason": reason}
                     )
                 objs.append(clean)
+                progress.update("reading %s" % engine.plural(kind), len(objs))
             objs.sort(key=lambda o: o["metadata"]["name"])
             counts[kind.kind] = len(objs)
             _write(
@@ -523,6 +524,8 @@ def collect(
         if inventory is not None:
             inventory.join()  # the first error is the one reported; staging is removed by the caller
         raise
+    if inventory is not None:
+        progress.update("reading the NodeClaim and Node inventory", force=True)
     inv_files = inventory.result() if inventory is not None else []  # re-raises the thread's error
     for f in inv_files:
         files.append(f)

@@ -13,6 +13,7 @@ import os
 import re
 
 from .. import param_checks as pc
+from .. import progress
 from . import core as bk
 
 STATES = ("present", "restored", "verified", "listed")
@@ -167,11 +168,13 @@ def do_backup(api, store, p, check_mode=False, now=None):
             return result
         out_dir = p.get("dest") or bk.stage_dir("karpenter-backup-out-")
         try:
+            progress.update("writing the archive %s" % name, force=True)
             path, digest, size = bk.write_archive(staging, manifest, out_dir, name)
             result["archive"].update(sha256=digest, size=size)
             if p.get("dest"):
                 result["archive"]["path"] = path
             if store is not None:
+                progress.update("uploading the archive to S3", force=True)
                 result["archive"]["s3"] = store.upload(path, name, digest, p["cluster_name"])
         finally:
             if not p.get("dest"):

@@ -29,10 +29,12 @@ import hashlib
 import itertools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import progress
 from ..errors import InputError
 from ..karpenter.compare import SERVER_METADATA_FIELDS
 from . import ssa
@@ -506,6 +508,8 @@ def execute(
     """
     todo = [item for item in plan if item.changed and not check_mode]
     failed: list = []
+    written = [0]
+    lock = threading.Lock()
 
     def guarded(item):
         if failed:  # a write already failed: do not start more
@@ -516,6 +520,10 @@ def execute(
         except Exception as exc:
             item.error = "failed"
             failed.append(exc)
+            return
+        with lock:
+            written[0] += 1
+            progress.update("writing %s" % plural(item.resource), written[0], len(todo))
 
     for _kind, group in itertools.groupby(todo, key=lambda i: (i.resource.group, i.resource.kind)):
         group = list(group)
@@ -604,6 +612,12 @@ def report(plan: list, warnings: Iterable = (), requests: dict | None = None, ti
 
 
 # ---------------------------------------------------------------------------------------------- waits
+def plural(resource: Resource) -> str:
+    """``NodePools``, ``EC2NodeClasses``, ``ConfigMaps``: the kind as the status lines name it."""
+    kind = resource.kind
+    return kind + ("es" if kind.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def is_ready(obj: dict) -> bool:
     """Karpenter's Ready condition, for the current generation."""
     gen = (obj.get("metadata") or {}).get("generation")
@@ -647,16 +661,24 @@ def wait_ready(api, resource: Resource, plan: list, timeout: float, list_version
         if is_ready(obj):
             pending.discard(item.name)
 
+    def tell(force=False):
+        progress.update(
+            "waiting for %s to be Ready" % plural(resource), len(items) - len(pending), len(items), pending, force
+        )
+
     def done(event_type, obj):
         if event_type != "DELETED":
             seen(obj)
+        tell()
         return not pending
 
     def relisted(objs):  # the watch expired: the current objects
         for obj in objs:
             seen(obj)
+        tell()
         return not pending
 
+    tell(force=True)
     api.watch_until(resource.path(), done, list_version, timeout, on_list=relisted)
     return sorted(pending)
 
@@ -671,15 +693,23 @@ def wait_deleted(api, resource: Resource, plan: list, timeout: float, list_versi
     pending = set(item.name for item in plan if item.action == "delete" or item.deleting)
     if not pending:
         return []
+    total = len(pending)
+
+    def tell(force=False):
+        progress.update("waiting for %s to be deleted" % plural(resource), total - len(pending), total, pending, force)
 
     def done(event_type, obj):
         if event_type == "DELETED":
             pending.discard(obj.get("metadata", {}).get("name"))
+        tell()
         return not pending
 
     def relisted(objs):  # the watch expired: what is not listed is gone
         pending.intersection_update((o.get("metadata") or {}).get("name") for o in objs)
+        tell()
         return not pending
+
+    tell(force=True)
 
     api.watch_until(resource.path(), done, list_version, timeout, on_list=relisted)
     return sorted(pending)

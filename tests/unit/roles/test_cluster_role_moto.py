@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 from awslib import ROOT, aws_client, changed_tasks, task_results
@@ -45,9 +46,26 @@ def kms_state(endpoint):
     return out
 
 
+CREATE_DELAY = 4  # seconds the new EKS cluster stays CREATING in the emulator (EKS takes ~10 min)
+WAIT_TASK = "Wait for the EKS cluster to be ACTIVE (DescribeCluster every cluster_eks_wait_poll seconds)"
+
+
+def set_create_delay(endpoint, seconds):
+    req = urllib.request.Request(
+        endpoint + "/sandbox-api/eks-create-delay",
+        data=json.dumps({"seconds": seconds}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.load(resp) == {"seconds": float(seconds)}
+
+
 @pytest.fixture(scope="module")
 def converged(private_moto):
-    first = run_site(private_moto, "--tags", "cluster")
+    set_create_delay(private_moto, CREATE_DELAY)  # the first run creates the cluster and must wait for it
+    first = run_site(private_moto, "--tags", "cluster", extra_vars={"cluster_eks_wait_poll": 1})
+    set_create_delay(private_moto, 0)
     assert first["rc"] == 0 and first["stats"]["sandbox"]["failures"] == 0, json.dumps(first)[-3000:]
     return private_moto, first
 
@@ -100,6 +118,8 @@ def test_second_run_changes_nothing(converged):
     (version,) = task_results(second, VERSION_TASK)
     assert version["changed"] is False and version["cluster"]["version"] == "1.36"
     assert version["msg"] == "EKS cluster sandbox already runs Kubernetes 1.36"
+    (ready,) = task_results(second, WAIT_TASK)
+    assert ready.get("skipped") is True, ready  # an ACTIVE cluster costs no DescribeCluster loop
 
 
 def test_check_mode_on_converged_state_changes_nothing(converged):
@@ -148,6 +168,24 @@ def test_first_run_leaves_a_missing_cluster_to_eks_cluster(converged):
     assert version["changed"] is False and version["msg"] == "EKS cluster sandbox does not exist"
     (created,) = task_results(first, "Create the EKS cluster")
     assert created["changed"] is True and created["version"] == "1.36"
+
+
+def test_first_run_waits_for_the_new_cluster_to_be_active(converged):
+    endpoint, first = converged
+    (created,) = task_results(first, "Create the EKS cluster")
+    assert created["status"] == "CREATING"  # the emulator's delay: EKS answers CreateCluster with CREATING
+    (ready,) = task_results(first, WAIT_TASK)
+    # a DescribeCluster a second (plus the module's own run time) until ACTIVE: more than one attempt, the last
+    # one saw ACTIVE
+    assert 2 <= ready["attempts"] <= CREATE_DELAY + 3, ready
+    assert ready["cluster"]["status"] == "ACTIVE" and ready["changed"] is False
+    # the OIDC provider was made from the issuer the wait saw (eks_cluster's CREATING answer is not relied on)
+    iam = aws_client(endpoint, "iam")
+    urls = [
+        iam.get_open_id_connect_provider(OpenIDConnectProviderArn=p["Arn"])["Url"]
+        for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    ]
+    assert ready["cluster"]["oidc_issuer"].removeprefix("https://") in urls, (urls, ready["cluster"])
 
 
 @pytest.mark.parametrize(

@@ -368,3 +368,47 @@ def test_interrupt_cli(emulator, tmp_path):
         check=False,
     )
     assert r.returncode == 1 and "NonExistentQueue" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- EKS create delay
+
+
+def _create_cluster(emulator, name):
+    ec2 = client(emulator, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    return client(emulator, "eks").create_cluster(
+        name=name, roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": subnets}
+    )["cluster"]
+
+
+def test_eks_clusters_are_active_at_once_by_default(emulator):
+    assert raw(emulator, "GET", "/sandbox-api/eks-create-delay")[::2] == (200, {"seconds": 0.0})
+    assert _create_cluster(emulator, "quick")["status"] == "ACTIVE"
+
+
+def test_eks_create_delay_keeps_a_new_cluster_creating(emulator):
+    import time
+
+    assert raw(emulator, "POST", "/sandbox-api/eks-create-delay", {"seconds": 2})[::2] == (200, {"seconds": 2.0})
+    t0 = time.monotonic()
+    assert _create_cluster(emulator, "slow")["status"] == "CREATING"
+    eks = client(emulator, "eks")
+    assert eks.describe_cluster(name="slow")["cluster"]["status"] == "CREATING"
+    with pytest.raises(eks.exceptions.InvalidRequestException):  # as EKS: no node group before ACTIVE
+        eks.create_nodegroup(
+            clusterName="slow", nodegroupName="ng", nodeRole="arn:aws:iam::123456789012:role/n", subnets=["subnet-1"]
+        )
+    while eks.describe_cluster(name="slow")["cluster"]["status"] == "CREATING":
+        assert time.monotonic() - t0 < 10
+        time.sleep(0.2)
+    assert time.monotonic() - t0 >= 2
+    assert eks.describe_cluster(name="slow")["cluster"]["status"] == "ACTIVE"
+    reset(emulator)  # a reset sets the delay back to 0
+    assert raw(emulator, "GET", "/sandbox-api/eks-create-delay")[::2] == (200, {"seconds": 0.0})
+
+
+@pytest.mark.parametrize("body", [None, {"seconds": -1}, {"seconds": 3601}, {"seconds": "5"}, {"secs": 5}])
+def test_eks_create_delay_refuses_bad_bodies(emulator, body):
+    status, _, answer = raw(emulator, "POST", "/sandbox-api/eks-create-delay", body)
+    assert status == 400 and "seconds" in answer["error"]
