@@ -13,7 +13,8 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 from ansible_collections.karpenter_eks.platform.plugins.module_utils import yaml_load
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import compare
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.convert import convert
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.convert import convert_with_origins
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.issues import ERROR, Issue
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.lint import (
     lint_controller_policy,
     lint_helm_values,
@@ -51,10 +52,27 @@ def karpenter_convert(
     ami_version="latest",
     ignore_alpha_defaults=False,
     kubernetes_version=None,
+    source=None,
 ):
-    """Convert v1alpha5/v1alpha1/v1beta1 Karpenter objects to v1: ``{objects: [...], report: [...]}``."""
+    """Convert v1alpha5/v1alpha1/v1beta1 Karpenter objects to v1: ``{objects: [...], report: [...]}``.
+
+    With ``source`` (the name of the file ``data`` was read from) every report entry names it, with the document
+    and its line, and YAML that cannot be read is an error entry of the report (no objects) instead of a failure."""
+    places = None
+    if source is not None:
+        if not isinstance(source, str) or not source:
+            raise AnsibleFilterError("karpenter_convert: source must be a file name")
+        if isinstance(data, str) and yaml is not None:
+            try:
+                documents = yaml_load.load_documents(data)
+            except (yaml.YAMLError, UnicodeError) as exc:
+                line, message = _yaml_problem(exc, data)
+                issue = Issue("", "", "yaml", "%s; nothing converted from this file" % message, ERROR, "convert")
+                return {"objects": [], "report": [_located(issue, source, None, line)]}
+            places = [(number, line) for number, line, _doc in documents]
+            data = [doc for _number, _line, doc in documents]
     objs = _objects(data, "karpenter_convert")
-    converted, report = convert(
+    converted, report, origins = convert_with_origins(
         objs,
         node_role=node_role,
         instance_profile=instance_profile,
@@ -62,7 +80,49 @@ def karpenter_convert(
         ignore_alpha_defaults=ignore_alpha_defaults,
         kubernetes_version=kubernetes_version,
     )
-    return {"objects": converted, "report": [item.to_dict() for item in report]}
+    if source is None:
+        return {"objects": converted, "report": [item.to_dict() for item in report]}
+    if places is None:  # objects, not text: the list position is the document number
+        places = [(i + 1, None) for i in range(len(objs))]
+    entries = []
+    for item, origin in zip(report, origins, strict=True):
+        number, line = places[origin] if origin is not None else (None, None)
+        entries.append(_located(item, source, number, line))
+    return {"objects": converted, "report": entries}
+
+
+def _yaml_problem(exc, text):
+    """``(line, message)`` of a YAML text that cannot be read (line None when unknown)."""
+    if isinstance(exc, UnicodeError):  # bytes that are not UTF-8 (the playbook's b64decode keeps them as surrogates)
+        start = getattr(exc, "start", None)
+        line = text.count("\n", 0, start) + 1 if isinstance(start, int) else None
+        return line, "not UTF-8 text"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        context = getattr(exc, "context", None)
+        context_mark = getattr(exc, "context_mark", None)
+        if context and context_mark is not None and context_mark.line != mark.line:
+            context = "%s (line %d)" % (context, context_mark.line + 1)
+        message = ": ".join(p for p in (context, getattr(exc, "problem", None)) if p)
+        return mark.line + 1, "not valid YAML: %s" % (message or str(exc))
+    position = getattr(exc, "position", None)  # a ReaderError: a character YAML does not allow
+    line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+    return line, "not valid YAML: %s" % str(exc).split("\n", maxsplit=1)[0]
+
+
+def _located(issue, source, number, line):
+    """A report entry of ``issue`` naming its file, document (1-based) and the document's first line."""
+    entry = issue.to_dict()
+    entry["file"] = source
+    where = source
+    if line is not None:
+        entry["line"] = line
+        where = "%s:%d" % (source, line)
+    if number is not None:
+        entry["document"] = number
+        where = "%s (document %d)" % (where, number)
+    entry["text"] = "%s: %s" % (where, entry["text"])
+    return entry
 
 
 def karpenter_validate(data, known_nodeclasses=None, lint=True, warnings=False):

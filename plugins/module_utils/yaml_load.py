@@ -66,4 +66,23 @@ def load(text):
 
 def load_all(text):
     """Every document of a YAML stream (``None`` documents skipped), duplicate keys refused."""
-    return [d for d in yaml.load_all(text, Loader=StrictLoader) if d is not None]  # noqa: S506
+    return [d for _number, _line, d in load_documents(text)]
+
+
+def load_documents(text):
+    """Every document of a YAML stream with where it is: ``[(number, line, document)]``, its 1-based number in
+    the stream (empty documents count, and are skipped) and the 1-based line of its first node; duplicate keys
+    refused."""
+    loader = StrictLoader(text)
+    out = []
+    try:
+        number = 0
+        while loader.check_node():
+            node = loader.get_node()
+            number += 1
+            document = loader.construct_document(node) if node is not None else None
+            if document is not None:
+                out.append((number, node.start_mark.line + 1, document))
+    finally:
+        loader.dispose()
+    return out

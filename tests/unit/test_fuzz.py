@@ -308,7 +308,7 @@ def test_validate_single_object_never_raises(obj):
     k8s=st.one_of(st.none(), st.sampled_from(["1.28", "1.33", "v1.35", "1.36.3"]), st.text(max_size=6)),
 )
 def test_convert_never_raises(objs, node_role, instance_profile, ami_version, ignore, k8s):
-    out, report = convert_mod.convert(
+    out, report, origins = convert_mod.convert_with_origins(
         objs,
         node_role=node_role,
         instance_profile=instance_profile,
@@ -319,6 +319,8 @@ def test_convert_never_raises(objs, node_role, instance_profile, ami_version, ig
     assert isinstance(out, list)
     for i in report:
         _check_issue(i)
+    count = len(objs) if isinstance(objs, (list, tuple)) else 1
+    assert len(origins) == len(report) and all(o is None or 0 <= o < count for o in origins)
 
 
 # --------------------------------------------------------------------------------------------- run

@@ -39,3 +39,11 @@ def test_only_safe_tags():
 def test_backup_documents_use_the_strict_loader():
     with pytest.raises(yaml_load.DuplicateKeyError):
         backup.load_yaml_docs("kind: NodePool\nkind: EC2NodeClass\n")
+
+
+def test_documents_with_their_number_and_first_line():
+    text = "# comment\n---\na: 1\n---\n---\n\n# about b\nb: [1]\n---\n"
+    assert yaml_load.load_documents(text) == [(1, 3, {"a": 1}), (3, 8, {"b": [1]})]  # document 2 is empty
+    assert yaml_load.load_documents("") == []
+    with pytest.raises(yaml_load.DuplicateKeyError):
+        yaml_load.load_documents("a: 1\n---\nk: 1\nk: 2\n")

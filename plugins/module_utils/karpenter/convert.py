@@ -24,6 +24,8 @@ values translated, ``@latest`` alias, hop limit, ...); ``info`` = defaults made 
 renames. By default every converted object is validated and validation errors are reported too.
 """
 
+from __future__ import annotations
+
 import copy
 import itertools
 import json
@@ -1292,11 +1294,38 @@ def convert(
     ``--ignore-defaults``), ``kubernetes_version`` (AL2 on >= 1.33 becomes an error),
     ``validate`` (report validation errors of the converted objects).
     """
+    objects, report, _origins = convert_with_origins(
+        obj_or_list,
+        node_role=node_role,
+        instance_profile=instance_profile,
+        ami_version=ami_version,
+        ignore_alpha_defaults=ignore_alpha_defaults,
+        kubernetes_version=kubernetes_version,
+        validate=validate,
+    )
+    return objects, report
+
+
+def convert_with_origins(
+    obj_or_list: object,
+    node_role: str | None = None,
+    instance_profile: str | None = None,
+    ami_version: str = "latest",
+    ignore_alpha_defaults: bool = False,
+    kubernetes_version: str | float | None = None,
+    validate: bool = True,
+) -> tuple[list, list[Issue], list[int | None]]:
+    """:func:`convert` (same options), plus where each report entry comes from: ``(objects, report, origins)``,
+    ``origins[k]`` the index of the input object ``report[k]`` is about (for an EC2NodeClass copied for a pool's
+    kubelet settings: the class it copies), ``None`` when unknown. The filter karpenter_convert names the file and
+    document of each entry with it."""
     objs = obj_or_list if isinstance(obj_or_list, (list, tuple)) else [obj_or_list]
     conv = _Converter(node_role, instance_profile, ami_version, ignore_alpha_defaults, kubernetes_version)
     outputs = []
     converted = []
+    marks = []  # (first report entry, first output) of each input
     for i, obj in enumerate(objs):
+        marks.append((len(conv.report), len(outputs)))
         ref = object_ref(obj, i)
         if not isinstance(obj, dict):
             conv.error(ref, "", "not an object; skipped")
@@ -1334,7 +1363,19 @@ def convert(
         else:
             outputs.append(copy.deepcopy(obj))
             conv.info(ref, "", "%s %s is not a legacy Karpenter kind; passed through unchanged" % kind, "passthrough")
+    marks.append((len(conv.report), len(outputs)))
+    origins = []
+    for i in range(len(objs)):
+        origins.extend([i] * (marks[i + 1][0] - marks[i][0]))
+    output_origins = {id(out): i for i in range(len(objs)) for out in outputs[marks[i][1] : marks[i + 1][1]]}
+    input_refs = {}
+    for i, obj in enumerate(objs):
+        input_refs.setdefault(object_ref(obj, i), i)
     converted.extend(conv.distribute_kubelets(outputs))
+    origins.extend(input_refs.get(issue.object_ref) for issue in conv.report[len(origins) :])  # by the pool's ref
+    origin = None
+    for out in outputs:  # an EC2NodeClass copy follows the class it copies
+        origin = output_origins.setdefault(id(out), origin)
     if validate:
         from .validate import validate as validate_obj
 
@@ -1352,4 +1393,5 @@ def convert(
                         "convert",
                     )
                 )
-    return outputs, conv.report
+                origins.append(output_origins.get(id(out)))
+    return outputs, conv.report, origins

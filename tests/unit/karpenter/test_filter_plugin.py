@@ -63,6 +63,86 @@ spec: {instanceProfile: ip, subnetSelector: {a: b}, securityGroupSelector: {a: b
     assert not [r for r in out["report"] if r["severity"] == "error"]
 
 
+SHARED_CLASS = """\
+apiVersion: karpenter.sh/v1beta1
+kind: NodePool
+metadata: {name: a}
+spec:
+  template:
+    spec:
+      nodeClassRef: {name: shared}
+      kubelet: {maxPods: 10}
+---
+# b has other kubelet settings: it gets a copy of the class
+apiVersion: karpenter.sh/v1beta1
+kind: NodePool
+metadata: {name: b}
+spec:
+  template:
+    spec:
+      nodeClassRef: {name: shared}
+      kubelet: {maxPods: 20}
+---
+---
+apiVersion: karpenter.k8s.aws/v1beta1
+kind: EC2NodeClass
+metadata: {name: shared}
+spec:
+  amiFamily: AL2023
+  role: r
+  amiSelectorTerms: [{alias: al2023@v20240807}]
+  subnetSelectorTerms: [{tags: {a: b}}]
+"""
+
+
+def test_convert_with_source_names_file_document_and_line():
+    out = FILTERS["karpenter_convert"](SHARED_CLASS, source="old/pools.yaml")
+    assert [o["metadata"]["name"] for o in out["objects"]] == ["a", "b", "shared", "shared-b"]
+    where = {(r["object"], r["rule"], r["file"], r["document"], r["line"]) for r in out["report"]}
+    assert ("NodePool/a", "moved", "old/pools.yaml", 1, 1) in where  # from the kubelet distribution
+    assert ("NodePool/b", "split", "old/pools.yaml", 2, 11) in where
+    # the class (document 4: the empty one counts) has no securityGroupSelectorTerms: the conversion, the
+    # validation of the class and of its copy report it, all at the class' document
+    assert ("EC2NodeClass/shared", "unconvertible", "old/pools.yaml", 4, 21) in where
+    assert ("EC2NodeClass/shared", "invalid-output", "old/pools.yaml", 4, 21) in where
+    assert ("EC2NodeClass/shared-b", "invalid-output", "old/pools.yaml", 4, 21) in where
+    assert {r["object"] for r in out["report"]} == {
+        "NodePool/a",
+        "NodePool/b",
+        "EC2NodeClass/shared",
+        "EC2NodeClass/shared-b",
+    }
+    first = next(r for r in out["report"] if r["object"] == "NodePool/b")
+    assert first["text"].startswith("old/pools.yaml:11 (document 2): NodePool/b: ")
+
+
+def test_convert_with_source_reports_unreadable_yaml_instead_of_failing():
+    text = "apiVersion: karpenter.sh/v1alpha5\nkind: Provisioner\nmetadata:\n  name: x: y\n"
+    out = FILTERS["karpenter_convert"](text, source="a.yaml")
+    assert out["objects"] == []
+    (entry,) = out["report"]
+    assert (entry["file"], entry["line"], entry["rule"], entry["severity"]) == ("a.yaml", 4, "yaml", "error")
+    assert "mapping values are not allowed" in entry["message"] and entry["text"].startswith("a.yaml:4: ")
+    duplicate = FILTERS["karpenter_convert"]("a: 1\n\na: 2\n", source="d.yaml")["report"][0]
+    assert duplicate["line"] == 3 and "duplicate key 'a'" in duplicate["message"]
+    control = FILTERS["karpenter_convert"]("ok: 1\n\nbad: \x07\n", source="c.yaml")["report"][0]
+    assert control["line"] == 3 and "control characters" in control["message"]
+    not_utf8 = b"kind: NodePool\nmetadata: {name: \xff}\n".decode("utf-8", "surrogateescape")  # as b64decode gives
+    entry = FILTERS["karpenter_convert"](not_utf8, source="b.yaml")["report"][0]
+    assert (entry["line"], entry["message"]) == (2, "not UTF-8 text; nothing converted from this file")
+    with pytest.raises(AnsibleFilterError, match="not valid YAML"):  # without source: a failure, as before
+        FILTERS["karpenter_convert"](text)
+
+
+def test_convert_with_source_of_objects_numbers_them():
+    objs = [{"apiVersion": "karpenter.sh/v1alpha5", "kind": "Machine", "metadata": {"name": "m"}}, "text"]
+    report = FILTERS["karpenter_convert"](objs, source="objs")["report"]
+    assert [(r["object"], r["document"], "line" in r) for r in report] == [("Machine/m", 1, False), ("#1", 2, False)]
+    assert report[1]["text"] == "objs (document 2): #1: not an object; skipped (unconvertible)"
+    with pytest.raises(AnsibleFilterError, match="source"):
+        FILTERS["karpenter_convert"](objs, source=["a"])
+
+
 def test_bad_input_raises_filter_error():
     with pytest.raises(AnsibleFilterError):
         FILTERS["karpenter_validate"](42)
