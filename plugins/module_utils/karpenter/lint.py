@@ -69,6 +69,7 @@ RULES = {
     "KPL031": (ERROR, "template annotations a NodeClaim/Node cannot carry (invalid key, more than 256 KiB in total)"),
     "KPL032": (ERROR, "more than 50 tags per instance: spec.tags plus the 6 Karpenter adds (EC2's limit)"),
     "KPL033": (ERROR, "negative limit (the pool is always over it and never launches)"),
+    "KPL034": (ERROR, "metric name the target Karpenter version does not export (PrometheusRule, Grafana dashboard)"),
 }
 
 # node classes of Karpenter's own test provider (sigs.k8s.io/karpenter/kwok), used by the sandbox

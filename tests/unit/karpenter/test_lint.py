@@ -39,7 +39,7 @@ def test_reference_objects_are_clean(nodepool, ec2nodeclass):
 
 
 def test_every_rule_is_documented_and_tested():
-    assert sorted(RULES) == ["KPL%03d" % n for n in range(1, 34)]
+    assert sorted(RULES) == ["KPL%03d" % n for n in range(1, 35)]
     for severity, title in RULES.values():
         assert severity in ("error", "warning") and title
     source = open(__file__).read()
@@ -311,6 +311,22 @@ def test_obsolete_metrics_in_prometheus_rules():
     assert (
         find_obsolete_metrics("karpenter_pods_startup_time_seconds")[0][1] == "karpenter_pods_startup_duration_seconds"
     )
+
+
+# KPL034 (tests/unit/karpenter/test_metric_names.py has the rest)
+def test_metric_names_the_target_karpenter_does_not_export():
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.metric_names import lint_metrics
+
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "karpenter"},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "karpenter_nodepool_usage > 0"}]}]},
+    }
+    (issue,) = lint_metrics([rule], karpenter_version="1.15.0")
+    assert issue.rule == "KPL034" and issue.severity == "error" and issue.path == "spec.groups[0].rules[0].expr"
+    rule["spec"]["groups"][0]["rules"][0]["expr"] = "karpenter_nodepools_usage > 0"
+    assert lint_metrics([rule], karpenter_version="1.15.0") == []
 
 
 # KPL013
