@@ -72,6 +72,60 @@ def test_zone_label_on_multi_zone_pool(nodepool):
     assert "us-east-1a" in issue.message and "topologySpreadConstraints" in issue.hint
 
 
+# KPL002 before the ${...} placeholders of a design are substituted: a literal label with templated zones, a
+# templated label with literal zones; never claimed when no substitution can make the label one of the zones
+@pytest.mark.parametrize(
+    "label,values,fires,needle",
+    [
+        ("us-east-1a", ["${AWS_REGION}a", "${AWS_REGION}b", "${AWS_REGION}c"], True, "${AWS_REGION}=us-east-1"),
+        ("${ZONE}", ["us-east-1a", "us-east-1b"], True, "once the ${...} placeholders are substituted"),
+        ("${AWS_REGION}a", ["us-east-1a", "us-west-2b"], True, "${AWS_REGION}=us-east-1"),
+        ("${AWS_REGION}a", ["${AWS_REGION}a", "${AWS_REGION}b"], True, "allows ${AWS_REGION}a, ${AWS_REGION}b"),
+        ("us-east-1a", ["${AWS_REGION}b", "${AWS_REGION}c"], False, None),  # never one of them: KPL003's case
+        ("${ZONE}", ["us-east-1a"], False, None),  # a single zone: nothing is lost
+        ("${AWS_REGION}a", ["${AWS_REGION}a"], False, None),  # the label is the pool's only zone
+    ],
+)
+def test_zone_label_on_multi_zone_pool_with_placeholders(nodepool, label, values, fires, needle):
+    nodepool["spec"]["template"]["metadata"]["labels"]["topology.kubernetes.io/zone"] = label
+    reqs(nodepool).append({"key": "topology.kubernetes.io/zone", "operator": "In", "values": values})
+    issues = lint(nodepool)  # the raw object: no defaulting, no substitution
+    found = hits(issues, "KPL002")
+    if not fires:
+        assert found == []
+        return
+    (issue,) = found
+    assert issue.path == "spec.template.metadata.labels[topology.kubernetes.io/zone]"
+    assert needle in issue.message and "topologySpreadConstraints" in issue.hint
+    # possibly satisfiable once substituted: no KPL003 "do not intersect" claim on the zone key
+    assert [i for i in hits(issues, "KPL003") if "topology.kubernetes.io/zone" in i.message] == []
+
+
+def test_zone_requirements_with_placeholders_unsatisfiable_only_when_every_substitution_is():
+    def pool(label, values):
+        return {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": "p"},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"topology.kubernetes.io/zone": label}},
+                    "spec": {
+                        "requirements": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": values}]
+                    },
+                }
+            },
+        }
+
+    # ${AWS_REGION}a is never ${AWS_REGION}b or ${AWS_REGION}c, whatever the region
+    (issue,) = hits(lint(pool("${AWS_REGION}a", ["${AWS_REGION}b", "${AWS_REGION}c"])), "KPL003")
+    assert "whatever the ${...} placeholders become" in issue.message
+    # a literal that no template can produce
+    assert hits(lint(pool("zone-x", ["${R}a", "${R}b"])), "KPL003")
+    # the same values substituted would intersect: not reported
+    assert hits(lint(pool("us-east-1b", ["${AWS_REGION}b"])), "KPL003") == []
+
+
 # KPL003
 @pytest.mark.parametrize(
     "extra,labels,needle",
