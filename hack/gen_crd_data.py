@@ -241,6 +241,18 @@ def go_code(src):
     return "".join(out)
 
 
+def go_imports(code):
+    """``{name the file uses: import path}`` of a Go file (without comments); the name is the alias or the
+    last path element."""
+    imports = {}
+    specs = [s for block in _GO_IMPORT_BLOCK.findall(code) for s in _GO_IMPORT_SPEC.findall(block)]
+    specs += _GO_IMPORT_LINE.findall(code)
+    for alias, quoted in specs:
+        ipath = json.loads(quoted)
+        imports[alias.strip() or ipath.rsplit("/", 1)[-1]] = ipath
+    return imports
+
+
 def go_tokens(text):
     """Tokens of a Go snippet, with the semicolons Go inserts at line ends."""
     toks = []
@@ -292,12 +304,7 @@ class GoPackage:
         m = _GO_PACKAGE.search(code)
         if m:
             self.name = self.name or m.group(1)
-        imports = {}
-        specs = [s for block in _GO_IMPORT_BLOCK.findall(code) for s in _GO_IMPORT_SPEC.findall(block)]
-        specs += _GO_IMPORT_LINE.findall(code)
-        for alias, quoted in specs:
-            ipath = json.loads(quoted)
-            imports[alias.strip() or ipath.rsplit("/", 1)[-1]] = ipath
+        imports = go_imports(code)
         for m in _GO_METHOD.finditer(code):
             self.decoders.add(m.group(1))
         for m in _GO_TYPE_DECL.finditer(code):

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Ansible filters over the Karpenter v1 domain core: ``karpenter_convert``, ``karpenter_validate``,
 ``karpenter_manifest``, ``karpenter_manifest_mismatches``, ``karpenter_label_select``,
-``karpenter_lint_helm_values`` and ``karpenter_lint_controller_policy``.
+``karpenter_lint_helm_values``, ``karpenter_lint_controller_policy`` and ``karpenter_lint_metrics``.
 
 Documentation: one ``<filter>.yml`` per filter beside this file.
 """
@@ -19,6 +19,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.l
     lint_controller_policy,
     lint_helm_values,
 )
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.metric_names import lint_metrics
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.validate import validate_batch
 
 try:
@@ -245,6 +246,19 @@ def karpenter_lint_controller_policy(documents, name="ControllerPolicy"):
     return [issue.to_dict() for issue in lint_controller_policy(docs, name=name)]
 
 
+def karpenter_lint_metrics(data, karpenter_version=None):
+    """Lint the metric names of PrometheusRules and Grafana dashboards (or their ConfigMaps) against the metrics
+    the target Karpenter exports (KPL034): errors, as dicts."""
+    objs = _objects(data, "karpenter_lint_metrics")
+    if karpenter_version is not None and not isinstance(karpenter_version, str):
+        raise AnsibleFilterError("karpenter_lint_metrics: karpenter_version must be a string like '1.15.0'")
+    try:
+        issues = lint_metrics(objs, karpenter_version=karpenter_version)
+    except ValueError as exc:
+        raise AnsibleFilterError("karpenter_lint_metrics: %s" % exc)
+    return [issue.to_dict() for issue in issues]
+
+
 class FilterModule:
     """Karpenter v1 filters."""
 
@@ -257,4 +271,5 @@ class FilterModule:
             "karpenter_label_select": karpenter_label_select,
             "karpenter_lint_helm_values": karpenter_lint_helm_values,
             "karpenter_lint_controller_policy": karpenter_lint_controller_policy,
+            "karpenter_lint_metrics": karpenter_lint_metrics,
         }

@@ -30,6 +30,7 @@ from .labels import (
     is_qualified_name,
     is_valid_label_value,
 )
+from .placeholders import binding, has_placeholder, may_equal, may_intersect
 from .quantity import GI, parse_quantity
 
 NODEPOOL = ("karpenter.sh/v1", "NodePool")
@@ -69,6 +70,7 @@ RULES = {
     "KPL031": (ERROR, "template annotations a NodeClaim/Node cannot carry (invalid key, more than 256 KiB in total)"),
     "KPL032": (ERROR, "more than 50 tags per instance: spec.tags plus the 6 Karpenter adds (EC2's limit)"),
     "KPL033": (ERROR, "negative limit (the pool is always over it and never launches)"),
+    "KPL034": (ERROR, "metric name the target Karpenter version does not export (PrometheusRule, Grafana dashboard)"),
 }
 
 # node classes of Karpenter's own test provider (sigs.k8s.io/karpenter/kwok), used by the sandbox
@@ -184,7 +186,38 @@ def _rule_zone_label(np, ref, reqs=None, labels=None):
                     "drop the label; keep the zone requirement and use pod topologySpreadConstraints",
                 )
             ]
+        if rkey == ZONE_LABEL and _zone_pin_before_substitution(zone, op, values):
+            return [
+                _issue(
+                    ref,
+                    join_path(LABELS_PATH, key(ZONE_LABEL)),
+                    "KPL002",
+                    _zone_pin_message(zone, i, values),
+                    "drop the label; keep the zone requirement and use pod topologySpreadConstraints",
+                )
+            ]
     return []
+
+
+def _zone_pin_before_substitution(zone, op, values):
+    """A zone label and a multi-zone In requirement, one of them with ``${...}`` placeholders (a design before
+    substitution): the label pins one zone whenever it can be one of the allowed values."""
+    if not isinstance(zone, str) or op != "In" or len(set(values)) < 2:
+        return False
+    if not (has_placeholder(zone) or any(has_placeholder(v) for v in values)):
+        return False
+    return any(may_equal(zone, v) for v in values)
+
+
+def _zone_pin_message(zone, i, values):
+    pairs = ((zone, v) for v in values) if has_placeholder(zone) else ((v, zone) for v in values)
+    when = [b for b in (binding(t, lit) for t, lit in pairs if not has_placeholder(lit)) if b]
+    subst = " (with %s)" % ", ".join("%s=%s" % kv for kv in when[0].items()) if when else ""
+    return (
+        "template label %s=%s becomes a requirement 'In [%s]': once the ${...} placeholders are substituted every "
+        "node of this pool lands in that one zone%s although requirements[%d] allows %s"
+        % (ZONE_LABEL, zone, zone, subst, i, ", ".join(values))
+    )
 
 
 def _numeric(v):
@@ -212,6 +245,7 @@ def _rule_unsatisfiable(np, ref, reqs=None, labels=None):
         low, high = None, None
         first_path = entries[0][0]
         reasons = []
+        templated = any(has_placeholder(v) for entry in entries for v in entry[2])
         for path, op, values, _src in entries:
             if op == "In":
                 if not values:
@@ -243,7 +277,13 @@ def _rule_unsatisfiable(np, ref, reqs=None, labels=None):
                     high = hi if high is None else min(high, hi)
         if exists and does_not_exist:
             reasons.append("it must both exist and not exist (DoesNotExist combined with In/Exists/Gt/Lt)")
-        if allowed is not None:
+        if allowed is not None and templated:  # ${...} placeholders: only what holds for every substitution
+            if not may_intersect(r[2] for r in entries if r[1] == "In" and r[2]):
+                reasons.append(
+                    "the In value sets (template labels count as In) do not intersect, whatever the "
+                    "${...} placeholders become"
+                )
+        elif allowed is not None:
             remaining = allowed - excluded
             if not remaining and allowed:
                 reasons.append("no value is left: In %s, NotIn %s" % (sorted(allowed), sorted(excluded)))

@@ -17,6 +17,7 @@ def test_filters_are_registered():
         "karpenter_label_select",
         "karpenter_lint_controller_policy",
         "karpenter_lint_helm_values",
+        "karpenter_lint_metrics",
         "karpenter_manifest",
         "karpenter_manifest_mismatches",
         "karpenter_validate",

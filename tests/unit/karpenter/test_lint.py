@@ -39,7 +39,7 @@ def test_reference_objects_are_clean(nodepool, ec2nodeclass):
 
 
 def test_every_rule_is_documented_and_tested():
-    assert sorted(RULES) == ["KPL%03d" % n for n in range(1, 34)]
+    assert sorted(RULES) == ["KPL%03d" % n for n in range(1, 35)]
     for severity, title in RULES.values():
         assert severity in ("error", "warning") and title
     source = open(__file__).read()
@@ -70,6 +70,60 @@ def test_zone_label_on_multi_zone_pool(nodepool):
     (issue,) = hits(lint_np(nodepool), "KPL002")
     assert issue.severity == "warning" and issue.path == "spec.template.metadata.labels[topology.kubernetes.io/zone]"
     assert "us-east-1a" in issue.message and "topologySpreadConstraints" in issue.hint
+
+
+# KPL002 before the ${...} placeholders of a design are substituted: a literal label with templated zones, a
+# templated label with literal zones; never claimed when no substitution can make the label one of the zones
+@pytest.mark.parametrize(
+    "label,values,fires,needle",
+    [
+        ("us-east-1a", ["${AWS_REGION}a", "${AWS_REGION}b", "${AWS_REGION}c"], True, "${AWS_REGION}=us-east-1"),
+        ("${ZONE}", ["us-east-1a", "us-east-1b"], True, "once the ${...} placeholders are substituted"),
+        ("${AWS_REGION}a", ["us-east-1a", "us-west-2b"], True, "${AWS_REGION}=us-east-1"),
+        ("${AWS_REGION}a", ["${AWS_REGION}a", "${AWS_REGION}b"], True, "allows ${AWS_REGION}a, ${AWS_REGION}b"),
+        ("us-east-1a", ["${AWS_REGION}b", "${AWS_REGION}c"], False, None),  # never one of them: KPL003's case
+        ("${ZONE}", ["us-east-1a"], False, None),  # a single zone: nothing is lost
+        ("${AWS_REGION}a", ["${AWS_REGION}a"], False, None),  # the label is the pool's only zone
+    ],
+)
+def test_zone_label_on_multi_zone_pool_with_placeholders(nodepool, label, values, fires, needle):
+    nodepool["spec"]["template"]["metadata"]["labels"]["topology.kubernetes.io/zone"] = label
+    reqs(nodepool).append({"key": "topology.kubernetes.io/zone", "operator": "In", "values": values})
+    issues = lint(nodepool)  # the raw object: no defaulting, no substitution
+    found = hits(issues, "KPL002")
+    if not fires:
+        assert found == []
+        return
+    (issue,) = found
+    assert issue.path == "spec.template.metadata.labels[topology.kubernetes.io/zone]"
+    assert needle in issue.message and "topologySpreadConstraints" in issue.hint
+    # possibly satisfiable once substituted: no KPL003 "do not intersect" claim on the zone key
+    assert [i for i in hits(issues, "KPL003") if "topology.kubernetes.io/zone" in i.message] == []
+
+
+def test_zone_requirements_with_placeholders_unsatisfiable_only_when_every_substitution_is():
+    def pool(label, values):
+        return {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": "p"},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"topology.kubernetes.io/zone": label}},
+                    "spec": {
+                        "requirements": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": values}]
+                    },
+                }
+            },
+        }
+
+    # ${AWS_REGION}a is never ${AWS_REGION}b or ${AWS_REGION}c, whatever the region
+    (issue,) = hits(lint(pool("${AWS_REGION}a", ["${AWS_REGION}b", "${AWS_REGION}c"])), "KPL003")
+    assert "whatever the ${...} placeholders become" in issue.message
+    # a literal that no template can produce
+    assert hits(lint(pool("zone-x", ["${R}a", "${R}b"])), "KPL003")
+    # the same values substituted would intersect: not reported
+    assert hits(lint(pool("us-east-1b", ["${AWS_REGION}b"])), "KPL003") == []
 
 
 # KPL003
@@ -311,6 +365,22 @@ def test_obsolete_metrics_in_prometheus_rules():
     assert (
         find_obsolete_metrics("karpenter_pods_startup_time_seconds")[0][1] == "karpenter_pods_startup_duration_seconds"
     )
+
+
+# KPL034 (tests/unit/karpenter/test_metric_names.py has the rest)
+def test_metric_names_the_target_karpenter_does_not_export():
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.metric_names import lint_metrics
+
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "karpenter"},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "karpenter_nodepool_usage > 0"}]}]},
+    }
+    (issue,) = lint_metrics([rule], karpenter_version="1.15.0")
+    assert issue.rule == "KPL034" and issue.severity == "error" and issue.path == "spec.groups[0].rules[0].expr"
+    rule["spec"]["groups"][0]["rules"][0]["expr"] = "karpenter_nodepools_usage > 0"
+    assert lint_metrics([rule], karpenter_version="1.15.0") == []
 
 
 # KPL013
