@@ -143,6 +143,16 @@ def test_whatif_gpu_and_spot_side_by_side(sandbox, tmp_path, uid):
         assert v["nodes"] == len(v["node_list"]) == sum(v["by_instance_type"].values())
         assert sum(v["by_capacity_type"].values()) == v["nodes"]
 
+    # the run ends by listing the two reports (and hands them to AWX), as every playbook that writes files does
+    listed = [
+        host["msg"]
+        for play in out["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"].endswith("Files written by this run")
+        for host in task["hosts"].values()
+    ]
+    assert listed == [[str(tmp_path / f"whatif-{uid}.html"), str(tmp_path / f"whatif-{uid}.json")]], listed
+
     table = Table()
     table.feed((tmp_path / f"whatif-{uid}.html").read_text())
     assert table.headers[:2] == ["split", "mixed"]
