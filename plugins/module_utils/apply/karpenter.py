@@ -53,6 +53,7 @@ def prepare(kind, definitions, node_class_ref=None, conversion=None, skipped=Non
     are added as ``(index, kind, name)``: the caller warns that they were not applied."""
     options = dict((k, v) for k, v in (conversion or {}).items() if v is not None)
     objs, report, others = [], [], []
+    items = []
     for i, d in enumerate(engine.flatten(definitions)):
         if not isinstance(d, dict):
             raise InputError(
@@ -66,9 +67,18 @@ def prepare(kind, definitions, node_class_ref=None, conversion=None, skipped=Non
                 )
         if "kind" not in d and "apiVersion" not in d:  # e.g. {metadata: {name: x}} with state=absent
             d = dict(d, apiVersion=kind.api_version, kind=kind.kind)
+        items.append((i, d))
+    # The legacy objects are converted as ONE batch: a Provisioner's kubelet settings move to the EC2NodeClass
+    # converted from its AWSNodeTemplate when both are given (the converter distributes them across the batch);
+    # the converted objects take the place of the first legacy object.
+    legacy = [d for _i, d in items if validate_mod.kind_of(d) in validate_mod.LEGACY]
+    batch: list = []
+    if legacy:
+        batch, rep = convert_mod.convert(legacy if len(legacy) > 1 else legacy[0], **options)
+        report.extend(r if isinstance(r, dict) else r.to_dict() for r in rep)
+    for i, d in items:
         if validate_mod.kind_of(d) in validate_mod.LEGACY:
-            converted, rep = convert_mod.convert(d, **options)
-            report.extend(r if isinstance(r, dict) else r.to_dict() for r in rep)
+            converted, batch = batch, []
         else:
             converted = [d]
         for c in converted:

@@ -125,3 +125,33 @@ def test_objects_of_other_kinds_in_a_batch_are_named_in_a_warning(nodepool, ec2n
         "definitions[2] (ConfigMap settings) is not a NodePool and was not applied: apply it with "
         "karpenter_eks.platform.k8s_objects",
     ]
+
+
+def test_legacy_objects_are_converted_as_one_batch():
+    """A Provisioner's kubelet settings move to the EC2NodeClass converted from its AWSNodeTemplate of the same
+    definitions, for both modules (per object, the Provisioner's conversion reported an error instead)."""
+    template = {
+        "apiVersion": "karpenter.k8s.aws/v1alpha1",
+        "kind": "AWSNodeTemplate",
+        "metadata": {"name": "t"},
+        "spec": {
+            "subnetSelector": {"karpenter.sh/discovery": "c"},
+            "securityGroupSelector": {"karpenter.sh/discovery": "c"},
+            "instanceProfile": "KarpenterNodeInstanceProfile",
+        },
+    }
+    provisioner = {
+        "apiVersion": "karpenter.sh/v1alpha5",
+        "kind": "Provisioner",
+        "metadata": {"name": "p"},
+        "spec": {"providerRef": {"name": "t"}, "kubeletConfiguration": {"maxPods": 50}},
+    }
+    for kind, other in ((resource.NODEPOOL, "EC2NodeClass"), (resource.EC2NODECLASS, "NodePool")):
+        objs, report, others = karpenter_apply.prepare(kind, [template, provisioner])
+        assert [r for r in report if r.get("severity") == "error"] == []
+        assert [o["kind"] for o in objs] == [kind.kind] and [o["kind"] for o in others] == [other]
+        (nodeclass,) = [o for o in objs + others if o["kind"] == "EC2NodeClass"]
+        assert nodeclass["spec"]["kubelet"] == {"maxPods": 50}
+    # alone, the Provisioner still says where its settings must go
+    unused, report, unused2 = karpenter_apply.prepare(resource.NODEPOOL, [provisioner])
+    assert any("kubelet settings move to EC2NodeClass/t" in r["text"] for r in report), report
