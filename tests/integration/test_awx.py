@@ -194,6 +194,9 @@ def run_template(entry, sandbox, project, ee_collections, inventory, tmp_path, m
     )
     extravars = dict(entry.get("extra_vars", {}))
     extravars.update(awxlib.survey_extra_vars(entry["survey"], ANSWERS.get(entry["name"])))
+    if entry["name"] in CHECKS and CHECKS[entry["name"]] is _check_runbook:
+        # an inventory variable in AWX: keep the job's files in S3 too (SSE-KMS), checked by _check_runbook
+        extravars["karpenter_eks_artifacts_s3_bucket"] = BUCKET
     cmdline = []
     if entry["job_type"] == "check":
         cmdline.append("--check")
@@ -331,6 +334,16 @@ def _check_runbook(entry, r, s3):
     root = os.path.join(r.config.artifact_dir, "karpenter-eks") + os.sep
     assert listed and all(p.startswith(root) and os.path.isfile(p) for p in listed), (root, listed)
     assert any(p.endswith("/diagnosis.md") for p in listed), listed
+    # ... and uploads them under one prefix per job, each object encrypted with SSE-KMS
+    (uris,) = [
+        e["event_data"]["res"]["msg"]
+        for e in r.events
+        if e["event"] == "runner_on_ok" and e["event_data"].get("task") == "Files uploaded to S3 by this run"
+    ]
+    assert len(uris) == len(listed) and all(u.startswith(f"s3://{BUCKET}/karpenter-eks/") for u in uris), uris
+    for uri in uris:
+        head = s3.head_object(Bucket=BUCKET, Key=uri.split("/", 3)[3])
+        assert head["ServerSideEncryption"] == "aws:kms", (uri, head)
 
 
 def _check_undo(entry, r, s3):
