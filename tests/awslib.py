@@ -124,3 +124,18 @@ def changed_tasks(out):
         for task in play["tasks"]
         if any(h.get("changed") for h in task["hosts"].values())
     ]
+
+
+def role_copy(role, tmp_path, play, replace=None, template="templates/prometheusrule.yml.j2"):
+    """Copy the collection's role ``role`` to ``tmp_path``/roles, optionally replacing ``replace[0]`` by
+    ``replace[1]`` in its ``template`` (it must occur), and write ``play`` beside it; returns the play's path."""
+    import shutil
+
+    shutil.copytree(os.path.join(ROOT, "roles", role), tmp_path / "roles" / role)
+    if replace:
+        path = tmp_path / "roles" / role / template
+        text = path.read_text()
+        assert replace[0] in text, (replace[0], str(path))
+        path.write_text(text.replace(replace[0], replace[1]))
+    (tmp_path / "play.yml").write_text(play)
+    return str(tmp_path / "play.yml")

@@ -12,9 +12,9 @@ monitoring role refuses alerts on a removed metric name with no write to the api
 import json
 import os
 import re
-import shutil
 import urllib.request
 
+import awslib
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.metric_names import minor_version
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.metrics_data import METRICS
@@ -22,7 +22,6 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.m
 pytestmark = pytest.mark.sandbox
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROLE = os.path.join(ROOT, "roles", "monitoring")
 
 
 def test_the_live_controllers_metrics_are_in_the_table(sandbox):
@@ -57,14 +56,7 @@ PLAY = """
 
 
 def role_copy(tmp_path, replace=None):
-    shutil.copytree(ROLE, tmp_path / "roles" / "monitoring")
-    if replace:
-        template = tmp_path / "roles" / "monitoring" / "templates" / "prometheusrule.yml.j2"
-        text = template.read_text()
-        assert replace[0] in text
-        template.write_text(text.replace(replace[0], replace[1]))
-    (tmp_path / "play.yml").write_text(PLAY)
-    return str(tmp_path / "play.yml")
+    return awslib.role_copy("monitoring", tmp_path, PLAY, replace)
 
 
 def writes_into(sandbox, mark, namespace):

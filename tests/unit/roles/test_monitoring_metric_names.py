@@ -9,7 +9,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.m
     supported_versions,
 )
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter.promql import metric_names
+from awslib import role_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -69,13 +69,7 @@ PLAY = """
 
 
 def run_role_copy(tmp_path, replace=None):
-    shutil.copytree(ROLE, tmp_path / "roles" / "monitoring")
-    if replace:
-        template = tmp_path / "roles" / "monitoring" / "templates" / "prometheusrule.yml.j2"
-        text = template.read_text()
-        assert replace[0] in text
-        template.write_text(text.replace(replace[0], replace[1]))
-    (tmp_path / "play.yml").write_text(PLAY)
+    role_copy("monitoring", tmp_path, PLAY, replace)
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
