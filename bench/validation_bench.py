@@ -1,48 +1,76 @@
 #!/usr/bin/env python3
-"""Offline validation (validate_batch) vs server-side dry-run create of the same objects, and their verdicts.
+"""What validating N Karpenter objects costs: offline (fresh process, import included) vs server-side dry-runs.
 
-    source .sandbox/env.sh && .venv/bin/python bench/validation_bench.py [--count 200] [--every 4]
-        [--out bench/results/validation_bench.json]
+    source .sandbox/env.sh && .venv/bin/python bench/validation_bench.py [--sizes 10,100,1000] [--every 4]
+        [--repeat 5] [--no-module] [--out bench/results/validation_bench.json]
 
-Objects: ``--count`` EC2NodeClasses + ``--count`` NodePools (bench/benchlib.py); every ``--every``-th object
-of a kind carries one known mistake (benchlib.MUTATIONS: schema, CEL and Karpenter-runtime ones).
+For each size N: N/2 EC2NodeClasses + N/2 NodePools (bench/benchlib.py); every ``--every``-th object of a kind
+carries one known mistake (benchlib.MUTATIONS: schema, CEL and Karpenter-runtime ones). Measured in one run:
 
-* offline: ``validate_batch(objs, known_nodeclasses=...)`` (schema + defaults + CEL + runtime + lint, the
-  module's path), timed three ways - ``cold`` (every cache cleared: the CEL rules compiled again to Python
-  and, when needed, to cel-python programs, the schemas' validation plans rebuilt, every regular expression
-  compiled again (``re.purge()``): what a fresh module process pays), ``compiled`` (all that kept, result
-  memo cleared) and ``warm`` (memo kept).
-* server: ``POST ...?dryRun=All&fieldValidation=Strict`` per object, sequentially, one keep-alive
-  connection (the admin client), nothing stored.
+* bare interpreter: ``python -c pass`` (the venv's python), once per run;
+* offline, fresh process (bench/validation_child.py ``offline``): spawn, import the collection's apply path as
+  a module run does (``glue.kube_module`` + ``_karpenter_apply()``), read the N objects from a JSON file,
+  ``validate_batch``, exit. Wall time from spawn to exit (median and minimum of ``--repeat``, the rounds
+  interleaved across the sizes), its CPU time, and the import and validation times the child reports; N=0 is
+  the same process with an empty file: interpreter + import;
+* offline, in this process (``validate_batch`` only): ``cold`` (every cache cleared: CEL rules compiled again,
+  validation plans rebuilt, ``re.purge()``), ``compiled`` (result memo cleared) and ``warm``;
+* module, check mode (unless ``--no-module``): ``node_template`` then ``karpenter_provisioner`` through the
+  module entry point as AnsiballZ runs it (``python -m <module> args.json``, ``_ansible_check_mode``), on the
+  sandbox: imports, one LIST per kind, validation, plan, no write. The batches contain invalid objects, so both
+  runs end in the expected "invalid definition(s), nothing was applied" failure, after validating everything
+  (ansible-playbook adds its own start-up and AnsiballZ packaging on top; not measured here);
+* server, from this process, already connected (the connections are opened by untimed requests first):
+  ``POST ...?dryRun=All&fieldValidation=Strict`` per object with the kubernetes client, sequentially on one
+  keep-alive connection; and the module's own dry-run (``engine.dry_run`` with the module's client: server-side
+  apply with ``dryRun=All&fieldValidation=Strict``) sequentially and with ``engine.WRITE_CONCURRENCY`` in flight;
+  best of two runs each. The module's client keeps one connection per thread and ``engine.dry_run`` starts new
+  worker threads per call (per kind), so the concurrent runs open their TLS connections inside the timing, as a
+  module run does; only the sequential ones reuse a warm connection. An object with a field of the wrong type
+  is refused by server-side apply with HTTP 500 before validation (counted, see validation_child.py);
+* server, fresh process (bench/validation_child.py ``server``): import + connect + ``engine.dry_run`` with the
+  module's concurrency, spawn to exit (median of ``--repeat``).
 
-Verdicts: the apiserver's (accepted or not) must equal "no schema/CEL error" offline for every object; the
-objects only Karpenter's runtime validation rejects are counted apart (the apiserver accepts them; offline
-reports them with source ``runtime``). Goal (issue 4): offline >= 20x faster, same verdicts.
+Verdicts, per size: the apiserver's (accepted or not, for the POSTs and for the module's dry-run) must equal
+"no schema/CEL error" offline for every object; objects only Karpenter's runtime validation rejects are counted
+apart (the apiserver accepts them, offline reports them with source ``runtime``). Nothing is stored.
 """
 
 import argparse
 import json
 import os
 import re
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import validation_child  # noqa: E402
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.karpenter import caches, validate  # noqa: E402
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import client, engine  # noqa: E402
 
 ROOT = benchlib.ROOT
+CHILD = os.path.join(ROOT, "bench", "validation_child.py")
 PATHS = {
     "NodePool": "/apis/karpenter.sh/v1/nodepools",
     "EC2NodeClass": "/apis/karpenter.k8s.aws/v1/ec2nodeclasses",
 }
-API_SOURCES = ("schema", "cel")
+MODULES = (("EC2NodeClass", "node_template"), ("NodePool", "karpenter_provisioner"))
+MODULE_PACKAGE = "ansible_collections.karpenter_eks.platform.plugins.modules."
 
 
-def offline(objs, known):
-    return validate.validate_batch(objs, known_nodeclasses=known)
+def objects(n, every):
+    """n objects: n // 2 EC2NodeClasses (the rest) and n // 2 NodePools, with benchlib's mistakes."""
+    nps = n // 2
+    base = benchlib.nodeclasses(n - nps, label="validation-bench", prefix="vbench") + benchlib.nodepools(
+        nps, label="validation-bench", prefix="vbench"
+    )
+    return benchlib.invalid_variants(base, every=every)
 
 
 def timed(fn, repeat=1):
@@ -55,182 +83,357 @@ def timed(fn, repeat=1):
     return result, times
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--every", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "validation_bench.json"))
-    a = ap.parse_args()
+def spawn(args, env=None, cpu=None):
+    """Run a child with the venv's python; (wall seconds, parsed JSON stdout or None, completed process).
 
-    base = benchlib.nodeclasses(a.count, label="validation-bench", prefix="vbench") + benchlib.nodepools(
-        a.count, label="validation-bench", prefix="vbench"
-    )
-    objs, expected = benchlib.invalid_variants(base, every=a.every)
-    known = [o["metadata"]["name"] for o in objs if o["kind"] == "EC2NodeClass"]
-
-    # ---- offline
-    def cold():
-        caches.clear_caches(programs=True)
-        re.purge()
-        return offline(objs, known)
-
-    def compiled():
-        caches.clear_caches(programs=False)
-        return offline(objs, known)
-
-    batch, cold_t = timed(cold, a.repeat)
-    cel_python_programs = caches.cache_info()["programs"]  # rules the compiled Python could not decide alone
-    _, compiled_t = timed(compiled, a.repeat)
-    _, warm_t = timed(lambda: offline(objs, known), a.repeat)
-
-    # ---- server-side dry-run
-    sb = benchlib.Sandbox()
-    sb.raw("GET", "/version")  # open the connection outside the timing
-    server = []
+    ``cpu``: a list that gets the child's CPU seconds (user + system), which the machine's load changes far
+    less than the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    for o in objs:
-        status, body = sb.raw("POST", PATHS[o["kind"]], {"dryRun": "All", "fieldValidation": "Strict"}, o)
-        server.append((status, body))
-    server_t = time.perf_counter() - t0
-    # the same, once more (the apiserver's CEL cost is per request; this shows run-to-run noise)
-    t0 = time.perf_counter()
-    for o in objs:
-        sb.raw("POST", PATHS[o["kind"]], {"dryRun": "All", "fieldValidation": "Strict"}, o)
-    server_t2 = time.perf_counter() - t0
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        out = None
+    return wall, out, proc
 
-    # ---- verdicts
-    rows, mismatches = [], []
+
+def run_child(args, stats):
+    """One fresh process of bench/validation_child.py; its wall and reported times appended to ``stats``."""
+    wall, out, proc = spawn([CHILD, *args], cpu=stats["cpu"])
+    if out is None:
+        raise SystemExit("validation_child.py %s failed: %s" % (" ".join(args), proc.stderr[-2000:]))
+    stats["wall"].append(wall)
+    stats["import"].append(out["import_seconds"])
+    stats["inner"].append(out["inner_seconds"])
+    return out
+
+
+def new_stats():
+    return {"wall": [], "cpu": [], "import": [], "inner": []}
+
+
+def fresh_offline(paths, repeat):
+    """Fresh offline processes for every size, interleaved: ``repeat`` rounds, each a bare interpreter and then
+    one process per size, so that a change of the (shared) machine's load hits every size alike."""
+    bare, stats, last = new_stats(), {n: new_stats() for n in paths}, {}
+    for _ in range(repeat):
+        bare["wall"].append(spawn(["-c", "pass"], cpu=bare["cpu"])[0])
+        for n, path in paths.items():
+            last[n] = run_child(["offline", path], stats[n])
+    return bare, stats, last
+
+
+def module_check(objs, kubeconfig, tmp, repeat):
+    """The two Karpenter modules in check mode through their entry point; wall of both, per repeat."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"))
+    walls, outcome = [], {}
+    for _ in range(repeat):
+        total = 0.0
+        for kind, module in MODULES:
+            args = {
+                "ANSIBLE_MODULE_ARGS": {
+                    "definitions": [o for o in objs if o["kind"] == kind],
+                    "kubeconfig": kubeconfig,
+                    "_ansible_check_mode": True,
+                }
+            }
+            path = os.path.join(tmp, "%s-args.json" % module)
+            with open(path, "w") as f:
+                json.dump(args, f)
+            wall, out, proc = spawn(["-m", MODULE_PACKAGE + module, path], env=env)
+            if out is None:
+                raise SystemExit("%s failed without a result: %s" % (module, proc.stderr[-2000:]))
+            total += wall
+            outcome[module] = {
+                "rc": proc.returncode,
+                "failed": bool(out.get("failed")),
+                "validation_errors": len(out.get("errors") or []),
+                "requests": out.get("requests"),
+                "changed": out.get("changed"),
+            }
+        walls.append(total)
+    return walls, outcome
+
+
+def server_connected(sb, api, objs):
+    """Dry-runs from this (connected) process: POST sequential, module dry-run sequential and concurrent."""
+    post_t, statuses = [], []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        statuses = []
+        for o in objs:
+            status, body = sb.raw("POST", PATHS[o["kind"]], {"dryRun": "All", "fieldValidation": "Strict"}, o)
+            statuses.append((status, body))
+        post_t.append(time.perf_counter() - t0)
+    module_t, rejected = {}, {}
+    for label, concurrency in (("sequential", 1), ("concurrent", engine.WRITE_CONCURRENCY)):
+        rejected[label], module_t[label] = timed(lambda c=concurrency: validation_child.dry_run_kinds(api, objs, c), 2)
+    return post_t, statuses, module_t, rejected
+
+
+def verdicts(objs, expected, offline_rows, statuses, rejected):
+    """Compare, object by object: expected, offline, the POSTs' answers and the module dry-run's refusals."""
     counts = {"valid": 0, "apiserver": 0, "runtime": 0}
+    mismatches = []
     path_hits = path_total = 0
-    for o, exp, res, (status, body) in zip(objs, expected, batch.results, server, strict=True):
-        api_ok = status in (200, 201)
-        offline_api_errors = [i for i in res.errors if i.source in API_SOURCES]
-        offline_runtime = [i for i in res.errors if i.source == "runtime"]
-        offline_api_ok = not offline_api_errors
+    for o, exp, off, (status, body) in zip(objs, expected, offline_rows, statuses, strict=True):
         counts[exp] += 1
-        row = {
-            "object": res.object_ref,
-            "mutation": (o["metadata"].get("annotations") or {}).get("bench/mutation"),
-            "expected": exp,
-            "apiserver_status": status,
-            "apiserver_ok": api_ok,
-            "offline_ok_for_apiserver": offline_api_ok,
-            "offline_runtime_errors": [str(i) for i in offline_runtime],
-            "offline_errors": [str(i) for i in offline_api_errors],
-            "apiserver_message": None if api_ok else body.get("message"),
-        }
+        api_ok = status in (200, 201)
+        module_dry_ok = all(off["object"] not in r for r in rejected.values())
         if not api_ok:
             causes = [c.get("field") for c in (body.get("details") or {}).get("causes") or []]
-            for i in offline_api_errors:
+            for p in off["paths"]:
                 path_total += 1
-                path_hits += any(c and (c == i.path or c.startswith(i.path) or i.path.startswith(c)) for c in causes)
-        agree = api_ok == offline_api_ok
+                path_hits += any(c and (c == p or c.startswith(p) or p.startswith(c)) for c in causes)
+        agree = api_ok == off["ok_for_apiserver"] == module_dry_ok
         if exp == "runtime":
-            agree = agree and api_ok and bool(offline_runtime)
+            agree = agree and api_ok and bool(off["runtime_errors"])
         elif exp == "apiserver":
             agree = agree and not api_ok
         else:
-            agree = agree and api_ok and res.ok
-        row["agree"] = agree
+            agree = agree and api_ok and off["ok"]
         if not agree:
-            mismatches.append(row)
-        rows.append(row)
+            mismatches.append(
+                {
+                    "object": off["object"],
+                    "mutation": (o["metadata"].get("annotations") or {}).get("bench/mutation"),
+                    "expected": exp,
+                    "apiserver_status": status,
+                    "apiserver_message": None if api_ok else body.get("message"),
+                    "module_dry_run_ok": module_dry_ok,
+                    "offline_errors": off["errors"],
+                    "offline_runtime_errors": off["runtime_errors"],
+                }
+            )
+    return counts, mismatches, "%d/%d" % (path_hits, path_total)
 
-    n = len(objs)
-    cold_s, compiled_s, warm_s = min(cold_t), min(compiled_t), min(warm_t)
+
+def r4(values):
+    return [round(v, 4) for v in values]
+
+
+def med(values):
+    return round(statistics.median(values), 4)
+
+
+def in_process(objs, repeat):
+    known = [o["metadata"]["name"] for o in objs if o["kind"] == "EC2NodeClass"]
+
+    def cold():
+        caches.clear_caches(programs=True)
+        re.purge()
+        return validate.validate_batch(objs, known_nodeclasses=known)
+
+    def compiled():
+        caches.clear_caches(programs=False)
+        return validate.validate_batch(objs, known_nodeclasses=known)
+
+    _, cold_t = timed(cold, repeat)
+    _, compiled_t = timed(compiled, repeat)
+    _, warm_t = timed(lambda: validate.validate_batch(objs, known_nodeclasses=known), repeat)
+    return {"cold": med(cold_t), "compiled": med(compiled_t), "warm": med(warm_t)}
+
+
+def measure(n, a, sb, api, tmp, path, fresh, out, empty):
+    objs, expected = objects(n, a.every)
+    inproc = in_process(objs, a.repeat)
+    post_t, statuses, module_t, rejected = server_connected(sb, api, objs)
+    server_fresh = new_stats()
+    for _ in range(a.repeat):
+        run_child(["server", path, sb.env["KUBECONFIG"], str(engine.WRITE_CONCURRENCY)], server_fresh)
+    counts, mismatches, paths = verdicts(objs, expected, out["verdicts"], statuses, rejected)
+    entry = {
+        "objects": n,
+        "expected": counts,
+        "offline_fresh_process": {
+            "wall_seconds": r4(fresh["wall"]),
+            "median_wall_seconds": med(fresh["wall"]),
+            "min_wall_seconds": round(min(fresh["wall"]), 4),
+            "median_cpu_seconds": med(fresh["cpu"]),
+            "median_import_seconds": med(fresh["import"]),
+            "median_validate_seconds": med(fresh["inner"]),
+            "validation_above_n0_seconds": round(med(fresh["wall"]) - med(empty["wall"]), 4),
+        },
+        "offline_in_process_median_seconds": inproc,
+        "server_connected": {
+            "post_sequential_seconds": r4(post_t),
+            "module_dry_run_sequential_seconds": r4(module_t["sequential"]),
+            "module_dry_run_concurrent_seconds": r4(module_t["concurrent"]),
+            "concurrency": engine.WRITE_CONCURRENCY,
+        },
+        "server_fresh_process_concurrent": {
+            "wall_seconds": r4(server_fresh["wall"]),
+            "median_wall_seconds": med(server_fresh["wall"]),
+            "median_import_seconds": med(server_fresh["import"]),
+            "median_connect_and_dry_run_seconds": med(server_fresh["inner"]),
+        },
+        "module_dry_run_typed_patch_500": sum(
+            validation_child.TYPED_PATCH_500 in m for m in rejected["sequential"].values()
+        ),
+        "verdicts_agree": n - len(mismatches),
+        "verdict_mismatches": mismatches,
+        "error_paths_named_by_apiserver": paths,
+    }
+    if not a.no_module:
+        walls, outcome = module_check(objs, sb.env["KUBECONFIG"], tmp, a.repeat)
+        entry["module_check_mode"] = {
+            "wall_seconds_both_modules": r4(walls),
+            "median_wall_seconds": med(walls),
+            "runs": outcome,
+        }
+    post_s = min(post_t)
+    seq_s, conc_s = min(module_t["sequential"]), min(module_t["concurrent"])
+    inner = med(fresh["inner"])
+    entry["ratio_server_over_offline"] = {
+        # what a user pays: a fresh process each way, import included
+        "fresh_process": round(med(server_fresh["wall"]) / med(fresh["wall"]), 2),
+        # the work alone: connected dry-runs vs the validation call of a fresh process
+        "connected_post_sequential_over_validate": round(post_s / inner, 1),
+        "connected_module_sequential_over_validate": round(seq_s / inner, 1),
+        "connected_module_concurrent_over_validate": round(conc_s / inner, 1),
+    }
+    return entry
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="10,100,1000", help="object counts, comma-separated (half of each kind)")
+    ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-module", action="store_true", help="skip the module runs in check mode")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "validation_bench.json"))
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
+
+    load_before = os.getloadavg()
+    sb = benchlib.Sandbox()
+    sb.raw("GET", "/version")  # open the kubernetes client's connection outside the timing
+    api = client.connect({"kubeconfig": sb.env["KUBECONFIG"]})
+    warm, _ = objects(2 * engine.WRITE_CONCURRENCY, a.every)
+    validation_child.dry_run_kinds(api, warm, engine.WRITE_CONCURRENCY)  # open the module client's connections
+
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="validation-bench-") as tmp:
+        paths = {}
+        for n in [0] + sizes:
+            paths[n] = os.path.join(tmp, "objects-%d.json" % n)
+            with open(paths[n], "w") as f:
+                json.dump(objects(n, a.every)[0], f)
+        bare, fresh, last = fresh_offline(paths, a.repeat)
+        empty = fresh[0]
+        entries = [measure(n, a, sb, api, tmp, paths[n], fresh[n], last[n], empty) for n in sizes]
+    elapsed = time.perf_counter() - t_start
+
     result = {
         "date": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([os.path.relpath(sys.executable, ROOT)] + sys.argv),
-        "objects": n,
-        "expected": counts,
-        "offline_seconds": {
-            "cold": [round(t, 4) for t in cold_t],
-            "compiled": [round(t, 4) for t in compiled_t],
-            "warm": [round(t, 4) for t in warm_t],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "python": sys.version.split()[0],
         },
-        "offline_median_seconds": {
-            "cold": round(statistics.median(cold_t), 4),
-            "compiled": round(statistics.median(compiled_t), 4),
-            "warm": round(statistics.median(warm_t), 4),
+        "elapsed_seconds": round(elapsed, 1),
+        "repeat": a.repeat,
+        "bare_interpreter_seconds": r4(bare["wall"]),
+        "bare_interpreter_median_cpu_seconds": med(bare["cpu"]),
+        "offline_fresh_process_n0": {
+            "wall_seconds": r4(empty["wall"]),
+            "median_wall_seconds": med(empty["wall"]),
+            "min_wall_seconds": round(min(empty["wall"]), 4),
+            "median_cpu_seconds": med(empty["cpu"]),
+            "median_import_seconds": med(empty["import"]),
         },
-        "cel_python_programs_after_cold_run": cel_python_programs,
-        "server_dry_run_seconds": [round(server_t, 4), round(server_t2, 4)],
-        "throughput_objects_per_second": {
-            "offline_cold": round(n / cold_s, 1),
-            "offline_compiled": round(n / compiled_s, 1),
-            "offline_warm": round(n / warm_s, 1),
-            "server_dry_run": round(n / min(server_t, server_t2), 1),
-        },
-        "ratio_server_over_offline": {
-            "cold": round(min(server_t, server_t2) / cold_s, 1),
-            "compiled": round(min(server_t, server_t2) / compiled_s, 1),
-            "warm": round(min(server_t, server_t2) / warm_s, 1),
-        },
-        "ratio_median_server_over_median_offline": {
-            "cold": round(statistics.median([server_t, server_t2]) / statistics.median(cold_t), 1),
-            "warm": round(statistics.median([server_t, server_t2]) / statistics.median(warm_t), 1),
-        },
-        "verdicts_agree": n - len(mismatches),
-        "verdict_mismatches": mismatches,
-        "error_paths_named_by_apiserver": "%d/%d" % (path_hits, path_total),
-        "rows": rows,
+        "sizes": entries,
     }
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)
+        f.write("\n")
 
     print(
-        "%d objects (%d valid, %d rejected by the apiserver, %d only by Karpenter's runtime validation)"
-        % (n, counts["valid"], counts["apiserver"], counts["runtime"])
-    )
-    hdr = "%-34s %10s %12s %8s"
-    print(hdr % ("path", "seconds", "objects/s", "ratio"))
-    server_s = min(server_t, server_t2)
-    print(hdr % ("server dry-run create (sequential)", "%.3f" % server_s, "%.0f" % (n / server_s), "1.0x"))
-    for label, s in (
-        ("offline cold (fresh process)", cold_s),
-        ("offline compiled CEL", compiled_s),
-        ("offline warm", warm_s),
-    ):
-        print(hdr % (label, "%.3f" % s, "%.0f" % (n / s), "%.1fx" % (server_s / s)))
-    print(
-        "offline timings (min of %d): cold %s, compiled %s, warm %s; median cold %.3f (ratio of medians %.1fx)"
+        "load average %s -> %s on %d cores; medians of %d fresh processes; connected server: best of 2"
         % (
+            result["machine"]["load_average_before"],
+            result["machine"]["load_average_after"],
+            os.cpu_count(),
             a.repeat,
-            result["offline_seconds"]["cold"],
-            result["offline_seconds"]["compiled"],
-            result["offline_seconds"]["warm"],
-            statistics.median(cold_t),
-            result["ratio_median_server_over_median_offline"]["cold"],
         )
     )
     print(
-        "rules cel-python had to evaluate in the cold run (not decided by the compiled rules): %d" % cel_python_programs
+        "bare interpreter %.3f s (CPU %.3f s); N=0 offline process (interpreter + module imports) %.3f s, min %.3f,"
+        " CPU %.3f s (imports %.3f s)"
+        % (
+            statistics.median(bare["wall"]),
+            med(bare["cpu"]),
+            med(empty["wall"]),
+            min(empty["wall"]),
+            med(empty["cpu"]),
+            med(empty["import"]),
+        )
     )
+    hdr = "%6s %10s %8s %9s %9s %10s %9s %9s %10s %9s %9s"
     print(
-        "verdicts agree: %d/%d; error paths also named by the apiserver: %s"
-        % (result["verdicts_agree"], n, result["error_paths_named_by_apiserver"])
+        hdr
+        % (
+            "N",
+            "off.proc",
+            "off.cpu",
+            "validate",
+            "in-proc",
+            "module-ck",
+            "POST seq",
+            "dry seq",
+            "dry x%d" % engine.WRITE_CONCURRENCY,
+            "srv.proc",
+            "agree",
+        )
     )
-    for m in mismatches:
+    failed = False
+    for e in entries:
+        sc = e["server_connected"]
         print(
-            "MISMATCH %s (%s, expected %s): apiserver %s %s; offline %s %s"
+            hdr
             % (
-                m["object"],
-                m["mutation"],
-                m["expected"],
-                m["apiserver_status"],
-                m["apiserver_message"],
-                m["offline_errors"],
-                m["offline_runtime_errors"],
+                e["objects"],
+                "%.3f" % e["offline_fresh_process"]["median_wall_seconds"],
+                "%.3f" % e["offline_fresh_process"]["median_cpu_seconds"],
+                "%.4f" % e["offline_fresh_process"]["median_validate_seconds"],
+                "%.4f" % e["offline_in_process_median_seconds"]["cold"],
+                "%.3f" % e["module_check_mode"]["median_wall_seconds"] if "module_check_mode" in e else "-",
+                "%.3f" % min(sc["post_sequential_seconds"]),
+                "%.3f" % min(sc["module_dry_run_sequential_seconds"]),
+                "%.3f" % min(sc["module_dry_run_concurrent_seconds"]),
+                "%.3f" % e["server_fresh_process_concurrent"]["median_wall_seconds"],
+                "%d/%d" % (e["verdicts_agree"], e["objects"]),
             )
         )
-    print(
-        "goal  >= 20x faster than server dry-run (cold / warm): %s / %s"
-        % ("MET" if server_s / cold_s >= 20 else "MISSED", "MET" if server_s / warm_s >= 20 else "MISSED")
-    )
-    print("written: %s" % os.path.relpath(a.out, ROOT))
-    return 1 if mismatches else 0
+        failed = failed or bool(e["verdict_mismatches"])
+        for m in e["verdict_mismatches"]:
+            print("MISMATCH (N=%d) %s" % (e["objects"], json.dumps(m)))
+    print("ratios server / offline:")
+    for e in entries:
+        r = e["ratio_server_over_offline"]
+        print(
+            "  N=%-5d fresh process each way %.2fx; connected dry-runs over the validation call: POST seq %.1fx, "
+            "module seq %.1fx, module x%d %.1fx; error paths named by the apiserver %s"
+            % (
+                e["objects"],
+                r["fresh_process"],
+                r["connected_post_sequential_over_validate"],
+                r["connected_module_sequential_over_validate"],
+                engine.WRITE_CONCURRENCY,
+                r["connected_module_concurrent_over_validate"],
+                e["error_paths_named_by_apiserver"],
+            )
+        )
+    print("elapsed %.0f s; written: %s" % (elapsed, os.path.relpath(a.out, ROOT)))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
