@@ -54,8 +54,7 @@ class KubeModule(AnsibleModule):
     def __init__(self, argument_spec: dict, **kwargs: Any) -> None:
         spec = dict(AUTH_ARG_SPEC)
         spec.update(argument_spec)
-        super().__init__(argument_spec=spec, **kwargs)
-        self.no_log_values.update(module_secrets(self.params))
+        super().__init__(argument_spec=spec, **kwargs)  # _load_params adds the parameters' secrets (once)
         if getattr(self, "_shape_errors", None):
             self.fail_json(msg="; ".join(self._shape_errors), changed=False)
         self.api = None
