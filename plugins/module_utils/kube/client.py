@@ -394,6 +394,12 @@ def _status(exc):
     return body if isinstance(body, dict) else {}
 
 
+def is_transient(err: KubeError) -> bool:
+    """Did ``err`` say nothing about the request itself (no answer, throttled, the API unavailable, a transient
+    500)? A deterministic answer - 4xx, or a 500 such as a failed typed patch - is a verdict on the request."""
+    return err.status is None or _transient_answer(err.status, _status(err), {})
+
+
 def _retryable(exc):
     """Is this HTTP error answer worth sending the request again (with backoff)?"""
     return _transient_answer(exc.status, _status(exc), getattr(exc, "headers", None) or {})

@@ -38,7 +38,7 @@ from .. import progress
 from ..errors import InputError
 from ..karpenter.compare import SERVER_METADATA_FIELDS
 from . import ssa
-from .client import KubeError
+from .client import KubeError, is_transient
 from .resource import NODECLAIM, Resource
 
 Kind = Resource  # the name the Karpenter callers use
@@ -549,8 +549,10 @@ def dry_run(api, plan: list, manager: str = FIELD_MANAGER, concurrency: int = WR
         try:
             api.apply(item.resource.path(item.name, item.namespace), item.sent, manager, force=True, dry_run=True)
         except KubeError as exc:
-            if exc.status is None or exc.status >= 500:
+            if is_transient(exc):
                 raise  # not a verdict on the object: the API is unavailable
+            # a 4xx, or a deterministic 500 (server-side apply cannot build a typed patch from a field of the
+            # wrong type): the apiserver refuses this object
             return {"object": item.ref, "status": exc.status, "message": str(exc)}
         return None
 

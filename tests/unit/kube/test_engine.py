@@ -223,3 +223,48 @@ def test_an_apply_reports_where_its_time_went():
     res = karpenter_apply.run(api, resource.NODEPOOL, [pool("a")], prevalidated=True)
     assert set(res["timings"]) == {"read", "validate", "plan", "write"}
     assert all(isinstance(v, float) and v >= 0 for v in res["timings"].values())
+
+
+class RefusingApi:
+    """apply() raises the KubeError the test gives (one per object name), else answers nothing."""
+
+    def __init__(self, errors):
+        self.errors = errors
+
+    def apply(self, path, body, manager, force=False, dry_run=False):
+        assert dry_run
+        err = self.errors.get(body["metadata"]["name"])
+        if err is not None:
+            raise err
+        return body
+
+
+def _created(name):
+    target = engine.Desired(0, {"metadata": {"name": name}}, resource.NODEPOOL)
+    return engine.PlanItem(target, "create", sent={"metadata": {"name": name}})
+
+
+def test_dry_run_counts_a_deterministic_500_as_a_refusal():
+    typed = kclient.KubeError(
+        "failed to create typed patch object",
+        status=500,
+        body=json.dumps({"kind": "Status", "code": 500, "message": "failed to create typed patch object (...)"}),
+    )
+    api = RefusingApi({"b": typed})
+    problems = engine.dry_run(api, [_created("a"), _created("b")], concurrency=1)
+    assert problems == [{"object": "NodePool/b", "status": 500, "message": "failed to create typed patch object"}]
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        kclient.KubeError("cannot reach the Kubernetes API: refused"),
+        kclient.KubeError("unavailable", status=503),
+        kclient.KubeError(
+            "etcd", status=500, body=json.dumps({"code": 500, "message": "etcdserver: request timed out"})
+        ),
+    ],
+)
+def test_dry_run_stops_when_the_api_gives_no_verdict(err):
+    with pytest.raises(kclient.KubeError):
+        engine.dry_run(RefusingApi({"a": err}), [_created("a")], concurrency=1)
