@@ -438,16 +438,19 @@ def plan_kind(
     strategy: Strategy = EXACT,
 ) -> list:
     """``make_plan`` for objects of one resource; ``live``: {name: object} (``list_live``). With ``prune``,
-    objects we manage (``MANAGED_BY_LABEL``) that ``desired`` does not name are deleted."""
+    objects we manage (``MANAGED_BY_LABEL``) that ``desired`` does not name are deleted, as ``state=absent``
+    deletes: one already being deleted (finalizers pending, e.g. after an interrupted run) is not deleted again."""
     targets = [Desired(i, obj, resource) for i, obj in enumerate(desired)]
     plan = make_plan(targets, {t.key: live.get(t.name) for t in targets if t.name in live}, state, strategy, manager)
     if prune and state == "present":
         wanted = set(t.name for t in targets)
-        for name, cur in sorted(live.items()):
-            labels = cur.get("metadata", {}).get("labels") or {}
-            if name not in wanted and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
-                target = Desired(None, {"metadata": {"name": name}}, resource)
-                plan.append(PlanItem(target, "delete", live=cur, before=normalize(cur)))
+        pruned = [
+            Desired(None, {"metadata": {"name": name}}, resource)
+            for name, cur in sorted(live.items())
+            if name not in wanted
+            and (cur.get("metadata", {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+        ]
+        plan += make_plan(pruned, {t.key: live[t.name] for t in pruned}, "absent", strategy, manager)
     return plan
 
 

@@ -196,6 +196,19 @@ def test_a_field_another_manager_co_owns_is_not_planned_for_removal():
     assert "weight" not in item.after["spec"]
 
 
+def test_prune_does_not_delete_again_what_is_already_being_deleted():
+    """As state=absent: a managed object with finalizers pending (an interrupted prune's delete) is waited for,
+    not deleted (and reported written) a second time at every run."""
+    live = {n: pool(n) for n in ("keep", "going", "stale", "foreign")}  # pool(): labelled managed-by
+    live["foreign"]["metadata"]["labels"] = {}
+    live["going"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    plan = engine.plan_kind(resource.NODEPOOL, [pool("keep")], live, prune=True)
+    actions = {i.name: (i.action, i.deleting) for i in plan if i.name != "keep"}
+    assert actions == {"going": ("unchanged", True), "stale": ("delete", False)}
+    # a wait still waits for both deletions
+    assert sorted(i.name for i in plan if i.action == "delete" or i.deleting) == ["going", "stale"]
+
+
 @pytest.mark.parametrize("definitions", [[[pool("a"), None]], [None, [pool("a")]], pool("a")])
 def test_nested_and_null_definitions_are_read_the_same_by_every_module(definitions):
     objs, _report, _others = karpenter_apply.prepare(resource.NODEPOOL, definitions)
