@@ -43,6 +43,8 @@ options:
     description:
       - Also delete objects of this kind labelled C(app.kubernetes.io/managed-by=karpenter_eks.platform)
         that are not in O(definitions).
+      - An object already being deleted (its finalizers pending) is not deleted again; it counts as unchanged and,
+        with O(wait=true), is waited for, as with O(state=absent).
     type: bool
     default: false
   allow_disruption:
