@@ -30,13 +30,21 @@ as here) for every rule the compiled code cannot decide. :func:`evaluate` remain
 the path for transition rules with an old object); tests compare both.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import golang
 from .issues import Issue, join_path
 from .schema import matches_type
+
+if TYPE_CHECKING:  # annotations only: cel-python is imported on first use (_load)
+    from celpy import Environment, Runner
+    from celpy.celtypes import Value as CELValue
 
 # cel-python is imported on first use (about 0.1 s, more than validating hundreds of objects): the
 # rules compiled by celcompile decide almost every evaluation without it.
@@ -176,7 +184,7 @@ def _load():
     raise CELUnavailable("cel-python (import celpy) is required for CEL validation: %s" % CELPY_IMPORT_ERROR)
 
 
-def environment():
+def environment() -> Environment:
     global _ENV
     _load()
     if _ENV is None:
@@ -184,7 +192,7 @@ def environment():
     return _ENV
 
 
-def compile_rule(rule):
+def compile_rule(rule: str) -> Runner:
     """Compile (once) and return the celpy program for a rule expression."""
     prog = _PROGRAMS.get(rule)
     if prog is None:
@@ -194,11 +202,11 @@ def compile_rule(rule):
     return prog
 
 
-def is_transition_rule(rule):
+def is_transition_rule(rule: str | dict[str, Any]) -> bool:
     return bool(_OLD_SELF.search(rule.get("rule", "") if isinstance(rule, dict) else rule))
 
 
-def iter_rules(schema, path=""):
+def iter_rules(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(schema_path, rule_dict)`` for every x-kubernetes-validations rule in a schema."""
     for r in schema.get("x-kubernetes-validations") or ():
         yield path, r
@@ -210,7 +218,7 @@ def iter_rules(schema, path=""):
         yield from iter_rules(schema["additionalProperties"], path + "{*}")
 
 
-def compile_schema(schema):
+def compile_schema(schema: dict[str, Any]) -> tuple[int, list[tuple[str, str, str]]]:
     """Compile every rule (and messageExpression) of a schema; return ``(count, failures)``."""
     failures = []
     seen = set()
@@ -250,7 +258,7 @@ def _cel_int(value, path):
     return celtypes.IntType(value)
 
 
-def to_cel(value, schema=None, path=""):
+def to_cel(value: object, schema: dict[str, Any] | None = None, path: str = "") -> CELValue:
     """Convert JSON-like data to celpy values (integral numbers of integer fields become ints).
 
     Raises :class:`CELConversionError` (naming ``path``, the value's field path) for an integer
@@ -295,7 +303,7 @@ class Node:
 
     __slots__ = ("value", "schema", "path", "_cel", "_key")
 
-    def __init__(self, value, schema, path=""):
+    def __init__(self, value: object, schema: dict[str, Any] | None, path: str = "") -> None:
         self.value = value
         self.schema = schema
         self.path = path
@@ -303,14 +311,14 @@ class Node:
         self._key = None
 
     @property
-    def cel(self):
+    def cel(self) -> CELValue:
         """The CEL value; raises :class:`CELConversionError` when the value has no CEL form."""
         if self._cel is None:
             self._cel = to_cel(self.value, self.schema, self.path)
         return self._cel
 
     @property
-    def key(self):
+    def key(self) -> str | None:
         """The memo key (canonical JSON), or None for a value that has none (mixed-type map keys)."""
         if self._key is None:
             self._key = _memo_key(self.value) or False
@@ -382,7 +390,7 @@ def _remember(memo_key, out):
     return out
 
 
-def run_rule(expr, node, old):
+def run_rule(expr: str, node: Node, old: Node | None) -> tuple[bool | None, str | None]:
     """Evaluate ``expr``; return ``(True|False|None, error_text)`` (None = evaluation error)."""
     plan = _plan(expr) if old is None else ("whole",)
     if plan[0] == "all" and isinstance(node.value, (dict, list)):
@@ -443,7 +451,7 @@ def _eval_error_text(exc):
     return str(args[0]) if args else str(exc)
 
 
-def rule_message(rule, node, old):
+def rule_message(rule: dict[str, Any], node: Node, old: Node | None) -> str:
     expr = rule.get("messageExpression")
     if expr:
         try:
@@ -463,7 +471,7 @@ def rule_message(rule, node, old):
 _FIELD_PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['([^']*)'\]|\[(\d+)\]")
 
 
-def with_field_path(path, field_path):
+def with_field_path(path: str, field_path: str | None) -> str:
     if not field_path:
         return path
     pos = 0
@@ -482,7 +490,13 @@ def with_field_path(path, field_path):
     return out
 
 
-def evaluate(obj, schema, old=None, object_ref="", suppress_errors_under=()):
+def evaluate(
+    obj: object,
+    schema: dict[str, Any],
+    old: dict[str, Any] | None = None,
+    object_ref: str = "",
+    suppress_errors_under: Iterable[str] = (),
+) -> list[Issue]:
     """Evaluate every applicable rule of ``schema`` on ``obj``; return a list of Issues.
 
     ``old`` (optional) is the previous version of the object, enabling transition rules.
@@ -504,7 +518,7 @@ def evaluate(obj, schema, old=None, object_ref="", suppress_errors_under=()):
     return issues
 
 
-def is_suppressed(path, prefixes):
+def is_suppressed(path: str, prefixes: Iterable[str]) -> bool:
     for p in prefixes:
         if p == path or p.startswith(path + ".") or p.startswith(path + "["):
             return True
@@ -569,12 +583,12 @@ def _walk(value, schema, path, old, has_old, ctx):
             _walk(item, items, join_path(path, i), old_item, old_item is not None, ctx)
 
 
-def cache_sizes():
+def cache_sizes() -> dict[str, int]:
     """Sizes of this module's caches (compiled programs, memoised results)."""
     return {"programs": len(_PROGRAMS), "results": len(_RESULTS)}
 
 
-def clear_cache(programs=False):
+def clear_cache(programs: bool = False) -> None:
     """Forget memoised results; with ``programs=True`` also the compiled celpy programs and evaluation plans."""
     _RESULTS.clear()
     if programs:

@@ -37,7 +37,10 @@ cel-python over corpus and generated values (differential tests).
 """
 
 # pylint: disable=unidiomatic-typecheck  # CEL types: bool is not int, int is not float - exact type checks are the semantics
+from __future__ import annotations
+
 import re
+from collections.abc import Callable, Iterable, Sequence
 
 from . import golang
 
@@ -69,7 +72,7 @@ _RESERVED = frozenset(
 )
 
 
-def tokenize(text):
+def tokenize(text: str) -> list[tuple[str, int | str | None]]:
     """``[(kind, value)]`` with kinds ``int str id op end``; raises Unsupported on anything else."""
     out = []
     append = out.append
@@ -256,7 +259,7 @@ class _Parser:
         raise Unsupported("unexpected %r" % (tok,))
 
 
-def parse(text):
+def parse(text: str) -> tuple:
     """Parse CEL text into the tuple AST; raises Unsupported."""
     return _Parser(text).parse()
 
@@ -831,7 +834,7 @@ def _children(node):
 _COMPILED = {}
 
 
-def source(text, self_kind="any"):
+def source(text: str, self_kind: str = "any") -> tuple[str, dict[str, object]]:
     """``(python_source, constants)`` for a rule; raises Unsupported."""
     gen = _Gen(self_kind)
     tree = parse(text)
@@ -846,7 +849,7 @@ def _build(src, consts, name):
     return namespace["rule"]
 
 
-def compile_rule(text):
+def compile_rule(text: str) -> Callable[[object], bool | None] | None:
     """The compiled rule (``fn(value) -> True | False | None``), or None when it is not in the subset."""
     try:
         return _COMPILED[text]
@@ -875,7 +878,7 @@ def _wrap(rule):
     return run
 
 
-def node_source(texts, self_kind="any"):
+def node_source(texts: Sequence[str], self_kind: str = "any") -> tuple[str | None, dict[str, object], list[int]]:
     """``(python_source, constants, covered)``: one function for the rules of a schema node that are in
     the subset (``covered``: their indexes into ``texts``). It returns None when every one of them is
     true, else a tuple with each one's result: True, False or None (undecided), in ``covered`` order.
@@ -900,7 +903,9 @@ def node_source(texts, self_kind="any"):
     return "\n".join(lines) + "\n", gen.consts, covered
 
 
-def compile_node(texts, self_kind="any"):
+def compile_node(
+    texts: Iterable[str], self_kind: str = "any"
+) -> tuple[Callable[[object], tuple[bool | None, ...] | None] | None, tuple[int, ...]]:
     """``(fn, covered)`` for the rules of one schema node: ``fn(value)`` is None when every rule of
     ``covered`` (indexes into ``texts``) evaluates to true for ``value``, else the tuple of their results
     (True/False exactly as cel-python; None: undecided, ask cel-python). ``fn`` is None when no rule is in
@@ -916,10 +921,10 @@ def compile_node(texts, self_kind="any"):
     return hit
 
 
-def clear_cache():
+def clear_cache() -> None:
     _COMPILED.clear()
     _FINDS.clear()
 
 
-def cache_size():
+def cache_size() -> int:
     return len(_COMPILED)

@@ -20,8 +20,11 @@ Karpenter v1.15 is compared with the shape of the upstream KubeletConfiguration 
 ``before`` is the normalised live object, ``after`` the live object with the desired fields applied.
 """
 
+from __future__ import annotations
+
 import copy
 import json
+from typing import Any
 
 from .kubelet import QUANTITY_MARK
 from .kubelet import openapi_schema as kubelet_openapi_schema
@@ -69,7 +72,7 @@ _METADATA_SCHEMA = {
 }
 
 
-def normalize(obj):
+def normalize(obj: Any) -> Any:
     """Copy of ``obj`` without server-populated fields, with CRD defaults applied."""
     if not isinstance(obj, dict):
         return copy.deepcopy(obj)
@@ -107,7 +110,7 @@ def normalize(obj):
 _COMPARE_SCHEMAS = {}
 
 
-def compare_schema(api_version, kind):
+def compare_schema(api_version: str | None, kind: str | None) -> dict[str, Any] | None:
     """The CRD schema used to compare objects of (apiVersion, kind): the CRD's, except that the open
     EC2NodeClass ``spec.kubelet`` (Karpenter v1.15) is described by the upstream KubeletConfiguration."""
     schema = schema_for(api_version, kind)
@@ -135,7 +138,7 @@ def _is_quantity_node(schema):
     return schema.get("type") == "string" and "[KMGTPE]i" in pattern
 
 
-def values_equal(a, b, schema=None):
+def values_equal(a: object, b: object, schema: dict[str, Any] | None = None) -> bool:
     """Semantic equality under a schema node (quantities by value, numbers 1 == 1.0, bools strict)."""
     if _is_quantity_node(schema):
         try:
@@ -235,7 +238,7 @@ def _atomic_map(schema):
     return bool(schema) and schema.get("x-kubernetes-map-type") == "atomic"
 
 
-def diff(desired, live):
+def diff(desired: Any, live: Any) -> tuple[bool, Any, Any, list[str]]:
     """Compare a desired object with the live one; returns ``(changed, before, after, paths_changed)``.
 
     ``live`` None means the object does not exist: changed, ``before`` None, ``after`` the

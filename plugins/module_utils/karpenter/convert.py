@@ -30,6 +30,7 @@ import copy
 import itertools
 import json
 import re
+from typing import Any
 
 from ..cost_data import prices_us_east_1 as _catalogue
 from .issues import ERROR, INFO, WARNING, Issue, join_path, key, object_ref
@@ -123,7 +124,7 @@ def _value_text(value):
     return str(value)
 
 
-def instance_families(prefix):
+def instance_families(prefix: str) -> list[str]:
     """Families meant by an old-style ``<prefix>.*`` glob: ``[prefix]`` when it is a family (``g5``), else the
     families whose name begins with it (``p4`` -> ``p4d``, ``p4de``: there is no ``p4`` family), else []."""
     if prefix in _FAMILIES:
@@ -239,7 +240,7 @@ _LEGACY_TYPES = {
 }
 
 
-def legacy_type_errors(obj, ref=""):
+def legacy_type_errors(obj: dict[str, Any], ref: str = "") -> list[Issue]:
     """Errors for values of a legacy object whose type is not the one its CRD declares (``type`` rule).
 
     Only the fields the converter reads are checked; null values count as absent (the apiserver
@@ -1278,14 +1279,14 @@ def _set_kubelet(nodeclass, kubelet):
 
 
 def convert(
-    obj_or_list,
-    node_role=None,
-    instance_profile=None,
-    ami_version="latest",
-    ignore_alpha_defaults=False,
-    kubernetes_version=None,
-    validate=True,
-):
+    obj_or_list: Any,
+    node_role: str | None = None,
+    instance_profile: str | None = None,
+    ami_version: str = "latest",
+    ignore_alpha_defaults: bool = False,
+    kubernetes_version: str | float | None = None,
+    validate: bool = True,
+) -> tuple[list[Any], list[Issue]]:
     """Convert legacy Karpenter objects to v1; returns ``(objects, report)``.
 
     Options: ``node_role`` (write ``role`` instead of ``instanceProfile``, or supply one when the

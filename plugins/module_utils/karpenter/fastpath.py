@@ -28,7 +28,11 @@ order puts them (before the children's issues).
 """
 
 # pylint: disable=unidiomatic-typecheck  # exact JSON types: a subclass (bool of int, Ansible's str subclasses) takes the slow path
+from __future__ import annotations
+
 import copy
+from collections.abc import Iterable
+from typing import Any
 
 from . import cel as cel_mod
 from . import celcompile
@@ -48,7 +52,7 @@ class Walk:
 
     __slots__ = ("ref", "P", "V", "C", "seen", "bigint", "cel_order")
 
-    def __init__(self, ref):
+    def __init__(self, ref: str) -> None:
         self.ref = ref
         self.P = []
         self.V = []
@@ -109,7 +113,7 @@ def _other(value, node, path, w, rules):
 # plans
 
 
-def plan_for(schema):
+def plan_for(schema: dict[str, Any]) -> _Root | None:
     """The root plan of a CRD schema, or None when the schema uses what the plans do not implement."""
     key = id(schema)
     hit = _PLANS.get(key)
@@ -533,7 +537,7 @@ class _Root:
 # entry points
 
 
-def run(obj, schema, ref=""):
+def run(obj: object, schema: dict[str, Any], ref: str = "") -> tuple[dict[str, Any], Walk] | None:
     """``(defaulted, walk)`` for a dict ``obj`` (status included only if given), or None when the
     four-pass path must be used. ``walk.P + walk.V`` are the prune and schema issues, in order."""
     root = plan_for(schema)
@@ -547,12 +551,12 @@ def run(obj, schema, ref=""):
         return None
 
 
-def cel_ready(walk):
+def cel_ready(walk: Walk | None) -> bool:
     """True when ``cel_issues`` may be used for this walk (no integer CEL cannot represent)."""
     return walk is not None and not walk.bigint
 
 
-def cel_issues(walk, suppress_errors_under=()):
+def cel_issues(walk: Walk, suppress_errors_under: Iterable[str] = ()) -> list[Issue]:
     """The issues ``cel.evaluate(defaulted, schema, None, ref, suppress_errors_under)`` returns."""
     issues = []
     suppress = tuple(suppress_errors_under)
@@ -595,5 +599,5 @@ def cel_issues(walk, suppress_errors_under=()):
     return issues
 
 
-def clear_cache():
+def clear_cache() -> None:
     _PLANS.clear()

@@ -218,7 +218,11 @@ class _Re2Pattern:
         return self._rx.finditer(text)
 
 
-def compile_regex(pattern: str):
+# what compile_regex returns: Python's compiled pattern, or RE2's where Python's re cannot take the pattern
+GoPattern = re.Pattern[str] | _Re2Pattern
+
+
+def compile_regex(pattern: str) -> GoPattern:
     """A compiled pattern (``search``/``finditer``/``match``) that matches exactly what Go's ``regexp``
     matches; raises :class:`GoRegexError` when Go would refuse the pattern."""
     rx = _CACHE.get(pattern)

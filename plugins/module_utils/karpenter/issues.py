@@ -16,7 +16,11 @@ still longer than ``MESSAGE_LIMIT`` is cut the same way, so one bad value cannot
 error output. Every valid Kubernetes name (a DNS subdomain: 253 characters) stays whole.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable
+from typing import TypeVar, overload
 
 ERROR = "error"
 WARNING = "warning"
@@ -25,12 +29,13 @@ SEVERITIES = (ERROR, WARNING, INFO)
 
 VALUE_LIMIT = 256
 MESSAGE_LIMIT = 4096
+_T = TypeVar("_T")
 # a "value" inside a message: a run of characters without blanks, quotes, brackets or the separators of
 # object refs (Kind/name), label keys (prefix/name), paths and key=value pairs
 _LONG_VALUE = re.compile(r"[^\s\"'`\[\](){},:=/]{%d,}" % (VALUE_LIMIT + 1))
 
 
-def shorten(value, limit=VALUE_LIMIT):
+def shorten(value: object, limit: int = VALUE_LIMIT) -> str:
     """``value`` (a str, else its ``str()``) cut to ``limit`` characters, with an ellipsis and its length:
     ``"aaaa... (1048576 characters)"``. Use it for values put into a message outside an Issue."""
     text = value if isinstance(value, str) else str(value)
@@ -39,7 +44,11 @@ def shorten(value, limit=VALUE_LIMIT):
     return "%s... (%d characters)" % (text[:limit], len(text))
 
 
-def bound(text):
+@overload
+def bound(text: str) -> str: ...
+@overload
+def bound(text: _T) -> _T: ...
+def bound(text: object) -> object:
     """A user-facing text with each value longer than ``VALUE_LIMIT`` shortened, then the whole at most
     ``MESSAGE_LIMIT`` characters, the length note included. Anything that is not a str is returned as it is."""
     if not isinstance(text, str) or len(text) <= VALUE_LIMIT:
@@ -55,7 +64,16 @@ class Issue:
 
     __slots__ = ("object_ref", "path", "rule", "message", "severity", "source", "hint")
 
-    def __init__(self, object_ref, path, rule, message, severity=ERROR, source="schema", hint=None):
+    def __init__(
+        self,
+        object_ref: str | None,
+        path: str | None,
+        rule: str,
+        message: str,
+        severity: str = ERROR,
+        source: str = "schema",
+        hint: str | None = None,
+    ) -> None:
         if severity not in SEVERITIES:
             raise ValueError("unknown severity %r" % (severity,))
         self.object_ref = bound(object_ref or "")
@@ -67,10 +85,10 @@ class Issue:
         self.hint = bound(hint)
 
     @property
-    def is_error(self):
+    def is_error(self) -> bool:
         return self.severity == ERROR
 
-    def rule_label(self):
+    def rule_label(self) -> str:
         """Short rule name used in ``str()``: the CEL expression itself is too long to repeat."""
         if self.source == "cel":
             return "x-kubernetes-validations"
@@ -104,7 +122,7 @@ class Issue:
     def __hash__(self):
         return hash((self.object_ref, self.path, self.rule, self.message, self.severity))
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, str]:
         out = {
             "object": self.object_ref,
             "path": self.path,
@@ -119,7 +137,7 @@ class Issue:
         return out
 
 
-def object_ref(obj, index=None):
+def object_ref(obj: object, index: int | str | None = None) -> str:
     """``Kind/name`` for an object (``Kind/#3`` when unnamed and an index is known)."""
     if not isinstance(obj, dict):
         return "#%s" % index if index is not None else "<not an object>"
@@ -132,7 +150,7 @@ def object_ref(obj, index=None):
     return "%s/%s" % (kind, shorten(name))
 
 
-def join_path(path, segment):
+def join_path(path: str, segment: str | int | tuple[str, str]) -> str:
     """Append a property name (str), a list index (int) or a map key (tuple ``("key", k)``)."""
     if isinstance(segment, int) and not isinstance(segment, bool):
         return "%s[%d]" % (path, segment)
@@ -143,14 +161,14 @@ def join_path(path, segment):
     return "%s.%s" % (path, segment)
 
 
-def key(k):
+def key(k: str) -> tuple[str, str]:
     """Path segment for a map key (rendered as ``[k]`` like the apiserver does)."""
     return ("key", k)
 
 
-def errors(issues):
+def errors(issues: Iterable[Issue]) -> list[Issue]:
     return [i for i in issues if i.severity == ERROR]
 
 
-def warnings(issues):
+def warnings(issues: Iterable[Issue]) -> list[Issue]:
     return [i for i in issues if i.severity == WARNING]

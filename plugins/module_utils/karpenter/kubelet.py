@@ -33,6 +33,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from . import cel as cel_mod
@@ -621,7 +622,7 @@ def ami_family(spec: dict) -> str | None:
     return CUSTOM_FAMILY
 
 
-def ami_family_issues(kubelet: dict, family: str | None, skip=()) -> list[tuple[tuple, str, str]]:
+def ami_family_issues(kubelet: dict, family: str | None, skip: Collection[str] = ()) -> list[tuple[tuple, str, str]]:
     """``validateKubeletFieldsSupported``: fields the family would silently drop, several clusterDNS entries.
 
     ``skip``: fields already reported otherwise (unknown to the upstream type).

@@ -8,6 +8,8 @@ Ports of ``k8s.io/apimachinery/pkg/util/validation`` (``IsQualifiedName``, ``IsV
 label domains, ``IsRestrictedLabel``, normalised label aliases, restricted tag patterns).
 """
 
+from __future__ import annotations
+
 import re
 
 from .golang import compile_regex
@@ -22,7 +24,7 @@ _DNS1123_SUBDOMAIN = re.compile(r"^%s(\.%s)*\Z" % (_DNS1123_LABEL, _DNS1123_LABE
 _DNS1123_SUBDOMAIN_MAX = 253
 
 
-def is_dns1123_subdomain(value):
+def is_dns1123_subdomain(value: str) -> list[str]:
     """Error strings (empty when valid), like ``validation.IsDNS1123Subdomain``."""
     errs = []
     if len(value) > _DNS1123_SUBDOMAIN_MAX:
@@ -36,7 +38,7 @@ def is_dns1123_subdomain(value):
     return errs
 
 
-def is_qualified_name(value):
+def is_qualified_name(value: str) -> list[str]:
     """Error strings (empty when valid), like ``validation.IsQualifiedName``."""
     errs = []
     parts = value.split("/")
@@ -68,7 +70,7 @@ def is_qualified_name(value):
     return errs
 
 
-def is_valid_label_value(value):
+def is_valid_label_value(value: str) -> list[str]:
     """Error strings (empty when valid), like ``validation.IsValidLabelValue``."""
     errs = []
     if len(value) > _LABEL_VALUE_MAX:
@@ -82,7 +84,7 @@ def is_valid_label_value(value):
     return errs
 
 
-def label_domain(key):
+def label_domain(key: str) -> str:
     """The part before ``/`` (empty when the key has no prefix)."""
     return key.split("/", 1)[0] if "/" in key else ""
 
@@ -203,7 +205,7 @@ def _domain_matches(domain, suffix):
     return domain == suffix or domain.endswith("." + suffix)
 
 
-def is_restricted_label(key):
+def is_restricted_label(key: str) -> str | None:
     """Error message when Karpenter's ``IsRestrictedLabel`` rejects the key, else None."""
     if key in WELL_KNOWN_LABELS:
         return None
@@ -217,7 +219,7 @@ def is_restricted_label(key):
     return None
 
 
-def is_kubernetes_domain_label(key):
+def is_kubernetes_domain_label(key: str) -> bool:
     """True for a custom label under kubernetes.io / k8s.io that Karpenter < v1.9 (and kubelet) refuse."""
     if key in KUBERNETES_LABEL_EXCEPTIONS or key in WELL_KNOWN_LABELS:
         return False
@@ -229,5 +231,5 @@ def is_kubernetes_domain_label(key):
     return any(_domain_matches(domain, d) for d in KUBERNETES_DOMAINS)
 
 
-def is_restricted_tag(key):
+def is_restricted_tag(key: str) -> bool:
     return any(p.match(key) for p in RESTRICTED_TAG_PATTERNS)

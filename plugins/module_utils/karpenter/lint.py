@@ -16,7 +16,11 @@ Helpers outside the batch flow: ``lint_controller_policy(doc)`` (IAM policy of t
 """
 
 # pylint: disable=unidiomatic-typecheck  # bool is not an integer quantity here
+from __future__ import annotations
+
 import re
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from .golang import compile_regex
 from .iam_actions import V1_NEW_ACTIONS
@@ -603,7 +607,7 @@ _LOOSE_DURATION = re.compile(
 _VALID_DURATION = compile_regex(r"^(([0-9]+(s|m|h))+|Never)$")  # the CRD's pattern
 
 
-def suggest_duration(value):
+def suggest_duration(value: object) -> str | None:
     """``"30d"`` -> ``"720h"``; None when the text is not a recognisable duration."""
     m = _LOOSE_DURATION.match(str(value))
     if not m:
@@ -790,7 +794,12 @@ def _rule_provisioner_name_key(np, ref, reqs=None):
     return out
 
 
-def lint_nodepool(np, defaulted=None, known_nodeclasses=None, strict_nodeclasses=True):
+def lint_nodepool(
+    np: dict[str, Any],
+    defaulted: dict[str, Any] | None = None,
+    known_nodeclasses: Collection[str] | None = None,
+    strict_nodeclasses: bool = True,
+) -> list[Issue]:
     ref = object_ref(np)
     defaulted = defaulted if isinstance(defaulted, dict) else np
     out = []
@@ -858,7 +867,7 @@ def _rule_tag_count(spec, ref):
     ]
 
 
-def lint_ec2nodeclass(nc, defaulted=None):
+def lint_ec2nodeclass(nc: dict[str, Any], defaulted: dict[str, Any] | None = None) -> list[Issue]:
     ref = object_ref(nc)
     out = []
     spec = _dict(nc.get("spec"))
@@ -1004,7 +1013,7 @@ OBSOLETE_METRICS = (
 _OBSOLETE_METRICS_RX = [(re.compile(p), r) for p, r in OBSOLETE_METRICS]
 
 
-def find_obsolete_metrics(text):
+def find_obsolete_metrics(text: str | None) -> list[tuple[str, str]]:
     """``[(name, replacement)]`` for pre-v1 Karpenter metric names found in a PromQL/dashboard text."""
     found = []
     seen = set()
@@ -1041,7 +1050,7 @@ def _lint_prometheus_rule(obj, ref):
 # helpers for non-Kubernetes inputs
 
 
-def lint_controller_policy(doc, name="ControllerPolicy"):
+def lint_controller_policy(doc: dict[str, Any] | list[dict[str, Any]], name: str = "ControllerPolicy") -> list[Issue]:
     """Lint one or more IAM policy documents (dict or list) of the Karpenter controller (KPL028)."""
     docs = doc if isinstance(doc, list) else [doc]
     text = repr(docs)
@@ -1088,7 +1097,7 @@ def _blank(value):
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def lint_helm_values(values, name="karpenter"):
+def lint_helm_values(values: object, name: str = "karpenter") -> list[Issue]:
     """Lint Helm values of the karpenter chart (v1.15 layout) (KPL029): pre-v1 settings (warnings), no
     ``settings.clusterName`` (error: the chart refuses to render and the controller does not start without it), a
     top-level ``resources`` (error: the chart ignores it, the controller's are ``controller.resources``), no
@@ -1177,7 +1186,12 @@ def lint_helm_values(values, name="karpenter"):
 # entry points
 
 
-def lint(obj, defaulted=None, known_nodeclasses=None, strict_nodeclasses=True):
+def lint(
+    obj: object,
+    defaulted: dict[str, Any] | None = None,
+    known_nodeclasses: Collection[str] | None = None,
+    strict_nodeclasses: bool = True,
+) -> list[Issue]:
     """Lint one object; returns a list of Issues (source ``lint``)."""
     if not isinstance(obj, dict):
         return []
@@ -1190,7 +1204,11 @@ def lint(obj, defaulted=None, known_nodeclasses=None, strict_nodeclasses=True):
     return _lint_legacy(obj, ref) + _lint_psp(obj, ref) + _lint_prometheus_rule(obj, ref)
 
 
-def lint_batch(objs, known_nodeclasses=None, defaulted=None):
+def lint_batch(
+    objs: Iterable[Any] | None,
+    known_nodeclasses: Iterable[str] | None = None,
+    defaulted: Iterable[dict[str, Any] | None] | None = None,
+) -> list[list[Issue]]:
     """Lint a batch; returns one list of Issues per object (same order).
 
     NodePool -> EC2NodeClass references are checked against the batch's EC2NodeClasses plus

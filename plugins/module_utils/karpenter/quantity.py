@@ -7,6 +7,8 @@
 Values are returned as :class:`fractions.Fraction` so ``100m`` CPU compares exactly.
 """
 
+from __future__ import annotations
+
 import re
 from fractions import Fraction
 
@@ -29,7 +31,7 @@ _QUANTITY = re.compile(r"^(%s)(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?[0-9]
 GI = Fraction(2**30)
 
 
-def parse_quantity(value):
+def parse_quantity(value: object) -> Fraction:
     """Parse a quantity (str, int or float) into a Fraction; raise ValueError when it is not one."""
     if isinstance(value, bool):
         raise ValueError("not a quantity: %r" % (value,))
@@ -58,7 +60,7 @@ def parse_quantity(value):
     return base * _DECIMAL[suffix or ""]
 
 
-def is_quantity(value):
+def is_quantity(value: object) -> bool:
     try:
         parse_quantity(value)
     except ValueError:
@@ -66,7 +68,7 @@ def is_quantity(value):
     return True
 
 
-def quantities_equal(a, b):
+def quantities_equal(a: object, b: object) -> bool:
     """True when both parse to the same amount; falls back to ``==`` when either is not a quantity."""
     try:
         return parse_quantity(a) == parse_quantity(b)
@@ -74,7 +76,7 @@ def quantities_equal(a, b):
         return a == b
 
 
-def format_quantity(value):
+def format_quantity(value: Fraction | int) -> str:
     """Render a Fraction compactly (``Gi``/``Mi``/``Ki`` when exact, else a decimal or ``m`` suffix)."""
     value = Fraction(value)
     if value.denominator == 1:

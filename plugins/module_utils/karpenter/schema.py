@@ -19,9 +19,14 @@ Mirrors what the apiserver does with a custom resource, in the same order:
 :func:`validate_metadata`; ``status`` is ignored (the status subresource resets it).
 """
 
+from __future__ import annotations
+
 import copy
 import json
 import re
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
 from . import golang
 from .crds import ec2nodeclass_v1, nodepool_v1
@@ -61,24 +66,24 @@ _DURATION = re.compile(r"^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03b
 FORMAT_CHECKS = {"date-time": golang.is_openapi_date_time, "duration": _DURATION.match}
 
 
-def crd_for(api_version, kind):
+def crd_for(api_version: str | None, kind: str | None) -> ModuleType | None:
     """The generated CRD module for (apiVersion, kind), or None."""
     return CRDS.get((api_version, kind))
 
 
-def schema_for(api_version, kind):
+def schema_for(api_version: str | None, kind: str | None) -> dict[str, Any] | None:
     """The openAPIV3Schema for (apiVersion, kind), or None when it is not a served v1 Karpenter kind."""
     crd = crd_for(api_version, kind)
     return crd.SCHEMA if crd else None
 
 
-def compile_pattern(pattern):
+def compile_pattern(pattern: str) -> golang.GoPattern:
     """Compile an OpenAPI pattern (a Go RE2 expression, unanchored search) with Go's semantics
     (``golang.compile_regex``: ASCII classes, ``$`` = end of text, ...)."""
     return golang.compile_regex(pattern)
 
 
-def fmt_value(value):
+def fmt_value(value: object) -> str:
     """Render a value the way apiserver error messages do."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -95,7 +100,7 @@ def fmt_value(value):
     return json.dumps(str(value))
 
 
-def is_int64(value):
+def is_int64(value: object) -> bool:
     """True for an integer (or an integral float) the apiserver decodes as an int64.
 
     A JSON integer outside the int64 range is decoded as a float64 ("number"): it is not of type
@@ -111,7 +116,7 @@ def is_int64(value):
     return isinstance(value, int) and INT64[0] <= value <= INT64[1]
 
 
-def type_name(value):
+def type_name(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -129,7 +134,7 @@ def type_name(value):
     return type(value).__name__
 
 
-def matches_type(value, schema):
+def matches_type(value: object, schema: dict[str, Any]) -> bool:
     """True when the value has the schema's type (int-or-string and untyped nodes included)."""
     if schema.get("x-kubernetes-int-or-string"):  # an integral float is an integer (kube-openapi isFloatInt)
         return isinstance(value, str) or is_int64(value)
@@ -155,14 +160,14 @@ def matches_type(value, schema):
 # pruning
 
 
-def prune(obj, schema, object_ref=""):
+def prune(obj: dict[str, Any], schema: dict[str, Any], object_ref: str = "") -> tuple[dict[str, Any], list[Issue]]:
     """Return ``(pruned_copy, issues)``: unknown fields removed, one ``unknown field`` error each."""
     issues = []
     out = prune_node(copy.deepcopy(obj), schema, "", issues, object_ref, root=True)
     return out, issues
 
 
-def canonical_number(value, schema):
+def canonical_number(value: object, schema: dict[str, Any]) -> object:
     """An integral float at an integer, number or int-or-string node as the int the apiserver stores.
 
     The apiserver decodes ``1000.0`` as a float64, accepts it where an integer is expected (kube-openapi
@@ -177,7 +182,7 @@ def canonical_number(value, schema):
     return value
 
 
-def prune_node(value, schema, path, issues, ref, root=False):
+def prune_node(value: Any, schema: dict[str, Any], path: str, issues: list[Issue], ref: str, root: bool = False) -> Any:
     if isinstance(value, float):
         return canonical_number(value, schema)
     if isinstance(value, dict) and (schema.get("type") == "object" or "properties" in schema):
@@ -221,7 +226,7 @@ def _prune_metadata(obj, path, issues, ref):
 # defaulting
 
 
-def apply_defaults(obj, schema, copy_obj=True):
+def apply_defaults(obj: dict[str, Any], schema: dict[str, Any], copy_obj: bool = True) -> dict[str, Any]:
     """Apply CRD defaults like the apiserver: nulls of non-nullable fields are dropped first."""
     if copy_obj:
         obj = copy.deepcopy(obj)
@@ -229,7 +234,7 @@ def apply_defaults(obj, schema, copy_obj=True):
     return obj
 
 
-def default_node(value, schema):
+def default_node(value: object, schema: dict[str, Any]) -> None:
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         addl = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None
@@ -249,7 +254,7 @@ def default_node(value, schema):
             default_node(item, schema["items"])
 
 
-def defaults_of(schema, path):
+def defaults_of(schema: dict[str, Any], path: str) -> Any:
     """The default declared at a dotted property path (e.g. ``spec.template.spec.expireAfter``), or None."""
     node = schema
     for part in path.split("."):
@@ -263,7 +268,7 @@ def defaults_of(schema, path):
 # validation
 
 
-def validate_schema(obj, schema, object_ref=""):
+def validate_schema(obj: object, schema: dict[str, Any], object_ref: str = "") -> list[Issue]:
     """Validate a pruned, defaulted object against the schema; returns a list of Issues."""
     issues = []
     if not isinstance(obj, dict):
@@ -292,7 +297,7 @@ def _issue(issues, ref, path, rule, message):
     issues.append(Issue(ref, path, rule, message))
 
 
-def validate_node(value, schema, path, issues, ref):
+def validate_node(value: object, schema: dict[str, Any], path: str, issues: list[Issue], ref: str) -> None:
     if value is None:
         if not schema.get("nullable"):
             want = "integer or string" if schema.get("x-kubernetes-int-or-string") else schema.get("type", "a value")
@@ -409,7 +414,7 @@ def _validate_array(value, schema, path, issues, ref):
             validate_node(item, items, join_path(path, i), issues, ref)
 
 
-def array_checks(value, schema, path, issues, ref):
+def array_checks(value: list[Any], schema: dict[str, Any], path: str, issues: list[Issue], ref: str) -> None:
     """The checks of an array node itself (not of its items): size bounds and set/map uniqueness."""
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         _issue(
@@ -461,7 +466,7 @@ def _validate_object(value, schema, path, issues, ref):
             validate_node(v, addl, join_path(path, key(k)), issues, ref)
 
 
-def object_checks(value, schema, path, issues, ref):
+def object_checks(value: dict[str, Any], schema: dict[str, Any], path: str, issues: list[Issue], ref: str) -> None:
     """The checks of an object node itself (not of its properties): property count bounds, required."""
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         _issue(
@@ -484,7 +489,7 @@ def object_checks(value, schema, path, issues, ref):
             _issue(issues, ref, join_path(path, req), "required", "Required value")
 
 
-def validate_metadata(meta, object_ref="", namespaced=False):
+def validate_metadata(meta: object, object_ref: str = "", namespaced: bool = False) -> list[Issue]:
     """ObjectMeta checks the apiserver applies to a custom resource."""
     issues = []
     if not isinstance(meta, dict):
@@ -589,7 +594,7 @@ def validate_metadata(meta, object_ref="", namespaced=False):
     return issues
 
 
-def iter_schema(schema, path=""):
+def iter_schema(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(path, node)`` for every schema node (``[*]`` for items, ``{*}`` for map values)."""
     yield path, schema
     for k, sub in (schema.get("properties") or {}).items():

@@ -16,8 +16,12 @@ without a spec (which the CRD accepts and which cannot launch anything).
 object has an error.
 """
 
+from __future__ import annotations
+
 import copy
 import json
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from . import cel as cel_mod
 from . import fastpath, golang
@@ -58,7 +62,15 @@ LEGACY = {
 class ValidationResult:
     """Outcome of validating one object."""
 
-    def __init__(self, obj, object_ref_, api_version, kind, defaulted, issues):
+    def __init__(
+        self,
+        obj: object,
+        object_ref_: str,
+        api_version: str | None,
+        kind: str | None,
+        defaulted: dict[str, Any] | None,
+        issues: Iterable[Issue],
+    ) -> None:
         self.object = obj
         self.object_ref = object_ref_
         self.api_version = api_version
@@ -67,21 +79,21 @@ class ValidationResult:
         self.issues = list(issues)
 
     @property
-    def errors(self):
+    def errors(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == ERROR]
 
     @property
-    def warnings(self):
+    def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == WARNING]
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.errors
 
-    def add(self, issues):
+    def add(self, issues: Iterable[Issue]) -> None:
         self.issues.extend(issues)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "object": self.object_ref,
             "apiVersion": self.api_version,
@@ -99,19 +111,19 @@ class ValidationResult:
 class BatchResult:
     """Outcome of ``validate_batch``: one ValidationResult per input object (same order)."""
 
-    def __init__(self, results):
+    def __init__(self, results: Iterable[ValidationResult]) -> None:
         self.results = list(results)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
     @property
-    def errors(self):
+    def errors(self) -> list[Issue]:
         return [i for r in self.results for i in r.errors]
 
     @property
-    def warnings(self):
+    def warnings(self) -> list[Issue]:
         return [i for r in self.results for i in r.warnings]
 
     def __iter__(self):
@@ -120,7 +132,7 @@ class BatchResult:
     def __len__(self):
         return len(self.results)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "error_count": len(self.errors),
@@ -129,7 +141,7 @@ class BatchResult:
         }
 
 
-def kind_of(obj):
+def kind_of(obj: object) -> tuple[str | None, str | None]:
     """``(apiVersion, kind)`` of an object; non-string values are returned as None."""
     if not isinstance(obj, dict):
         return None, None
@@ -137,7 +149,7 @@ def kind_of(obj):
     return (api_version if isinstance(api_version, str) else None), (kind if isinstance(kind, str) else None)
 
 
-def default(obj):
+def default(obj: Any) -> Any:
     """Return a pruned and defaulted copy of a v1 NodePool/EC2NodeClass (unchanged copy otherwise)."""
     schema = schema_mod.schema_for(*kind_of(obj))
     if schema is None:
@@ -149,7 +161,7 @@ def default(obj):
     return schema_mod.apply_defaults(pruned, schema, copy_obj=False)
 
 
-def validate(obj, old=None, index=None, stored=False):
+def validate(obj: object, old: object = None, index: int | None = None, stored: bool = False) -> ValidationResult:
     """Validate one object; ``old`` (the live object) enables the CRDs' transition rules.
 
     ``stored=True`` says the defaulted object is exactly what the apiserver already stores (the
@@ -231,7 +243,7 @@ STORED_OBJECT_RESERVE = 8 * 1024
 MAX_STORED_OBJECT_BYTES = ETCD_MAX_REQUEST_BYTES - STORED_OBJECT_RESERVE
 
 
-def serialized_size(obj):
+def serialized_size(obj: object) -> int:
     """Bytes of the object as compact UTF-8 JSON (the smallest body a client sends; CRs are stored as JSON)."""
     try:
         text = json.dumps(obj, separators=(",", ":"), default=str)
@@ -243,7 +255,7 @@ def serialized_size(obj):
     return len(json.dumps(obj, separators=(",", ":"), default=str, ensure_ascii=False).encode("utf-8"))
 
 
-def size_issues(obj, ref=""):
+def size_issues(obj: object, ref: str = "") -> list[Issue]:
     """The object cannot be written whole: request body over the apiserver's limit (413, even on a
     dry-run) or stored object over etcd's request limit (the create/update fails after a dry-run passed)."""
     size = serialized_size(obj)
@@ -347,7 +359,7 @@ def _runtime(ref, path, rule, message):
     return Issue(ref, path, rule, message, source="runtime")
 
 
-def runtime_validate_nodepool(np, ref=""):
+def runtime_validate_nodepool(np: dict[str, Any], ref: str = "") -> list[Issue]:
     """Port of ``NodePool.RuntimeValidate()`` (condition ValidationSucceeded) for a defaulted NodePool."""
     issues = []
     spec = np.get("spec") if isinstance(np.get("spec"), dict) else {}
@@ -493,7 +505,7 @@ def _time_added_issues(tspec, ref):
     return out
 
 
-def validate_requirement(req):
+def validate_requirement(req: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Port of ``ValidateRequirement``: list of ``(rule, sub_path, message)`` for one requirement
     (``sub_path`` is relative to the requirement, e.g. ``.values[0]``)."""
     out = []
@@ -577,7 +589,7 @@ EC2NODECLASS_SPEC_ESSENTIALS = (
 )
 
 
-def runtime_validate_ec2nodeclass(nc, ref="", original=None):
+def runtime_validate_ec2nodeclass(nc: dict[str, Any], ref: str = "", original: object = None) -> list[Issue]:
     """Checks Karpenter applies to an EC2NodeClass that can be done offline: a spec at all, restricted
     tags, and the controller's validation of the open ``spec.kubelet`` map (see ``kubelet``).
 
@@ -625,7 +637,13 @@ def runtime_validate_ec2nodeclass(nc, ref="", original=None):
 # batch
 
 
-def validate_batch(objs, known_nodeclasses=None, old_objects=None, lint=True, stored=()):
+def validate_batch(
+    objs: dict[str, Any] | Iterable[Any] | None,
+    known_nodeclasses: Iterable[str] | None = None,
+    old_objects: Mapping[str, object] | None = None,
+    lint: bool = True,
+    stored: Collection[int] = (),
+) -> BatchResult:
     """Validate and lint a batch; returns a :class:`BatchResult` (``.ok``, ``.results``, ``.errors``).
 
     ``known_nodeclasses``: names of EC2NodeClasses that exist outside the batch (e.g. in the
