@@ -21,6 +21,7 @@ of this collection that mirrors one of those goes through the functions here:
 from __future__ import annotations
 
 import re
+from typing import TypeAlias
 
 try:  # RE2 itself, for the few patterns the translation below does not cover (comes with cel-python)
     import re2
@@ -219,7 +220,7 @@ class _Re2Pattern:
 
 
 # what compile_regex returns: Python's compiled pattern, or RE2's where Python's re cannot take the pattern
-GoPattern = re.Pattern[str] | _Re2Pattern
+GoPattern: TypeAlias = "re.Pattern[str] | _Re2Pattern"
 
 
 def compile_regex(pattern: str) -> GoPattern:

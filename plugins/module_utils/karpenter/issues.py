@@ -46,8 +46,12 @@ def shorten(value: object, limit: int = VALUE_LIMIT) -> str:
 
 @overload
 def bound(text: str) -> str: ...
+
+
 @overload
 def bound(text: _T) -> _T: ...
+
+
 def bound(text: object) -> object:
     """A user-facing text with each value longer than ``VALUE_LIMIT`` shortened, then the whole at most
     ``MESSAGE_LIMIT`` characters, the length note included. Anything that is not a str is returned as it is."""
