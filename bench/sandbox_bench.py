@@ -50,6 +50,8 @@ def main():
     t0 = time.monotonic()
     subprocess.run([*SANDBOX, "up"], check=True)
     out["up_seconds"] = round(time.monotonic() - t0, 2)
+    # bench/run.py runs this without --restart: `up` on a running sandbox is no warm start, say which it was
+    out["up_from"] = "stopped (--restart)" if a.restart else "running (no --restart: not the warm-start time)"
     env = json.loads(subprocess.run([*SANDBOX, "env", "--format", "json"], capture_output=True, text=True).stdout)
     logs = os.path.join(os.path.dirname(env["SANDBOX_BIN"]), "logs")
     out["build"] = {

@@ -11,7 +11,7 @@ Kubernetes objects are removed; moto's ``bench-<id>`` resources are left (moto i
 Timings come from the ``ansible.posix.json`` callback (per-task start/end, the same data ``profile_tasks`` and
 ``profile_roles`` print), summed per role. Goal: no-op rerun <= 40 % of the first converge.
 
-    source .sandbox/env.sh && .venv/bin/python bench/site_bench.py [--json out.json]
+    source .sandbox/env.sh && .venv/bin/python bench/site_bench.py [--json bench/results/site_bench.json]
 """
 
 import argparse
@@ -108,7 +108,11 @@ def cleanup(bid):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json", help="write the results here")
+    ap.add_argument(
+        "--json",
+        default=os.path.join(ROOT, "bench", "results", "site_bench.json"),
+        help="write the results here (default: bench/results/site_bench.json, as bench/run.py expects)",
+    )
     args = ap.parse_args()
     for var in ("KUBECONFIG", "AWS_ENDPOINT_URL", "SANDBOX_BIN"):
         if not os.environ.get(var):
