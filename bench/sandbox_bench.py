@@ -118,7 +118,8 @@ def main():
         if victim["metadata"]["labels"]["karpenter.sh/capacity-type"] == "spot"
         else "scheduled-change"
     )
-    before = {n["metadata"]["name"] for n in nodes}
+    # nodes by uid: the emulator may give the replacement the victim's private IP, i.e. the victim's node name
+    before = {n["metadata"]["uid"] for n in nodes}
     send_interruption(env["AWS_ENDPOINT_URL"], env["SANDBOX_INTERRUPTION_QUEUE"], kind, [iid])
 
     def replaced():
@@ -126,11 +127,12 @@ def main():
         new_ready = [
             n
             for n in now
-            if n["metadata"]["name"] not in before
+            if n["metadata"]["uid"] not in before
             and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
         ]
         pods = json.loads(kubectl(env, "get", "pods", "-l", "app=bench", "-o", "json"))["items"]
-        on_victim = [p for p in pods if p["spec"].get("nodeName") == victim["metadata"]["name"]]
+        victim_left = any(n["metadata"]["uid"] == victim["metadata"]["uid"] for n in now)
+        on_victim = victim_left and [p for p in pods if p["spec"].get("nodeName") == victim["metadata"]["name"]]
         running_ = sum(p["status"].get("phase") == "Running" for p in pods)
         return new_ready and not on_victim and running_ >= a.pods
 
