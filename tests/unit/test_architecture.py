@@ -108,33 +108,6 @@ def test_only_the_glue_imports_ansible(name):
 # Public functions and methods (name not starting with "_") of these packages carry type hints: every parameter
 # except self/cls and the return value (docs/development.md: type hints on public functions).
 TYPED = ("kube/", "karpenter/", "aws/", "apply/", "glue/")
-# Not annotated yet ("file:qualified name"); each entry leaves the list once it is annotated (the test fails on an
-# entry that no longer misses a hint, so the list only shrinks).
-KNOWN_UNTYPED = frozenset(
-    (
-        "apply/karpenter.py:already_stored",
-        "apply/karpenter.py:check_timeouts",
-        "apply/karpenter.py:known_nodeclasses",
-        "apply/karpenter.py:prepare",
-        "apply/karpenter.py:run",
-        "kube/engine.py:disruption_of_deletes",
-        "kube/engine.py:dry_run",
-        "kube/engine.py:execute",
-        "kube/engine.py:list_live",
-        "kube/engine.py:wait_deleted",
-        "kube/engine.py:wait_ready",
-        "kube/info.py:summarize",
-        "kube/objects.py:prepare",
-        "kube/objects.py:read_live",
-        "kube/objects.py:resolve",
-        "kube/objects.py:run",
-        "kube/transport.py:DirectConfig.build",
-        "kube/transport.py:DirectConfig.current_authorization",
-        "kube/transport.py:DirectTransport.stream",
-        "kube/transport.py:ExecPlugin.credential",
-        "kube/transport.py:ExecPlugin.from_user",
-    )
-)
 
 
 def public_functions(body, prefix=""):
@@ -186,11 +159,8 @@ def untyped_public_functions(root=ROOT, packages=TYPED):
 
 
 def test_public_functions_have_type_hints():
-    found = untyped_public_functions()
-    new = sorted(v for k, v in found.items() if k not in KNOWN_UNTYPED)
-    assert not new, "public functions/methods without type hints:\n" + "\n".join(new)
-    fixed = sorted(KNOWN_UNTYPED - set(found))
-    assert not fixed, "annotated now, remove from KNOWN_UNTYPED:\n" + "\n".join(fixed)
+    found = sorted(untyped_public_functions().values())
+    assert not found, "public functions/methods without type hints:\n" + "\n".join(found)
 
 
 def test_type_hint_check_finds_what_it_should(tmp_path):

@@ -20,11 +20,11 @@ from ..karpenter import validate as validate_mod
 from ..karpenter.issues import ERROR, Issue, shorten
 from ..karpenter.schema import type_name
 from ..kube import engine, resource
-from ..kube.client import KubeError
+from ..kube.client import KubeApi, KubeError
 from ..kube.resource import Resource
 
 
-def check_timeouts(wait_timeout=None, request_timeout=None):
+def check_timeouts(wait_timeout: float | None = None, request_timeout: float | None = None) -> None:
     """Raise InputError unless the given timeouts are positive numbers of seconds (None: not checked).
 
     ``run`` checks ``wait_timeout``; the module checks ``request_timeout`` with it before it connects."""
@@ -44,7 +44,13 @@ OTHER_KIND_MODULES = {
 }
 
 
-def prepare(kind, definitions, node_class_ref=None, conversion=None, skipped=None):
+def prepare(
+    kind: Resource,
+    definitions: Any,
+    node_class_ref: dict | None = None,
+    conversion: dict | None = None,
+    skipped: list | None = None,
+) -> tuple[list[dict], list[dict], list[dict]]:
     """Convert legacy objects, keep those of ``kind``; returns (objects, conversion_report, others).
 
     ``conversion``: options of ``convert.convert`` (node_role, instance_profile, ami_version,
@@ -167,7 +173,7 @@ def _blocking_conversion_errors(report, node_class_ref):
     return out
 
 
-def already_stored(kind, objs, live):
+def already_stored(kind: Resource, objs: list[dict], live: dict) -> set[int]:
     """Indexes of objects that, defaulted, are exactly what the apiserver stores now (no write will
     be sent for them), so the costly CEL evaluation can be skipped for them (validate(stored=True))."""
     out = set()
@@ -186,7 +192,7 @@ def already_stored(kind, objs, live):
     return out
 
 
-def known_nodeclasses(api, objs):
+def known_nodeclasses(api: KubeApi, objs: list[dict]) -> list[str]:
     """Names of the node classes the NodePools reference that exist in the cluster (1 LIST per kind)."""
     names = set()
     kinds = set()
@@ -231,7 +237,7 @@ class ApplyOptions:
     server_dry_run: bool = True
 
 
-def run(api, kind: Resource, definitions: Any, options: ApplyOptions | None = None, **overrides: Any) -> dict:
+def run(api: KubeApi, kind: Resource, definitions: Any, options: ApplyOptions | None = None, **overrides: Any) -> dict:
     """Converge ``definitions`` of ``kind`` with ``options`` (or ApplyOptions(**overrides)); see the module docs.
 
     Raises InputError (nothing was written) or KubeError; a KubeError raised after some writes were done

@@ -38,7 +38,7 @@ from .. import progress
 from ..errors import InputError
 from ..karpenter.compare import SERVER_METADATA_FIELDS
 from . import ssa
-from .client import KubeError, is_transient
+from .client import KubeApi, KubeError, is_transient
 from .resource import NODECLAIM, Resource
 
 Kind = Resource  # the name the Karpenter callers use
@@ -153,7 +153,7 @@ class Desired:
         return describe(self.kind, self.namespace, self.name)
 
 
-def list_live(api, resource: Resource, label_selector: str | None = None) -> tuple:
+def list_live(api: KubeApi, resource: Resource, label_selector: str | None = None) -> tuple:
     """Return ({name: object}, resourceVersion) with one LIST request."""
     data = api.list(resource.path(), label_selector=label_selector)
     items = {i["metadata"]["name"]: i for i in data.get("items", [])}
@@ -454,7 +454,7 @@ def plan_kind(
     return plan
 
 
-def disruption_of_deletes(api, resource: Resource, plan: list) -> dict:
+def disruption_of_deletes(api: KubeApi, resource: Resource, plan: list) -> dict:
     """For each planned delete: the NodeClaims (nodes) it would disrupt. One NodeClaim LIST at most."""
     deletes = [i.name for i in plan if i.action == "delete"]
     if not deletes or resource.kind not in ("NodePool", "EC2NodeClass"):
@@ -495,7 +495,7 @@ def _write(api, item: PlanItem, manager: str) -> None:
 
 
 def execute(
-    api,
+    api: KubeApi,
     plan: list,
     check_mode: bool = False,
     manager: str = FIELD_MANAGER,
@@ -540,7 +540,7 @@ def execute(
         raise failed[0]
 
 
-def dry_run(api, plan: list, manager: str = FIELD_MANAGER, concurrency: int = WRITE_CONCURRENCY) -> list:
+def dry_run(api: KubeApi, plan: list, manager: str = FIELD_MANAGER, concurrency: int = WRITE_CONCURRENCY) -> list:
     """Server-side dry-run of every create and update of ``plan`` (nothing is stored; up to ``concurrency`` in
     flight, as the writes); returns one problem dict (``object``, ``status``, ``message``) per object the
     apiserver - its validation, admission webhooks and policies - rejects, in plan order. Callers run it before
@@ -637,7 +637,7 @@ def _generation(obj: dict) -> int:
     return (obj.get("metadata") or {}).get("generation") or 0
 
 
-def wait_ready(api, resource: Resource, plan: list, timeout: float, list_version: str | None) -> list:
+def wait_ready(api: KubeApi, resource: Resource, plan: list, timeout: float, list_version: str | None) -> list:
     """Wait until every created/updated/kept object is Ready; returns the names still not ready.
 
     One watch from the LIST's resourceVersion: it replays our own writes and every status update
@@ -688,7 +688,7 @@ def wait_ready(api, resource: Resource, plan: list, timeout: float, list_version
     return sorted(pending)
 
 
-def wait_deleted(api, resource: Resource, plan: list, timeout: float, list_version: str | None) -> list:
+def wait_deleted(api: KubeApi, resource: Resource, plan: list, timeout: float, list_version: str | None) -> list:
     """Wait until every object this plan deletes - or found already being deleted - is gone (finalizers
     done); returns the names left.
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from . import engine, resource
+from .client import KubeApi
 
 
 def _claim_summary(c):
@@ -23,7 +24,7 @@ def _claim_summary(c):
     }
 
 
-def summarize(api, kinds: list, names: list | tuple = ()) -> dict:
+def summarize(api: KubeApi, kinds: list, names: list | tuple = ()) -> dict:
     names = set(names or [])
 
     def keep(n):

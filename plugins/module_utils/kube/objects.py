@@ -25,10 +25,11 @@ from __future__ import annotations
 import base64
 import copy
 import re
+from typing import Any
 
 from ..errors import InputError
 from . import engine
-from .client import KubeError
+from .client import KubeApi, KubeError
 from .engine import FIELD_MANAGER, Desired
 from .resource import KNOWN_KINDS, Resource
 
@@ -114,7 +115,7 @@ def _fold_string_data(body):
         body["data"] = data
 
 
-def prepare(definitions):
+def prepare(definitions: Any) -> list[Desired]:
     """Check the definitions without a request; returns [engine.Desired]. Raises InputError listing every problem."""
     objs, problems = [], []
 
@@ -200,7 +201,7 @@ def _input_error(problems):
     )
 
 
-def resolve(api, objs, namespace=None):
+def resolve(api: KubeApi, objs: list[Desired], namespace: str | None = None) -> list[str]:
     """Set ``obj.resource`` for every object: the built-in table, else one discovery GET per apiVersion.
 
     Namespaced objects need a namespace (``namespace`` is the default); a namespace on a cluster-scoped
@@ -272,7 +273,7 @@ def _discover(api, api_version):
 
 
 # ---------------------------------------------------------------------------------------------- reads
-def read_live(api, objs):
+def read_live(api: KubeApi, objs: list[Desired]) -> tuple[dict[tuple, dict], set[tuple[str, str]]]:
     """({obj.key: live object}, {(apiVersion, kind)} not served). One LIST per kind and namespace; a LIST
     filtered by name when only one object of the group is wanted (a 404 then means the kind is not served,
     not that the object is missing)."""
@@ -300,7 +301,14 @@ def read_live(api, objs):
     return live, unserved
 
 
-def run(api, definitions, state="present", check_mode=False, manager=FIELD_MANAGER, namespace=None):
+def run(
+    api: KubeApi,
+    definitions: Any,
+    state: str = "present",
+    check_mode: bool = False,
+    manager: str = FIELD_MANAGER,
+    namespace: str | None = None,
+) -> dict:
     """Converge ``definitions``; see the k8s_objects module documentation. Raises InputError (nothing was
     sent but reads) or KubeError; a KubeError raised after writes were done carries ``result`` (the module
     result so far: ``changed``, ``written``, ``results[].error``)."""

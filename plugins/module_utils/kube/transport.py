@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from .. import errors
@@ -337,7 +338,7 @@ class ExecPlugin:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_user(cls, user, base):
+    def from_user(cls, user: dict, base: str) -> ExecPlugin | None:
         """The plugin of a kubeconfig user, or None when the official client must handle it."""
         spec = user.get("exec")
         if set(user) - {"exec"} - USER_KEYS_IGNORED or not isinstance(spec, dict) or set(spec) - EXEC_KEYS:
@@ -360,7 +361,7 @@ class ExecPlugin:
             command = os.path.join(base, command)  # client-go: relative to the kubeconfig's directory
         return cls(command, args, pairs, spec["apiVersion"], spec.get("installHint"), native=native)
 
-    def credential(self, force=False):
+    def credential(self, force: bool = False) -> dict:
         """The ExecCredential status (token, or clientCertificateData + clientKeyData); cached until it expires."""
         with self._lock:
             fresh = self._expiry is None or self.clock() < self._expiry - EXPIRY_SKEW
@@ -450,7 +451,7 @@ class DirectConfig:
         self.host, self.port, self.ssl_context, self.authorization = host, port, ssl_context, authorization
         self.plugin = plugin  # an ExecPlugin whose token is the Authorization header
 
-    def current_authorization(self, force=False):
+    def current_authorization(self, force: bool = False) -> str | None:
         """The Authorization header to send now (a plugin's token is fetched again when expired or forced)."""
         if self.plugin is None:
             return self.authorization
@@ -460,16 +461,16 @@ class DirectConfig:
     @classmethod
     def build(
         cls,
-        server,
-        ca_file=None,
-        ca_data=None,
-        verify=True,
-        token=None,
-        cert_file=None,
-        cert_data=None,
-        key_file=None,
-        key_data=None,
-    ):
+        server: str,
+        ca_file: str | None = None,
+        ca_data: bytes | None = None,
+        verify: bool = True,
+        token: str | None = None,
+        cert_file: str | None = None,
+        cert_data: bytes | None = None,
+        key_file: str | None = None,
+        key_data: bytes | None = None,
+    ) -> DirectConfig | None:
         url = urlsplit(server)
         if url.scheme != "https" or not url.hostname or url.path not in ("", "/"):
             return None
@@ -605,7 +606,9 @@ class DirectTransport:
             raise HTTPStatusError(resp.status, resp.reason, dict(resp.getheaders()), data)
         return data
 
-    def stream(self, method, path, query=None, headers=None, timeout=30):
+    def stream(
+        self, method: str, path: str, query: dict | None = None, headers: dict | None = None, timeout: float = 30
+    ) -> tuple[Iterator[bytes], Callable[[], None]]:
         """(chunks iterator, close function) of a 2xx streaming answer (watches)."""
         resp = self._send_authorized(method, path, query, headers or {}, None, timeout)
         if not 200 <= resp.status < 300:
