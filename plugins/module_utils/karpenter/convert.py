@@ -1278,32 +1278,16 @@ def _set_kubelet(nodeclass, kubelet):
         spec["kubelet"] = copy.deepcopy(kubelet)
 
 
-def convert(
-    obj_or_list: Any,
-    node_role: str | None = None,
-    instance_profile: str | None = None,
-    ami_version: str = "latest",
-    ignore_alpha_defaults: bool = False,
-    kubernetes_version: str | float | None = None,
-    validate: bool = True,
-) -> tuple[list[Any], list[Issue]]:
+def convert(obj_or_list: Any, **options: Any) -> tuple[list[Any], list[Issue]]:
     """Convert legacy Karpenter objects to v1; returns ``(objects, report)``.
 
-    Options: ``node_role`` (write ``role`` instead of ``instanceProfile``, or supply one when the
-    template has none), ``instance_profile`` (used when the template has none), ``ami_version``
-    (alias version instead of ``latest``), ``ignore_alpha_defaults`` (like karpenter-convert
-    ``--ignore-defaults``), ``kubernetes_version`` (AL2 on >= 1.33 becomes an error),
-    ``validate`` (report validation errors of the converted objects).
+    Options (those of :func:`convert_with_origins`): ``node_role`` (write ``role`` instead of ``instanceProfile``,
+    or supply one when the template has none), ``instance_profile`` (used when the template has none),
+    ``ami_version`` (alias version instead of ``latest``), ``ignore_alpha_defaults`` (like karpenter-convert
+    ``--ignore-defaults``), ``kubernetes_version`` (AL2 on >= 1.33 becomes an error), ``validate`` (report
+    validation errors of the converted objects).
     """
-    objects, report, _origins = convert_with_origins(
-        obj_or_list,
-        node_role=node_role,
-        instance_profile=instance_profile,
-        ami_version=ami_version,
-        ignore_alpha_defaults=ignore_alpha_defaults,
-        kubernetes_version=kubernetes_version,
-        validate=validate,
-    )
+    objects, report, _origins = convert_with_origins(obj_or_list, **options)
     return objects, report
 
 
