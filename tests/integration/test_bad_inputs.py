@@ -8,12 +8,13 @@ Every input mutates one option of a harmless base (names that do not exist, ``st
 Two layers, both against the sandbox:
 
 * every input (>= 1,000 per run; ``BAD_INPUTS_N``) through the module's entry point exactly as AnsiballZ runs it
-  (the arguments handed to ``main()``, the JSON it prints, its exit), one process, in ~a minute: an
-  ``ansible-playbook`` task per input costs ~2 s on the test machine, so 1,000 of them would take half an hour;
-* a stratified sample (``BAD_INPUTS_PLAYBOOK_N``, default 24) through ``ansible-playbook`` as users run it.
+  (the arguments handed to ``main()``, the JSON it prints, its exit), one process, in ~15 s;
+* a stratified sample of >= 1,000 (``BAD_INPUTS_PLAYBOOK_N``) through ``ansible-playbook`` as users run it, one
+  task per input, spread over a few local hosts so that module processes overlap (~4 minutes on the test machine).
 
 Assertions: no traceback (no exception out of ``main()``, no ``Traceback``/``MODULE FAILURE`` in any result); every
-refused input sent 0 writes (the sandbox's audit log, attributed to inputs by time); messages are bounded (4 KB)
+refused input sent 0 writes (the sandbox's audit log, attributed to inputs by time; through the playbook no input
+may write at all); messages are bounded (4 KB)
 and name the option. The seed is printed (``BAD_INPUTS_SEED`` reproduces a run).
 """
 
@@ -310,9 +311,42 @@ def test_bad_inputs_through_the_module_entry_point(sandbox, docs, tmp_path, monk
     assert problems == [], "seed %d: %d problems:\n%s" % (seed, len(problems), "\n".join(problems[:40]))
 
 
+class _Unsafe(str):
+    """A string that reaches the module as written: Ansible's ``!unsafe`` tag (no templating of ``{{ 1 }}``)."""
+
+
+def _unsafe_representer(dumper, value):
+    return dumper.represent_scalar("!unsafe", str(value), style='"')
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Unsafe, _unsafe_representer)
+
+
+def _literal(value):
+    """``value`` for a task file: strings that Jinja would read as a template marked ``!unsafe``."""
+    if isinstance(value, str) and any(c in value for c in "{%#"):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return value
+
+
 def test_bad_inputs_through_ansible_playbook(sandbox, docs, tmp_path):
+    """>= 1,000 inputs (``BAD_INPUTS_PLAYBOOK_N``) as tasks in a playbook, one task per input, as users write them.
+
+    The tasks are spread over ``BAD_INPUTS_PLAYBOOK_HOSTS`` (default 3) local hosts with the ``free`` strategy, so the
+    module processes of different hosts overlap (a task costs ~0.35 s, most of it starting Python and importing
+    Ansible's module code); each host includes its own task file.
+    """
     seed = int(os.environ.get("BAD_INPUTS_SEED") or random.SystemRandom().randrange(1, 10**6))
-    n = int(os.environ.get("BAD_INPUTS_PLAYBOOK_N", "24"))
+    n = int(os.environ.get("BAD_INPUTS_PLAYBOOK_N", "1000"))
+    hosts = ["bad%d" % i for i in range(int(os.environ.get("BAD_INPUTS_PLAYBOOK_HOSTS", "3")))]
     print("bad-input tier (playbook): BAD_INPUTS_SEED=%d" % seed)
     inputs = generate(docs, seed, str(tmp_path), n)
     by_module = {}
@@ -323,30 +357,46 @@ def test_bad_inputs_through_ansible_playbook(sandbox, docs, tmp_path):
         for module in MODULES:
             if by_module.get(module) and len(sample) < n:
                 sample.append(by_module[module].pop())
-    tasks = [
-        {
-            "name": "input %d" % i,
-            "karpenter_eks.platform.%s" % module: args,
-            "ignore_errors": True,
-        }
-        for i, (module, opt, args) in enumerate(sample)
-    ]
+    per_host = {h: [] for h in hosts}
+    for i, (module, _opt, args) in enumerate(sample):
+        per_host[hosts[i % len(hosts)]].append(
+            {"name": "input %d" % i, "karpenter_eks.platform.%s" % module: _literal(args), "ignore_errors": True}
+        )
+    for host, tasks in per_host.items():
+        (tmp_path / ("inputs-%s.yml" % host)).write_text(
+            yaml.dump(tasks, Dumper=_Dumper, sort_keys=False, allow_unicode=False)
+        )
     play = tmp_path / "bad.yml"
-    play.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], sort_keys=False))
+    include = {"name": "inputs", "ansible.builtin.include_tasks": "inputs-{{ inventory_hostname }}.yml"}
+    play.write_text(yaml.safe_dump([{"hosts": "bad", "gather_facts": False, "strategy": "free", "tasks": [include]}]))
+    inventory = tmp_path / "hosts.yml"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    inventory.write_text(yaml.safe_dump({"bad": {"hosts": {h: local for h in hosts}}}))
     mark = sandbox.audit_mark()
-    rc, out = sandbox.playbook(str(play), check=False)
-    results = [t["hosts"]["localhost"] for t in out["plays"][0]["tasks"]]
-    assert len(results) == len(sample), out.get("stats")
+    started = time.monotonic()
+    rc, out = sandbox.playbook(str(play), "-i", str(inventory), "--forks", str(len(hosts)), check=False)
+    elapsed = time.monotonic() - started
+    by_name = {}  # with the free strategy the callback lists a task once per host
+    for task in out["plays"][0]["tasks"]:
+        for host, result in task["hosts"].items():
+            by_name.setdefault(task["task"]["name"], {})[host] = result
     problems = []
     refused = 0
-    for i, ((module, opt, args), result) in enumerate(zip(sample, results, strict=True)):
+    for i, (module, opt, args) in enumerate(sample):
+        result = by_name.get("input %d" % i, {}).get(hosts[i % len(hosts)])
+        if result is None:
+            problems.append("#%d %s.%s: no result (the play stopped early?)" % (i, module, opt))
+            continue
         refused += bool(result.get("failed"))
         for p in _problems(module, opt, args, None, result, None):
-            problems.append("#%d %s.%s: %s" % (i, module, opt, p))
+            problems.append("#%d %s.%s=%s: %s" % (i, module, opt, json.dumps(args[opt], default=str)[:120], p))
     writes = _audit_writes(sandbox, mark)
-    if refused == len(sample):
-        assert writes == [], [w[:3] for w in writes]
     print(
-        "bad-input tier (playbook): seed=%d inputs=%d refused=%d writes=%d" % (seed, len(sample), refused, len(writes))
+        "bad-input tier (playbook): seed=%d inputs=%d refused=%d accepted=%d writes=%d in %.0fs over %d hosts"
+        % (seed, len(sample), refused, len(sample) - refused, len(writes), elapsed, len(hosts))
     )
-    assert problems == [], "seed %d:\n%s" % (seed, "\n".join(problems[:40]))
+    assert len(sample) >= n
+    assert problems == [], "seed %d: %d problems:\n%s" % (seed, len(problems), "\n".join(problems[:40]))
+    # every input is one bad option on a harmless base (names that do not exist, state absent/listed): refused or
+    # accepted, none may write
+    assert writes == [], [w[:3] for w in writes]

@@ -199,3 +199,28 @@ def test_the_environment_can_insist_on_the_cli(monkeypatch):
     runner = Runner()
     p = plugin(runner)
     assert p.credential()["token"] == "from-cli" and p.source == "exec" and runner.calls == 1
+
+
+@pytest.mark.parametrize("module", ["karpenter_provisioner", "node_template", "k8s_objects", "karpenter_info"])
+def test_a_kubernetes_module_does_not_import_botocore_until_a_token_is_made(module):
+    """Importing botocore costs ~0.1 s of every module run; only an EKS kubeconfig needs it."""
+    import os
+    import sys
+
+    import ansible_collections
+
+    code = (
+        "import sys\n"
+        f"import ansible_collections.karpenter_eks.platform.plugins.modules.{module}\n"
+        "from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import eks_token\n"
+        "print(eks_token.HAS_BOTOCORE, 'botocore' in sys.modules)\n"
+    )
+    paths = [os.path.dirname(p) for p in ansible_collections.__path__]
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(paths)),
+    )
+    assert res.stdout.split() == ["True", "False"], res.stderr
