@@ -281,3 +281,37 @@ def test_dry_run_counts_a_deterministic_500_as_a_refusal():
 def test_dry_run_stops_when_the_api_gives_no_verdict(err):
     with pytest.raises(kclient.KubeError):
         engine.dry_run(RefusingApi({"a": err}), [_created("a")], concurrency=1)
+
+
+def test_normalize_copies_what_it_keeps_and_drops_server_state():
+    live = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {
+            "name": "a",
+            "resourceVersion": "7",
+            "managedFields": [{"manager": "x"}],
+            "annotations": {"karpenter.sh/nodepool-hash": "1", "team": "t"},
+            "labels": {"l": "v"},
+        },
+        "spec": {"template": {"spec": {"requirements": [{"key": "k", "values": ["a"]}]}}, "weight": 1.5},
+        "status": {"conditions": []},
+    }
+    norm = engine.normalize(live)
+    assert list(norm) == ["apiVersion", "kind", "metadata", "spec"]
+    assert norm["metadata"] == {"name": "a", "annotations": {"team": "t"}, "labels": {"l": "v"}}
+    norm["spec"]["template"]["spec"]["requirements"][0]["values"].append("b")
+    norm["metadata"]["labels"]["l"] = "changed"
+    assert live["spec"]["template"]["spec"]["requirements"][0]["values"] == ["a"]  # no shared containers
+    assert live["metadata"]["labels"] == {"l": "v"}
+    assert live["metadata"]["annotations"]["karpenter.sh/nodepool-hash"] == "1"  # the input is not modified
+    assert engine.normalize({"kind": "X"}) == {"kind": "X", "metadata": {}}
+    assert engine.normalize(None) == {}
+
+
+def test_copy_json_is_a_deep_copy():
+    value = {"a": [{"b": None, "c": (1, [2])}], "d": 1.5, "e": True}
+    copied = engine.copy_json(value)
+    assert copied == value
+    assert copied["a"] is not value["a"] and copied["a"][0] is not value["a"][0]
+    assert copied["a"][0]["c"][1] is not value["a"][0]["c"][1]  # other containers: copy.deepcopy
