@@ -29,8 +29,8 @@ dest (the module's main() as AnsiballZ runs it), gone after the 1st and the 10th
 archive. The restore ones caught a bug: its error carried no result (changed false) or only the failing kind's
 writes; the prune one another: a rerun deleted again (and reported written) the pools whose deletion was pending.
 
-The apply scenario also runs with the sandbox's real kube-apiserver SIGKILLed when the 3rd write arrives, then
-started again (``sandbox.py up``, which waits until it is ready and Karpenter sees it again): what it answered
+The apply, delete and restore scenarios also run with the sandbox's real kube-apiserver SIGKILLed when the 3rd
+write arrives, then started again (``sandbox.py up``, which waits until it is ready and Karpenter sees it again): what it answered
 must be what etcd kept. Tests run one after another in the tier, so no other test loses its apiserver; where
 others share a sandbox (helpers running tiers side by side), ``FAULTS_SIGKILL_APISERVER=0`` leaves it out.
 
@@ -279,10 +279,36 @@ def sigkill_apiserver(sandbox):
     return pid
 
 
-def restart_apiserver(sandbox):
+def restart_apiserver():
     """``sandbox.py up`` starts what is not running (the apiserver) and returns once it is ready."""
     res = _sandbox("up", "--quiet", check=False)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+ONLY_IF_SIGKILL_ALLOWED = pytest.mark.skipif(
+    os.environ.get(SIGKILL_ENV, "1") == "0",
+    reason=f"{SIGKILL_ENV}=0: the sandbox's kube-apiserver is shared with tests running beside these",
+)
+SIGKILL_PARAMS = [
+    pytest.param(False, id="proxy-dies"),
+    pytest.param(True, id="apiserver-sigkilled", marks=ONLY_IF_SIGKILL_ALLOWED),
+]
+
+
+def dying_proxy(sandbox, proxies, kill_after, sigkill, killed):
+    """A proxy that dies at write ``kill_after + 1``; with ``sigkill`` the real kube-apiserver is SIGKILLed then
+    too (its pid appended to ``killed``)."""
+    return proxies(
+        kill_after=kill_after, on_death=(lambda: killed.append(sigkill_apiserver(sandbox))) if sigkill else None
+    )
+
+
+def after_sigkill(proxy, killed):
+    """The apiserver really died (its port refuses connections); start it again."""
+    assert len(killed) == 1
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", proxy.upstream_port), timeout=5).close()
+    restart_apiserver()
 
 
 def api_via(sandbox, proxy, transport_name="direct"):
@@ -376,15 +402,7 @@ def assert_holds(desired, obj):
     [
         pytest.param("direct", False, id="direct"),
         pytest.param("kubernetes", False, id="kubernetes"),
-        pytest.param(
-            "direct",
-            True,
-            id="direct-sigkill",
-            marks=pytest.mark.skipif(
-                os.environ.get(SIGKILL_ENV, "1") == "0",
-                reason=f"{SIGKILL_ENV}=0: the sandbox's kube-apiserver is shared with tests running beside these",
-            ),
-        ),
+        pytest.param("direct", True, id="direct-sigkill", marks=ONLY_IF_SIGKILL_ALLOWED),
     ],
 )
 def test_apiserver_dies_after_the_2nd_of_4_nodepool_writes(sandbox, uid, proxies, cleanup, transport_name, sigkill):
@@ -399,16 +417,13 @@ def test_apiserver_dies_after_the_2nd_of_4_nodepool_writes(sandbox, uid, proxies
     desired = [nodepool(n, uid, 2) for n in names]
 
     killed = []
-    dying = proxies(kill_after=2, on_death=(lambda: killed.append(sigkill_apiserver(sandbox))) if sigkill else None)
+    dying = dying_proxy(sandbox, proxies, 2, sigkill, killed)
     with pytest.raises(kclient.KubeError, match="cannot reach the Kubernetes API") as err:
         karpenter_apply.run(api_via(sandbox, dying, transport_name), resource.NODEPOOL, desired)
     stored = dying.written_names()
     assert len(stored) == 2 and len(dying.refused) >= 1, (dying.answered, dying.refused)
     if sigkill:
-        assert len(killed) == 1
-        with pytest.raises(ConnectionRefusedError):  # really dead: its port refuses connections
-            socket.create_connection(("127.0.0.1", dying.upstream_port), timeout=5).close()
-        restart_apiserver(sandbox)
+        after_sigkill(dying, killed)
     result = err.value.result
     assert result is not None and result["changed"] is True
     assert sorted(result["written"]) == sorted(f"NodePool/{n}" for n in stored)
@@ -442,18 +457,22 @@ def test_apiserver_dies_after_the_2nd_of_4_nodepool_writes(sandbox, uid, proxies
 
 
 # ------------------------------------------------------------------------------------ (2) delete
-def test_apiserver_dies_after_the_2nd_of_4_nodepool_deletes(sandbox, uid, proxies, cleanup):
+@pytest.mark.parametrize("sigkill", SIGKILL_PARAMS)
+def test_apiserver_dies_after_the_2nd_of_4_nodepool_deletes(sandbox, uid, proxies, cleanup, sigkill):
     names = [f"flt-d-{uid}-{i}" for i in range(4)]
     sandbox.apply([nodepool(n, uid, 1) for n in names])
     before = {n: engine.normalize(o) for n, o in live(sandbox, uid).items()}
     assert sorted(before) == names
     absent = [{"metadata": {"name": n}} for n in names]
 
-    dying = proxies(kill_after=2)
+    killed = []
+    dying = dying_proxy(sandbox, proxies, 2, sigkill, killed)
     with pytest.raises(kclient.KubeError, match="cannot reach the Kubernetes API") as err:
         karpenter_apply.run(api_via(sandbox, dying), resource.NODEPOOL, absent, state="absent")
     deleted = dying.written_names()
     assert len(deleted) == 2 and len(dying.refused) >= 1, (dying.answered, dying.refused)
+    if sigkill:
+        after_sigkill(dying, killed)
     assert all(m == "DELETE" for m, _p, _s in dying.answered)
     result = err.value.result
     assert result is not None and result["changed"] is True
@@ -612,8 +631,15 @@ def restore(api, path):
     return bk.restore(api, bk.open_archive(path), cluster_name="sandbox", kinds=["EC2NodeClass", "NodePool"])
 
 
-@pytest.mark.parametrize("kill_after", [1, 2], ids=["between-kinds", "among-nodepools"])
-def test_apiserver_dies_during_a_restore(sandbox, uid, proxies, cleanup, tmp_path, kill_after):
+@pytest.mark.parametrize(
+    "kill_after, sigkill",
+    [
+        pytest.param(1, False, id="between-kinds"),
+        pytest.param(2, False, id="among-nodepools"),
+        pytest.param(2, True, id="among-nodepools-apiserver-sigkilled", marks=ONLY_IF_SIGKILL_ALLOWED),
+    ],
+)
+def test_apiserver_dies_during_a_restore(sandbox, uid, proxies, cleanup, tmp_path, kill_after, sigkill):
     """The archive: 1 EC2NodeClass and 3 NodePools using it; restore writes the class first, then the pools.
     Dying after the 1st write leaves the class only (a failure between two kinds), after the 2nd the class and
     one pool."""
@@ -640,11 +666,14 @@ def test_apiserver_dies_during_a_restore(sandbox, uid, proxies, cleanup, tmp_pat
         obj["metadata"].setdefault("labels", {}).update(MANAGED)
         return obj
 
-    dying = proxies(kill_after=kill_after)
+    killed = []
+    dying = dying_proxy(sandbox, proxies, kill_after, sigkill, killed)
     with pytest.raises(kclient.KubeError, match="cannot reach the Kubernetes API") as err:
         restore(api_via(sandbox, dying), path)
     stored = dying.written_names()
     assert len(stored) == kill_after and stored[0] == nc_name and len(dying.refused) >= 1, dying.answered
+    if sigkill:
+        after_sigkill(dying, killed)
     written = [f"EC2NodeClass/{nc_name}"] + [f"NodePool/{n}" for n in stored[1:]]
     result = err.value.result
     assert result is not None, "objects were written: the error must carry changed and what was written"
