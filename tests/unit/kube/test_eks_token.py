@@ -10,9 +10,12 @@ the STS service model). The real apiserver accepting these tokens is in tests/in
 import base64
 import datetime
 import json
+import os
 import subprocess
+import sys
 import urllib.parse
 
+import ansible_collections
 import botocore.session
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import eks_token, transport
@@ -204,11 +207,6 @@ def test_the_environment_can_insist_on_the_cli(monkeypatch):
 @pytest.mark.parametrize("module", ["karpenter_provisioner", "node_template", "k8s_objects", "karpenter_info"])
 def test_a_kubernetes_module_does_not_import_botocore_until_a_token_is_made(module):
     """Importing botocore costs ~0.1 s of every module run; only an EKS kubeconfig needs it."""
-    import os
-    import sys
-
-    import ansible_collections
-
     code = (
         "import sys\n"
         f"import ansible_collections.karpenter_eks.platform.plugins.modules.{module}\n"
