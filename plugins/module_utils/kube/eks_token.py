@@ -92,6 +92,24 @@ def parse_get_token(command: str, args: list, env: dict) -> dict | None:
     return opts
 
 
+def sts_session() -> Any:
+    """A botocore session for STS only.
+
+    Before loading a model botocore checks the service name against every service it has data for: ~900
+    directory listings, ~60 ms of each new process (the AWS CLI pays it too). This session only loads STS models,
+    so that list is STS; any other service fails as an unknown one."""
+    import botocore.session  # pylint: disable=import-outside-toplevel
+
+    session = botocore.session.Session()
+    loader = session.get_component("data_loader")
+
+    def list_available_services(type_name: str) -> list:
+        return ["sts"]
+
+    loader.list_available_services = list_available_services
+    return session
+
+
 def make_token(
     cluster_name: str,
     region: str | None = None,
@@ -104,9 +122,7 @@ def make_token(
     exec_env = env or {}
     environ = dict(os.environ, **exec_env)
     if session is None:
-        import botocore.session  # pylint: disable=import-outside-toplevel
-
-        session = botocore.session.Session()
+        session = sts_session()
         profile = profile or exec_env.get("AWS_PROFILE")
         if profile:
             session.set_config_variable("profile", profile)

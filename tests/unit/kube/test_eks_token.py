@@ -16,6 +16,7 @@ import sys
 import urllib.parse
 
 import ansible_collections
+import botocore.exceptions
 import botocore.session
 import pytest
 from ansible_collections.karpenter_eks.platform.plugins.module_utils.kube import eks_token, transport
@@ -99,6 +100,21 @@ def test_token_is_what_aws_eks_get_token_prints():
     signed_at = datetime.datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
     assert signed_at >= before
     assert "ClusterName" not in parts.query  # the cluster name travels in the signed header only
+
+
+def test_loading_only_sts_gives_the_same_token_as_plain_botocore(monkeypatch):
+    """make_token's own session skips botocore's listing of every service (~60 ms); the token is the same."""
+    import botocore.auth
+
+    fixed = datetime.datetime(2026, 12, 7, 12, 0, 0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    plain = botocore.session.Session()
+    assert eks_token.make_token("prod", region="eu-west-1") == eks_token.make_token(
+        "prod", region="eu-west-1", session=plain
+    )
+    assert "20261207T120000Z" in url_of(eks_token.make_token("prod", region="eu-west-1"))[1]["X-Amz-Date"]
+    with pytest.raises(botocore.exceptions.UnknownServiceError):
+        eks_token.sts_session().create_client("s3", region_name="eu-west-1")
 
 
 def test_region_comes_from_the_exec_env_then_the_environment(monkeypatch):
