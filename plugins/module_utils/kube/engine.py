@@ -73,41 +73,39 @@ def copy_json(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def normalize(obj: dict | None) -> dict:
-    """A copy without status, server metadata and controller annotations (for compare and diff).
-
-    What is dropped is not copied first (``managedFields`` and ``status`` are often most of a live object)."""
-    if not obj:
-        return {}
+def _copy_without(obj: dict, fields: tuple, metadata_fields: tuple) -> dict:
+    """A copy of ``obj`` without the top-level ``fields`` and the ``metadata_fields``, which are not copied first
+    (``managedFields`` and ``status`` are often most of a live object)."""
     out = {}
     for key, value in obj.items():
-        if key == "status":
+        if key in fields:
             continue
         if key == "metadata" and isinstance(value, dict):
-            meta = {k: copy_json(v) for k, v in value.items() if k not in SERVER_METADATA}
-            ann = meta.get("annotations")
-            if ann:
-                for k in list(ann):
-                    if k.startswith(SERVER_ANNOTATION_PREFIXES):
-                        del ann[k]
-                if not ann:
-                    del meta["annotations"]
-            out[key] = meta
+            out[key] = {k: copy_json(v) for k, v in value.items() if k not in metadata_fields}
         else:
             out[key] = copy_json(value)
-    out.setdefault("metadata", {})
+    return out
+
+
+def normalize(obj: dict | None) -> dict:
+    """A copy without status, server metadata and controller annotations (for compare and diff)."""
+    if not obj:
+        return {}
+    out = _copy_without(obj, ("status",), SERVER_METADATA)
+    meta = out.setdefault("metadata", {})
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    if ann:
+        for k in list(ann):
+            if k.startswith(SERVER_ANNOTATION_PREFIXES):
+                del ann[k]
+        if not ann:
+            del meta["annotations"]
     return out
 
 
 def strip_managed_fields(obj: dict) -> dict:
-    """A copy without ``metadata.managedFields`` (not copied first)."""
-    out = {}
-    for key, value in obj.items():
-        if key == "metadata" and isinstance(value, dict):
-            out[key] = {k: copy_json(v) for k, v in value.items() if k != "managedFields"}
-        else:
-            out[key] = copy_json(value)
-    return out
+    """A copy without ``metadata.managedFields``."""
+    return _copy_without(obj, (), ("managedFields",))
 
 
 def add_managed_by(obj: dict) -> dict:
