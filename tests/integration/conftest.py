@@ -22,6 +22,12 @@ def _sandbox(*args, check=True):
     return subprocess.run([sys.executable, SANDBOX, *args], capture_output=True, text=True, check=check)
 
 
+def _control_plane_user(username: str) -> bool:
+    return username in ("system:kube-controller-manager", "system:kube-scheduler") or username.startswith(
+        ("system:serviceaccount:kube-system:", "system:node:")
+    )
+
+
 class Sandbox:
     def __init__(self, env):
         self.env = env
@@ -82,6 +88,14 @@ class Sandbox:
             for e in events
             if e.get("stage") == "ResponseComplete"
             and (user_agent is None or (e.get("userAgent") or "").startswith(user_agent))
+        ]
+
+    def client_writes_since(self, mark):
+        """Writes after ``mark`` minus those of the cluster's own control plane: the controller-manager and the
+        controllers it runs as kube-system service accounts (a new namespace gets its ``default`` ServiceAccount and
+        ``kube-root-ca.crt`` ConfigMap from them, asynchronously), the scheduler and the nodes."""
+        return [
+            e for e in self.writes_since(mark) if not _control_plane_user((e.get("user") or {}).get("username", ""))
         ]
 
     def playbook(self, playbook, *args, extra_vars=None, check=True):

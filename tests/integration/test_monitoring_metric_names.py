@@ -60,7 +60,7 @@ def role_copy(tmp_path, replace=None):
 
 
 def writes_into(sandbox, mark, namespace):
-    return [e for e in sandbox.writes_since(mark) if (e.get("objectRef") or {}).get("namespace") == namespace]
+    return [e for e in sandbox.client_writes_since(mark) if (e.get("objectRef") or {}).get("namespace") == namespace]
 
 
 def test_the_role_refuses_a_removed_metric_name_without_writing(sandbox, tmp_path, uid):

@@ -284,7 +284,7 @@ def test_controller_failure_process_killed(sandbox, uid, outdir):
         mark = sandbox.audit_mark()
         _, out = sandbox.playbook(play, "--check", "--diff", extra_vars=dict(ev, runbook_remediate=True))
         assert "would patch Deployment" in task(out, "Would restart (check mode)")["msg"]
-        assert [e for e in sandbox.writes_since(mark) if (e.get("objectRef") or {}).get("namespace") == ns] == []
+        assert [e for e in sandbox.client_writes_since(mark) if (e.get("objectRef") or {}).get("namespace") == ns] == []
         assert not _probe(_health_url())
 
         # remediation: rollout restart + restart command, verified healthy
@@ -300,7 +300,7 @@ def test_controller_failure_process_killed(sandbox, uid, outdir):
         mark = sandbox.audit_mark()
         _, out = sandbox.playbook(play, extra_vars=dict(ev, runbook_remediate=True))
         assert task(out, "Diagnose")["healthy"] and out["stats"]["sandbox"]["changed"] == 0
-        assert [e for e in sandbox.writes_since(mark) if (e.get("objectRef") or {}).get("namespace") == ns] == []
+        assert [e for e in sandbox.client_writes_since(mark) if (e.get("objectRef") or {}).get("namespace") == ns] == []
     finally:
         if not _probe(_health_url()):
             subprocess.run([sys.executable, os.path.join(ROOT, "sandbox", "sandbox.py"), "up"], check=False)
