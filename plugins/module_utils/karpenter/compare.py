@@ -26,6 +26,7 @@ import copy
 import json
 from typing import Any
 
+from ..kube.resource import SERVER_METADATA_FIELDS
 from .kubelet import QUANTITY_MARK
 from .kubelet import openapi_schema as kubelet_openapi_schema
 from .quantity import parse_quantity
@@ -33,16 +34,6 @@ from .schema import apply_defaults, prune, schema_for
 
 _EC2NODECLASS_API_VERSION = "karpenter.k8s.aws/v1"
 
-SERVER_METADATA_FIELDS = (
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
 SERVER_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
     "karpenter.sh/nodepool-hash",

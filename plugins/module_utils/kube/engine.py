@@ -36,10 +36,9 @@ from typing import Any
 
 from .. import progress
 from ..errors import InputError
-from ..karpenter.compare import SERVER_METADATA_FIELDS
 from . import ssa
 from .client import KubeApi, KubeError, is_transient
-from .resource import NODECLAIM, Resource
+from .resource import NODECLAIM, SERVER_METADATA_FIELDS, Resource
 
 Kind = Resource  # the name the Karpenter callers use
 

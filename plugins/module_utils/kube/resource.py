@@ -49,6 +49,17 @@ class Resource:
         return base + ("/" + name if name else "")
 
 
+# metadata the apiserver sets and owns; never part of a desired state or a comparison
+SERVER_METADATA_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
 NODEPOOL = Resource("karpenter.sh", "v1", "nodepools", "NodePool")
 NODECLAIM = Resource("karpenter.sh", "v1", "nodeclaims", "NodeClaim")
 NODEOVERLAY = Resource("karpenter.sh", "v1alpha1", "nodeoverlays", "NodeOverlay")
