@@ -9,7 +9,7 @@ carries one known mistake (benchlib.MUTATIONS: schema, CEL and Karpenter-runtime
 
 * bare interpreter: ``python -c pass`` (the venv's python), once per run;
 * offline, fresh process (bench/validation_child.py ``offline``): spawn, import the collection's apply path as
-  a module run does (``glue.kube_module`` + ``_karpenter_apply()``), read the N objects from a JSON file,
+  a module run does (``glue.karpenter_main`` + ``load_karpenter_apply()``), read the N objects from a JSON file,
   ``validate_batch``, exit. Wall time from spawn to exit (median and minimum of ``--repeat``, the rounds
   interleaved across the sizes), its CPU time, and the import and validation times the child reports; N=0 is
   the same process with an empty file: interpreter + import;

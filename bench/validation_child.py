@@ -5,7 +5,7 @@
     .venv/bin/python bench/validation_child.py server OBJECTS.json KUBECONFIG CONCURRENCY
 
 Both modes import the collection's code as a module run of ``karpenter_provisioner`` / ``node_template`` does
-(``glue.kube_module``, which loads ``ansible.module_utils.basic``, then ``_karpenter_apply()``: the converter,
+(``glue.karpenter_main``, which loads ``ansible.module_utils.basic``, then ``load_karpenter_apply()``: the converter,
 the validator, the apply engine), then read the objects (a JSON list):
 
 * ``offline``: ``validate_batch(objs, known_nodeclasses=<the EC2NodeClasses of the file>)``, the module's
@@ -35,9 +35,9 @@ def module_imports():
     """The collection's apply path, imported the way the two Karpenter modules import it."""
     if COLLECTIONS not in sys.path:
         sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue import kube_module
+    from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue import karpenter_main
 
-    karpenter_apply, error = kube_module._karpenter_apply()  # pylint: disable=protected-access
+    karpenter_apply, error = karpenter_main.load_karpenter_apply()
     if karpenter_apply is None:
         raise SystemExit(error)
     return karpenter_apply

@@ -156,7 +156,7 @@ errors:
   elements: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import run_objects
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.objects_main import run_objects
 
 
 def main():

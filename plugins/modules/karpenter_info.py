@@ -74,7 +74,7 @@ requests:
   type: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import run_info
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.info_main import run_info
 
 
 def main():

@@ -172,7 +172,7 @@ errors:
   elements: dict
 """
 
-from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.kube_module import build_module, run_apply
+from ansible_collections.karpenter_eks.platform.plugins.module_utils.glue.karpenter_main import build_module, run_apply
 
 
 def main():

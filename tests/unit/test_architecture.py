@@ -90,6 +90,38 @@ def test_the_kube_layer_imports_no_domain_code():
     ]
 
 
+def payload(module_file, graph):
+    """The module_utils files Ansible packs into a module's AnsiballZ payload: every import, lazy ones included."""
+    todo = [t for t, _names, _line in imports("modules." + module_file.stem, module_file) if t in MODULES]
+    seen = set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph[m])
+    return seen
+
+
+# the modules that apply Karpenter objects (karpenter_backup restores them through the same code)
+APPLIES_KARPENTER = {"karpenter_provisioner", "node_template", "karpenter_backup"}
+
+
+def test_a_module_ships_the_karpenter_apply_code_only_if_it_applies_karpenter_objects():
+    graph = {m: {t for t, _names, _line in imports(m, p) if t in MODULES and t != m} for m, p in MODULES.items()}
+    shipping = {
+        path.stem
+        for path in (ROOT.parent / "modules").glob("*.py")
+        if path.stem != "__init__" and "apply.karpenter" in payload(path, graph)
+    }
+    assert shipping == APPLIES_KARPENTER
+    objects = payload(ROOT.parent / "modules" / "k8s_objects.py", graph)
+    # of the Karpenter package only the issue model (the module layer bounds messages with it)
+    assert "kube.objects" in objects and {m for m in objects if m.startswith("karpenter")} <= {
+        "karpenter",
+        "karpenter.issues",
+    }
+
+
 def test_no_private_names_of_other_modules():
     bad = []
     for name, path in MODULES.items():

@@ -4,6 +4,7 @@
 """The Ansible glue of the Kubernetes-side modules (with aws/runner.py for the AWS modules, the only code of
 plugins/module_utils that imports Ansible):
 
-* ``kube_module``: ``KubeModule`` (connect, requests, warnings, --diff, every error -> fail_json) and the shared
-  main()s ``run_apply``, ``run_objects``, ``run_info``, ``build_module``.
+* ``kube_module``: ``KubeModule`` (connect, requests, warnings, --diff, every error -> fail_json);
+* ``karpenter_main``, ``objects_main``, ``info_main``: the shared main()s of the module families on top of it
+  (``build_module``/``run_apply``, ``run_objects``, ``run_info``), one file each so a module ships only its own.
 """

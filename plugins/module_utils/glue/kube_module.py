@@ -8,16 +8,17 @@ transport with in-process EKS tokens where it applies, else the official client)
 kubeconfig given as a mapping, reports the same ``requests`` shape everywhere, emits warnings, keeps the
 diff only under ``--diff`` and maps every ``PlatformError`` to ``fail_json`` in one place (``fail_from``).
 
-The module files only declare their options and call one of the runners below:
+The module files only declare their options and call the runner of their family, each in its own file so
+that a module's AnsiballZ payload carries only the code it runs (Ansible packs every module_utils file a module
+imports, lazily or not):
 
-* ``run_apply(module, kind_name)``   - karpenter_provisioner, node_template (karpenter_apply.run)
-* ``run_objects(module)``            - k8s_objects (kube/objects.run)
-* ``run_info(module)``               - karpenter_info (kube/info.summarize)
+* ``karpenter_main.run_apply(module, kind_name)`` - karpenter_provisioner, node_template (apply/karpenter.run)
+* ``objects_main.run_objects()``                  - k8s_objects (kube/objects.run)
+* ``info_main.run_info()``                        - karpenter_info (kube/info.summarize)
 """
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 from .. import param_checks, redaction
-from ..errors import InputError, PlatformError
+from ..errors import PlatformError
 from ..karpenter.issues import bound
 from ..kube import client as kclient
 from ..kube import transport
@@ -139,157 +140,3 @@ class KubeModule(AnsibleModule):
         except PlatformError as exc:
             self.fail_from(exc)
         raise AssertionError("unreachable")  # fail_json exits
-
-
-def _karpenter_apply():
-    """(karpenter_apply, None), or (None, traceback) when cel-python is missing. Imported on use: the modules
-    that only need KubeModule do not load the validator."""
-    try:
-        from ..apply import karpenter as karpenter_apply
-
-        return karpenter_apply, None
-    except ImportError:
-        return None, traceback.format_exc()
-
-
-APPLY_SPEC = dict(
-    definitions=dict(type="list", elements="raw", default=[]),
-    name=dict(type="str"),
-    spec=dict(type="dict"),
-    labels=dict(type="dict"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    prune=dict(type="bool", default=False),
-    allow_disruption=dict(type="bool", default=False),
-    strict=dict(type="bool", default=False),
-    server_dry_run=dict(type="bool", default=True),
-    wait=dict(type="bool", default=False),
-    wait_timeout=dict(type="int", default=120),
-    request_timeout=dict(type="int", default=30),
-    conversion=dict(
-        type="dict",
-        default={},
-        options=dict(
-            node_role=dict(type="str"),
-            instance_profile=dict(type="str"),
-            ami_version=dict(type="str", default="latest"),
-            ignore_alpha_defaults=dict(type="bool", default=False),
-            kubernetes_version=dict(type="str"),
-        ),
-    ),
-)
-
-
-def build_module(**extra: dict) -> KubeModule:
-    """The KubeModule of karpenter_provisioner / node_template (APPLY_SPEC plus ``extra`` options)."""
-    return KubeModule(
-        argument_spec=dict(APPLY_SPEC, **extra),
-        supports_check_mode=True,
-        mutually_exclusive=[("definitions", "name"), ("definitions", "spec")],
-        required_by={"spec": "name", "labels": "name"},
-    )
-
-
-def run_apply(module: KubeModule, kind_name: str, **run_args: Any) -> None:
-    """karpenter_provisioner / node_template: converge the definitions of one Karpenter kind."""
-    karpenter_apply, import_error = _karpenter_apply()
-    if karpenter_apply is None:
-        module.fail_json(msg=missing_required_lib("cel-python"), exception=import_error)
-    from ..kube import resource
-
-    kind = {"NodePool": resource.NODEPOOL, "EC2NodeClass": resource.EC2NODECLASS}[kind_name]
-    p = module.params
-    definitions = p["definitions"]
-    if p["name"]:
-        meta = {"name": p["name"]}
-        if p["labels"]:
-            meta["labels"] = p["labels"]
-        definitions = [{"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta, "spec": p["spec"] or {}}]
-    if not definitions and not p["prune"]:
-        module.fail_json(msg="one of definitions or name is required")
-    try:  # before anything is read: a timeout of 0 or less would retry for nothing or write and then fail
-        karpenter_apply.check_timeouts(p["wait_timeout"], p["request_timeout"])
-    except InputError as exc:
-        module.fail_from(exc)
-    api = module.connect()
-    result = module.run(
-        lambda: karpenter_apply.run(
-            api,
-            kind,
-            definitions,
-            state=p["state"],
-            prune=p["prune"],
-            wait=p["wait"],
-            wait_timeout=p["wait_timeout"],
-            check_mode=module.check_mode,
-            strict=p["strict"],
-            allow_disruption=p["allow_disruption"],
-            conversion=p["conversion"],
-            server_dry_run=p["server_dry_run"],
-            **run_args,
-        )
-    )
-    if result["not_ready"]:
-        module.fail_json(
-            msg="%s not Ready after %ss: %s" % (kind.kind, p["wait_timeout"], ", ".join(result["not_ready"])), **result
-        )
-    if result["not_deleted"]:
-        module.fail_json(
-            msg="%s still present %ss after deletion (finalizers pending): %s"
-            % (kind.kind, p["wait_timeout"], ", ".join(result["not_deleted"])),
-            **result,
-        )
-    module.exit_json(**result)
-
-
-OBJECTS_SPEC = dict(
-    definitions=dict(type="list", elements="raw", required=True),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    namespace=dict(type="str"),
-    field_manager=dict(type="str", default="karpenter-eks-platform"),
-    request_timeout=dict(type="int", default=30),
-)
-
-
-def run_objects() -> None:
-    """k8s_objects: converge plain Kubernetes objects with server-side apply."""
-    from ..kube import objects
-
-    module = KubeModule(argument_spec=OBJECTS_SPEC, supports_check_mode=True)
-    p = module.params
-    if not p["field_manager"]:
-        module.fail_json(msg="field_manager: must not be empty")
-    api = module.connect()
-    result = module.run(
-        lambda: objects.run(
-            api,
-            p["definitions"],
-            state=p["state"],
-            check_mode=module.check_mode,
-            manager=p["field_manager"],
-            namespace=p["namespace"],
-        )
-    )
-    module.exit_json(**result)
-
-
-INFO_SPEC = dict(
-    kinds=dict(
-        type="list",
-        elements="str",
-        choices=["NodePool", "EC2NodeClass", "NodeClaim"],
-        default=["NodePool", "EC2NodeClass", "NodeClaim"],
-    ),
-    names=dict(type="list", elements="str", default=[]),
-    request_timeout=dict(type="int", default=30),
-)
-
-
-def run_info() -> None:
-    """karpenter_info: NodePools, EC2NodeClasses and NodeClaims with their readiness and usage."""
-    from ..kube import info
-
-    module = KubeModule(argument_spec=INFO_SPEC, supports_check_mode=True)
-    p = module.params
-    api = module.connect()
-    result = module.run(lambda: info.summarize(api, p["kinds"], p["names"]))
-    module.exit_json(changed=False, **result)
