@@ -10,9 +10,15 @@ does; the sandbox's apiserver verifies those tokens against moto's STS), then ti
 cluster. Request counts come
 from the apiserver's `apiserver_request_total` metric (all clients), peak memory from GNU time.
 
+With ``--against REV`` it also times this tree's backup playbook against the same playbook of an earlier commit
+(a git worktree of REV, same venv, same cluster), alternating run by run and order by order, with certificates and
+with EKS authentication: medians of wall time and of CPU time (user + system of ansible-playbook and its module
+processes, which the machine's other load moves less than wall time).
+
 It uses its own control-plane-only sandbox (no Karpenter would act on the 5,000 NodeClaims):
 
-    .venv/bin/python bench/backup_bench.py [--nodeclaims 5000]   # writes bench/results/backup_bench.json
+    .venv/bin/python bench/backup_bench.py [--nodeclaims 5000] [--against 64c637b [--against-runs 12]]
+    # writes bench/results/backup_bench.json
 """
 
 import argparse
@@ -135,6 +141,66 @@ def timed(cmd, env):
     return time.monotonic() - t0, int(res.stderr.strip().splitlines()[-1]) / 1024
 
 
+def timed_cpu(cmd, env, cwd=None):
+    """Run cmd under GNU time; returns (wall seconds, CPU seconds of it and its children)."""
+    res = subprocess.run(["/usr/bin/time", "-f", "%e %U %S", *cmd], capture_output=True, text=True, env=env, cwd=cwd)
+    if res.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    wall, user, system = (float(x) for x in res.stderr.strip().splitlines()[-1].split())
+    return wall, user + system
+
+
+def worktree(rev, work):
+    """A checkout of ``rev`` that Ansible loads as karpenter_eks.platform (its own .collections link)."""
+    path = os.path.join(work, "tree-" + re.sub(r"[^A-Za-z0-9._-]", "_", rev))
+    sh(["git", "-C", ROOT, "worktree", "add", "--detach", "--force", path, rev])
+    link = os.path.join(path, ".collections", "ansible_collections", "karpenter_eks")
+    os.makedirs(link, exist_ok=True)
+    os.symlink(path, os.path.join(link, "platform"))
+    return path
+
+
+def against(rev, runs, inv, env, work, eks_kubeconfig):
+    """This tree's backup playbook against REV's, alternating; medians of wall and CPU seconds."""
+    old = worktree(rev, work)
+    trees = {"this_tree": ROOT, rev: old}
+    out = {"rev": rev, "runs_each": runs}
+    try:
+        modes = {"certificates": {}}
+        if eks_kubeconfig:
+            modes["eks_token_auth"] = {"karpenter_eks_kubeconfig": eks_kubeconfig}
+        for mode, extra in modes.items():
+            samples = {name: [] for name in trees}
+            for i in range(runs):
+                order = list(trees) if i % 2 == 0 else list(trees)[::-1]
+                for name in order:
+                    tree = trees[name]
+                    cmd = [
+                        os.path.join(VENV, "ansible-playbook"),
+                        "-i",
+                        inv,
+                        os.path.join(tree, "playbooks", "backup.yml"),
+                    ]
+                    cmd += ["-e", json.dumps(dict(extra, karpenter_backup_dest=tempfile.mkdtemp(dir=work)))]
+                    samples[name].append(
+                        timed_cpu(cmd, dict(env, ANSIBLE_CONFIG=os.path.join(tree, "ansible.cfg")), tree)
+                    )
+            row = {}
+            for name, xs in samples.items():
+                row[name] = {
+                    "wall_median_seconds": round(sorted(w for w, _c in xs)[len(xs) // 2], 3),
+                    "cpu_median_seconds": round(sorted(c for _w, c in xs)[len(xs) // 2], 3),
+                }
+            for key in ("wall", "cpu"):
+                row[key + "_ratio_rev_over_this"] = round(
+                    row[rev][key + "_median_seconds"] / row["this_tree"][key + "_median_seconds"], 3
+                )
+            out[mode] = row
+    finally:
+        sh(["git", "-C", ROOT, "worktree", "remove", "--force", old])
+    return out
+
+
 # the design's upload step (its CloudWatch metrics snapshot is left out: karpenter_backup takes none)
 DESIGN_S3_SYNC = r"""aws s3 sync "$D" "$S3_BUCKET/$(basename "$D")" >/dev/null
 """
@@ -155,6 +221,8 @@ def main():
     ap.add_argument("--nodepools", type=int, default=200)
     ap.add_argument("--ec2nodeclasses", type=int, default=200)
     ap.add_argument("--nodeclaims", type=int, default=5000)
+    ap.add_argument("--against", metavar="REV", help="also time REV's backup playbook against this tree's")
+    ap.add_argument("--against-runs", type=int, default=12)
     a = ap.parse_args()
     sh([sys.executable, SANDBOX, "reset"])
     sh([sys.executable, SANDBOX, "up", "--control-plane-only"])
@@ -331,6 +399,10 @@ def main():
                     "karpenter_backup_local_and_s3_sse_kms_seconds": round(ours_s3_eks, 2),
                     "speedup": round(design_s3_eks / ours_s3_eks, 2),
                 }
+
+        if a.against:
+            eks = eks_kubeconfig if eks_kubeconfig and os.path.exists(eks_kubeconfig) else None
+            out["against"] = against(a.against, a.against_runs, inv, env, work, eks)
 
         dest = os.path.join(work, "archives")
         timed(playbook + ["-e", json.dumps({"karpenter_backup_dest": dest})], ansible_env)  # restored below
