@@ -34,6 +34,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANDBOX = os.path.join(ROOT, "sandbox", "sandbox.py")
 VENV = os.path.dirname(sys.executable)
@@ -150,19 +153,9 @@ def timed_cpu(cmd, env, cwd=None):
     return wall, user + system
 
 
-def worktree(rev, work):
-    """A checkout of ``rev`` that Ansible loads as karpenter_eks.platform (its own .collections link)."""
-    path = os.path.join(work, "tree-" + re.sub(r"[^A-Za-z0-9._-]", "_", rev))
-    sh(["git", "-C", ROOT, "worktree", "add", "--detach", "--force", path, rev])
-    link = os.path.join(path, ".collections", "ansible_collections", "karpenter_eks")
-    os.makedirs(link, exist_ok=True)
-    os.symlink(path, os.path.join(link, "platform"))
-    return path
-
-
 def against(rev, runs, inv, env, work, eks_kubeconfig):
     """This tree's backup playbook against REV's, alternating; medians of wall and CPU seconds."""
-    old = worktree(rev, work)
+    old = benchlib.worktree(rev)
     trees = {"this_tree": ROOT, rev: old}
     out = {"rev": rev, "runs_each": runs}
     try:
@@ -197,7 +190,7 @@ def against(rev, runs, inv, env, work, eks_kubeconfig):
                 )
             out[mode] = row
     finally:
-        sh(["git", "-C", ROOT, "worktree", "remove", "--force", old])
+        benchlib.remove_worktree(old)
     return out
 
 

@@ -190,6 +190,25 @@ def invalid_variants(objs, every=4):
 # --------------------------------------------------------------------------------------------- sandbox
 
 
+def worktree(rev: str) -> str:
+    """A checkout of ``rev`` (git worktree in a temporary directory) that Ansible loads as karpenter_eks.platform
+    through its own .collections link; the A/B benchmarks run its playbooks with this tree's venv."""
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(prefix="bench-against-"), re.sub(r"[^A-Za-z0-9._-]", "_", rev))
+    subprocess.run(
+        ["git", "-C", ROOT, "worktree", "add", "--detach", "--force", path, rev], check=True, capture_output=True
+    )
+    link = os.path.join(path, ".collections", "ansible_collections", "karpenter_eks")
+    os.makedirs(link, exist_ok=True)
+    os.symlink(path, os.path.join(link, "platform"))
+    return path
+
+
+def remove_worktree(path: str) -> None:
+    subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], check=False, capture_output=True)
+
+
 def sandbox_env():
     res = subprocess.run(
         [sys.executable, os.path.join(ROOT, "sandbox", "sandbox.py"), "env", "--format", "json"],

@@ -2,7 +2,7 @@
 """Module benchmark (issue 4): 200 NodePools + 200 EC2NodeClasses, three ways, in one run against the sandbox.
 
     source .sandbox/env.sh && .venv/bin/python bench/module_bench.py [--count 200] [--variants batch,batch-no-dry-run,template,loop]
-        [--k8s-apply] [--out bench/results/module_bench.json]
+        [--k8s-apply] [--out bench/results/module_bench.json] [--against REV [--against-runs 6]]
 
 Variants (playbooks in bench/playbooks/, the same objects for all three, passed with -e @objects.json):
 
@@ -17,6 +17,9 @@ from the apiserver audit log (only the benchmarked client: controllers' writes a
 ``apiserver_request_total`` (scraped from /metrics with the admin client certificate). The metric deltas
 count every client, so another client reading these kinds at the same time would inflate them; the module's
 own request counter (``requests`` in its result) is printed beside them as a cross-check.
+
+``--against REV`` also times the batch variant of an earlier commit (a git worktree) against this tree's, alternating
+(``--variants ""`` for that alone).
 
 Goals (issue 4): batch >= 20x faster than the loop on first apply, >= 50x on the no-op rerun; no-op <= one
 LIST per kind and zero writes.
@@ -51,13 +54,14 @@ def log(msg):
     print("[%s] %s" % (datetime.now().strftime("%H:%M:%S"), msg), flush=True)
 
 
-def playbook(env, name, vars_file, extra, kubeconfig=None):
-    cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), os.path.join(PLAYBOOKS, name), "-e", "@" + vars_file]
+def playbook(env, name, vars_file, extra, kubeconfig=None, tree=ROOT):
+    playbooks = os.path.join(tree, "bench", "playbooks")
+    cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), os.path.join(playbooks, name), "-e", "@" + vars_file]
     if extra:
         cmd += ["-e", json.dumps(extra)]
     penv = dict(
         os.environ,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+        ANSIBLE_CONFIG=os.path.join(tree, "ansible.cfg"),
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_CALLBACK_RESULT_FORMAT="json",
         K8S_AUTH_KUBECONFIG=kubeconfig or env["KUBECONFIG"],
@@ -65,7 +69,7 @@ def playbook(env, name, vars_file, extra, kubeconfig=None):
     )
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=penv, cwd=ROOT)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=penv, cwd=tree)
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -229,6 +233,45 @@ def account(sb, proxy, variant, phase, vars_file, extra):
     return row
 
 
+def against(sb, rev, runs, vars_file):
+    """The batch variant of this tree against REV's (a git worktree on the same venv and cluster): ``runs`` rounds,
+    the order alternating, each a first apply and a no-op rerun after a cleanup; medians of wall and CPU seconds.
+    This tree runs with ``server_dry_run: false``, the same work as a tree from before that option (REV's batch
+    playbook ignores the variable where its modules do not have it)."""
+    old = benchlib.worktree(rev)
+    trees = {"this_tree": ROOT, rev: old}
+    samples = {(name, phase): [] for name in trees for phase in ("first", "noop")}
+    try:
+        for i in range(runs):
+            for name in list(trees) if i % 2 == 0 else list(trees)[::-1]:
+                cleanup(sb)
+                for phase in ("first", "noop"):
+                    settle(sb)
+                    wall, cpu, _out = playbook(
+                        sb.env, "batch.yml", vars_file, {"bench_server_dry_run": False}, tree=trees[name]
+                    )
+                    samples[(name, phase)].append((wall, cpu))
+                    log("against %s: %s %s %.2fs wall %.2fs cpu" % (rev, name, phase, wall, cpu))
+        cleanup(sb)
+    finally:
+        benchlib.remove_worktree(old)
+    out = {"rev": rev, "runs_each": runs, "server_dry_run": False}
+    for phase in ("first", "noop"):
+        row = {}
+        for name in trees:
+            xs = samples[(name, phase)]
+            row[name] = {
+                "wall_median_seconds": round(sorted(w for w, _c in xs)[len(xs) // 2], 3),
+                "cpu_median_seconds": round(sorted(c for _w, c in xs)[len(xs) // 2], 3),
+            }
+        for key in ("wall", "cpu"):
+            row[key + "_ratio_rev_over_this"] = round(
+                row[rev][key + "_median_seconds"] / row["this_tree"][key + "_median_seconds"], 3
+            )
+        out[phase] = row
+    return out
+
+
 def ratio(a, b):
     return round(a / b, 1) if b else None
 
@@ -245,6 +288,8 @@ def main():
         help="objects per kind for the request-accounting pass through the counting proxy (default: --count; 0: none)",
     )
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "module_bench.json"))
+    ap.add_argument("--against", metavar="REV", help="also time REV's batch playbook against this tree's")
+    ap.add_argument("--against-runs", type=int, default=6)
     a = ap.parse_args()
     if a.account_count is None:
         a.account_count = a.count
@@ -278,6 +323,7 @@ def main():
 
     log("cleanup before start: %ss" % cleanup(sb))
     rows, accounting = [], []
+    against_result = None
     proxy = benchlib.CountingProxy(sb.env) if a.account_count else None
     try:
         for v in variants:
@@ -289,6 +335,8 @@ def main():
                 for phase in ("first", "noop"):
                     accounting.append(account(sb, proxy, v, phase, account_file, vextra))
                 log("cleanup after %s accounting: %ss" % (v, cleanup(sb)))
+        if a.against:
+            against_result = against(sb, a.against, a.against_runs, vars_file)
     finally:
         cleanup(sb)
         if proxy:
@@ -334,6 +382,8 @@ def main():
         "ratios": ratios,
         "goals": goals,
     }
+    if against_result:
+        result["against"] = against_result
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)
@@ -397,6 +447,8 @@ def main():
         print("ratio %-34s %sx" % (k, v))
     for k, v in goals.items():
         print("goal  %-45s %s" % (k, "MET" if v else "MISSED"))
+    if against_result:
+        print("against %s (batch, server_dry_run: false): %s" % (a.against, json.dumps(against_result)))
     print("written: %s" % os.path.relpath(a.out, ROOT))
 
 
