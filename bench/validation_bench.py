@@ -2,7 +2,7 @@
 """What validating N Karpenter objects costs: offline (fresh process, import included) vs server-side dry-runs.
 
     source .sandbox/env.sh && .venv/bin/python bench/validation_bench.py [--sizes 10,100,1000] [--every 4]
-        [--repeat 5] [--no-module] [--out bench/results/validation_bench.json]
+        [--repeat 5] [--no-module] [--out bench/results/validation_bench.json] [--against REV]
 
 For each size N: N/2 EC2NodeClasses + N/2 NodePools (bench/benchlib.py); every ``--every``-th object of a kind
 carries one known mistake (benchlib.MUTATIONS: schema, CEL and Karpenter-runtime ones). Measured in one run:
@@ -128,36 +128,42 @@ def fresh_offline(paths, repeat):
     return bare, stats, last
 
 
-def module_check(objs, kubeconfig, tmp, repeat):
-    """The two Karpenter modules in check mode through their entry point; wall of both, per repeat."""
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"))
-    walls, outcome = [], {}
-    for _ in range(repeat):
-        total = 0.0
-        for kind, module in MODULES:
-            args = {
-                "ANSIBLE_MODULE_ARGS": {
-                    "definitions": [o for o in objs if o["kind"] == kind],
-                    "kubeconfig": kubeconfig,
-                    "_ansible_check_mode": True,
+def module_check(objs, kubeconfig, tmp, repeat, trees=None):
+    """The two Karpenter modules in check mode through their entry point; per tree (default: this one), the wall
+    and CPU seconds of both per repeat and their outcome. Several trees run alternately, the order turning."""
+    trees = trees or {"this_tree": ROOT}
+    walls = {name: [] for name in trees}
+    cpus = {name: [] for name in trees}
+    outcome = {name: {} for name in trees}
+    for i in range(repeat):
+        for name in list(trees) if i % 2 == 0 else list(trees)[::-1]:
+            env = dict(os.environ, PYTHONPATH=os.path.join(trees[name], ".collections"))
+            total, cpu = 0.0, []
+            for kind, module in MODULES:
+                args = {
+                    "ANSIBLE_MODULE_ARGS": {
+                        "definitions": [o for o in objs if o["kind"] == kind],
+                        "kubeconfig": kubeconfig,
+                        "_ansible_check_mode": True,
+                    }
                 }
-            }
-            path = os.path.join(tmp, "%s-args.json" % module)
-            with open(path, "w") as f:
-                json.dump(args, f)
-            wall, out, proc = spawn(["-m", MODULE_PACKAGE + module, path], env=env)
-            if out is None:
-                raise SystemExit("%s failed without a result: %s" % (module, proc.stderr[-2000:]))
-            total += wall
-            outcome[module] = {
-                "rc": proc.returncode,
-                "failed": bool(out.get("failed")),
-                "validation_errors": len(out.get("errors") or []),
-                "requests": out.get("requests"),
-                "changed": out.get("changed"),
-            }
-        walls.append(total)
-    return walls, outcome
+                path = os.path.join(tmp, "%s-args.json" % module)
+                with open(path, "w") as f:
+                    json.dump(args, f)
+                wall, out, proc = spawn(["-m", MODULE_PACKAGE + module, path], env=env, cpu=cpu)
+                if out is None:
+                    raise SystemExit("%s (%s) failed without a result: %s" % (module, name, proc.stderr[-2000:]))
+                total += wall
+                outcome[name][module] = {
+                    "rc": proc.returncode,
+                    "failed": bool(out.get("failed")),
+                    "validation_errors": len(out.get("errors") or []),
+                    "requests": out.get("requests"),
+                    "changed": out.get("changed"),
+                }
+            walls[name].append(total)
+            cpus[name].append(sum(cpu))
+    return walls, cpus, outcome
 
 
 def server_connected(sb, api, objs):
@@ -280,12 +286,29 @@ def measure(n, a, sb, api, tmp, path, fresh, out, empty):
         "error_paths_named_by_apiserver": paths,
     }
     if not a.no_module:
-        walls, outcome = module_check(objs, sb.env["KUBECONFIG"], tmp, a.repeat)
+        trees = {"this_tree": ROOT}
+        if a.against:
+            trees[a.against] = a.against_tree
+        walls, cpus, outcome = module_check(objs, sb.env["KUBECONFIG"], tmp, a.repeat, trees)
         entry["module_check_mode"] = {
-            "wall_seconds_both_modules": r4(walls),
-            "median_wall_seconds": med(walls),
-            "runs": outcome,
+            "wall_seconds_both_modules": r4(walls["this_tree"]),
+            "median_wall_seconds": med(walls["this_tree"]),
+            "median_cpu_seconds": med(cpus["this_tree"]),
+            "runs": outcome["this_tree"],
         }
+        if a.against:
+            old = entry["module_check_mode"]["against"] = {
+                "rev": a.against,
+                "median_wall_seconds": med(walls[a.against]),
+                "median_cpu_seconds": med(cpus[a.against]),
+                # the same failures and the same number of validation errors: the two trees agree on every input
+                "same_outcome": {m: (r["failed"], r["validation_errors"]) for m, r in outcome[a.against].items()}
+                == {m: (r["failed"], r["validation_errors"]) for m, r in outcome["this_tree"].items()},
+            }
+            for key in ("wall", "cpu"):
+                old[key + "_ratio_rev_over_this"] = round(
+                    old["median_%s_seconds" % key] / entry["module_check_mode"]["median_%s_seconds" % key], 3
+                )
     post_s = min(post_t)
     seq_s, conc_s = min(module_t["sequential"]), min(module_t["concurrent"])
     inner = med(fresh["inner"])
@@ -307,6 +330,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-module", action="store_true", help="skip the module runs in check mode")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "validation_bench.json"))
+    ap.add_argument("--against", metavar="REV", help="also run REV's two modules in check mode (a git worktree)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
 
@@ -326,7 +350,12 @@ def main():
                 json.dump(objects(n, a.every)[0], f)
         bare, fresh, last = fresh_offline(paths, a.repeat)
         empty = fresh[0]
-        entries = [measure(n, a, sb, api, tmp, paths[n], fresh[n], last[n], empty) for n in sizes]
+        a.against_tree = benchlib.worktree(a.against) if a.against and not a.no_module else None
+        try:
+            entries = [measure(n, a, sb, api, tmp, paths[n], fresh[n], last[n], empty) for n in sizes]
+        finally:
+            if a.against_tree:
+                benchlib.remove_worktree(a.against_tree)
     elapsed = time.perf_counter() - t_start
 
     result = {
