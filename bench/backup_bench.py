@@ -178,17 +178,7 @@ def against(rev, runs, inv, env, work, eks_kubeconfig):
                     samples[name].append(
                         timed_cpu(cmd, dict(env, ANSIBLE_CONFIG=os.path.join(tree, "ansible.cfg")), tree)
                     )
-            row = {}
-            for name, xs in samples.items():
-                row[name] = {
-                    "wall_median_seconds": round(sorted(w for w, _c in xs)[len(xs) // 2], 3),
-                    "cpu_median_seconds": round(sorted(c for _w, c in xs)[len(xs) // 2], 3),
-                }
-            for key in ("wall", "cpu"):
-                row[key + "_ratio_rev_over_this"] = round(
-                    row[rev][key + "_median_seconds"] / row["this_tree"][key + "_median_seconds"], 3
-                )
-            out[mode] = row
+            out[mode] = benchlib.ab_row(samples, rev)
     finally:
         benchlib.remove_worktree(old)
     return out

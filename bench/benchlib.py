@@ -209,6 +209,21 @@ def remove_worktree(path: str) -> None:
     subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], check=False, capture_output=True)
 
 
+def ab_row(samples: dict, rev: str) -> dict:
+    """Medians of (wall, cpu) samples per tree ("this_tree" and ``rev``) and the ratios rev / this tree."""
+    row = {}
+    for name, xs in samples.items():
+        row[name] = {
+            "wall_median_seconds": round(sorted(w for w, _c in xs)[len(xs) // 2], 3),
+            "cpu_median_seconds": round(sorted(c for _w, c in xs)[len(xs) // 2], 3),
+        }
+    for key in ("wall", "cpu"):
+        row[key + "_ratio_rev_over_this"] = round(
+            row[rev][key + "_median_seconds"] / row["this_tree"][key + "_median_seconds"], 3
+        )
+    return row
+
+
 def sandbox_env():
     res = subprocess.run(
         [sys.executable, os.path.join(ROOT, "sandbox", "sandbox.py"), "env", "--format", "json"],

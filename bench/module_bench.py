@@ -257,18 +257,7 @@ def against(sb, rev, runs, vars_file):
         benchlib.remove_worktree(old)
     out = {"rev": rev, "runs_each": runs, "server_dry_run": False}
     for phase in ("first", "noop"):
-        row = {}
-        for name in trees:
-            xs = samples[(name, phase)]
-            row[name] = {
-                "wall_median_seconds": round(sorted(w for w, _c in xs)[len(xs) // 2], 3),
-                "cpu_median_seconds": round(sorted(c for _w, c in xs)[len(xs) // 2], 3),
-            }
-        for key in ("wall", "cpu"):
-            row[key + "_ratio_rev_over_this"] = round(
-                row[rev][key + "_median_seconds"] / row["this_tree"][key + "_median_seconds"], 3
-            )
-        out[phase] = row
+        out[phase] = benchlib.ab_row({name: samples[(name, phase)] for name in trees}, rev)
     return out
 
 
