@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from ..kube import info
 from .kube_module import KubeModule
 
 INFO_SPEC = dict(
@@ -22,8 +23,6 @@ INFO_SPEC = dict(
 
 def run_info() -> None:
     """karpenter_info: NodePools, EC2NodeClasses and NodeClaims with their readiness and usage."""
-    from ..kube import info
-
     module = KubeModule(argument_spec=INFO_SPEC, supports_check_mode=True)
     p = module.params
     api = module.connect()

@@ -12,6 +12,7 @@ from typing import Any
 from ansible.module_utils.basic import missing_required_lib
 
 from ..errors import InputError
+from ..kube import resource
 from .kube_module import KubeModule
 
 
@@ -68,8 +69,6 @@ def run_apply(module: KubeModule, kind_name: str, **run_args: Any) -> None:
     karpenter_apply, import_error = load_karpenter_apply()
     if karpenter_apply is None:
         module.fail_json(msg=missing_required_lib("cel-python"), exception=import_error)
-    from ..kube import resource
-
     kind = {"NodePool": resource.NODEPOOL, "EC2NodeClass": resource.EC2NODECLASS}[kind_name]
     p = module.params
     definitions = p["definitions"]

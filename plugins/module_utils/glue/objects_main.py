@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ..kube import objects
 from .kube_module import KubeModule
 
 OBJECTS_SPEC = dict(
@@ -18,8 +19,6 @@ OBJECTS_SPEC = dict(
 
 def run_objects() -> None:
     """k8s_objects: converge plain Kubernetes objects with server-side apply."""
-    from ..kube import objects
-
     module = KubeModule(argument_spec=OBJECTS_SPEC, supports_check_mode=True)
     p = module.params
     if not p["field_manager"]:
